@@ -1,0 +1,219 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// ErrNoMeta means no meta member could be reached.
+var ErrNoMeta = errors.New("rpc: no meta member reachable")
+
+// MetaCaller calls the meta group: it learns the members' addresses from
+// seeds (any member of the cluster answers Hello with the meta members it
+// knows), follows not-leader redirections, and moves on to the next member
+// when one is unreachable. It is safe for concurrent use.
+type MetaCaller struct {
+	pool *Pool
+
+	mu      sync.Mutex
+	seeds   []string
+	members []string // meta members' RPC addresses
+	leader  string   // last known leader address
+}
+
+// NewMetaCaller returns a caller that dials through pool and starts from
+// seeds (RPC addresses of any members, meta or not).
+func NewMetaCaller(pool *Pool, seeds []string) *MetaCaller {
+	return &MetaCaller{pool: pool, seeds: slices.Clone(seeds)}
+}
+
+// SetMembers replaces the known meta members (from a map or a Hello).
+func (m *MetaCaller) SetMembers(members []placement.MetaMember) {
+	var addrs []string
+	for _, mm := range members {
+		if mm.RPCAddr != "" {
+			addrs = append(addrs, mm.RPCAddr)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	slices.Sort(addrs)
+	m.mu.Lock()
+	m.members = addrs
+	if m.leader != "" && !slices.Contains(addrs, m.leader) {
+		m.leader = ""
+	}
+	m.mu.Unlock()
+}
+
+// AddSeeds adds addresses to try when no meta member is known.
+func (m *MetaCaller) AddSeeds(addrs ...string) {
+	m.mu.Lock()
+	for _, a := range addrs {
+		if a != "" && !slices.Contains(m.seeds, a) {
+			m.seeds = append(m.seeds, a)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// Members returns the known meta members' addresses.
+func (m *MetaCaller) Members() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.members)
+}
+
+// Leader returns the last known leader address, or "".
+func (m *MetaCaller) Leader() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leader
+}
+
+// candidates returns the addresses to try, leader first.
+func (m *MetaCaller) candidates() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, 1+len(m.members))
+	if m.leader != "" {
+		out = append(out, m.leader)
+	}
+	start := len(out)
+	for _, a := range m.members {
+		if a != m.leader {
+			out = append(out, a)
+		}
+	}
+	// Spread load across followers.
+	rest := out[start:]
+	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	return out
+}
+
+// discover asks seeds for the meta members.
+func (m *MetaCaller) discover(ctx context.Context) error {
+	m.mu.Lock()
+	seeds := slices.Clone(m.seeds)
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range seeds {
+		c, err := m.pool.Get(ctx, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		h := c.Hello()
+		if len(h.Meta) > 0 {
+			m.SetMembers(h.Meta)
+			return nil
+		}
+		if h.Roles&wire.RoleMeta != 0 {
+			m.SetMembers([]placement.MetaMember{{RPCAddr: s}})
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s knows no meta member yet", s))
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("%w: no seed addresses", ErrNoMeta)
+	}
+	return fmt.Errorf("%w: %w", ErrNoMeta, errors.Join(errs...))
+}
+
+// Call sends a request to the meta group. With leaderOnly it follows
+// not-leader replies to the leader; otherwise the first member that answers
+// wins. It retries across members, backing off while no member is reachable
+// or no leader is elected, until ctx ends.
+func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, req, resp any) error {
+	backoff := 5 * time.Millisecond
+	var last error
+	for {
+		if len(m.Members()) == 0 {
+			if err := m.discover(ctx); err != nil {
+				last = err
+			}
+		}
+		for _, addr := range m.candidates() {
+			err := m.pool.Call(ctx, addr, kind, req, resp)
+			if err == nil {
+				if leaderOnly {
+					m.mu.Lock()
+					m.leader = addr
+					m.mu.Unlock()
+				}
+				return nil
+			}
+			last = err
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+			}
+			var we *wire.Error
+			if errors.As(err, &we) {
+				switch we.Code {
+				case wire.CodeNotLeader:
+					if we.Addr != "" && we.Addr != addr {
+						if err := m.pool.Call(ctx, we.Addr, kind, req, resp); err == nil {
+							m.mu.Lock()
+							m.leader = we.Addr
+							m.mu.Unlock()
+							return nil
+						} else {
+							last = err
+							if !retryableMeta(err) {
+								return err
+							}
+						}
+					}
+					continue
+				case wire.CodeUnavailable, wire.CodeClosed, wire.CodeWait, wire.CodeTimeout:
+					continue
+				default:
+					return err // a real answer
+				}
+			}
+			if IsConnError(err) {
+				m.mu.Lock()
+				if m.leader == addr {
+					m.leader = ""
+				}
+				m.mu.Unlock()
+				continue
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ErrNoMeta
+			}
+			return fmt.Errorf("%w (last error: %w)", ctx.Err(), last)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+		if len(m.Members()) > 0 && last != nil && IsConnError(last) {
+			// Every member failed at the connection level: maybe the
+			// membership changed; ask the seeds again.
+			_ = m.discover(ctx)
+		}
+	}
+}
+
+func retryableMeta(err error) bool {
+	if IsConnError(err) {
+		return true
+	}
+	switch wire.CodeOf(err) {
+	case wire.CodeNotLeader, wire.CodeUnavailable, wire.CodeClosed, wire.CodeWait, wire.CodeTimeout:
+		return true
+	}
+	return false
+}

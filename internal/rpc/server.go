@@ -1,0 +1,381 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// HandlerFunc serves one request. body is the request's msgpack body, owned
+// by the handler. It returns the reply value (encoded with the request's
+// kind) or an error (sent as a KindError reply; errors that are not
+// *wire.Error become wire.CodeInternal).
+type HandlerFunc func(ctx context.Context, body []byte) (any, error)
+
+// HelloFunc answers a connection's Hello.
+type HelloFunc func(wire.Hello) wire.HelloReply
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// MaxFrame bounds incoming frames (wire.DefaultMaxFrame when 0).
+	MaxFrame int
+	// MaxInFlight bounds concurrently served requests per connection; the
+	// reader stops reading while the bound is reached (default 4096).
+	MaxInFlight int
+	// Hello answers the Hello that opens each connection.
+	Hello HelloFunc
+	// Logger receives connection errors at debug level (discarded when nil).
+	Logger *slog.Logger
+}
+
+// Server serves the wire protocol on any number of listeners.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	hmu      sync.RWMutex
+	handlers map[wire.Kind]HandlerFunc
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a server with no handlers.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxFrame
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 4096
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:       cfg,
+		log:       log,
+		handlers:  make(map[wire.Kind]HandlerFunc),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+	}
+}
+
+// Handle registers h for requests of kind k, replacing any previous handler.
+// It may be called while serving.
+func (s *Server) Handle(k wire.Kind, h HandlerFunc) {
+	s.hmu.Lock()
+	s.handlers[k] = h
+	s.hmu.Unlock()
+}
+
+func (s *Server) handler(k wire.Kind) HandlerFunc {
+	s.hmu.RLock()
+	defer s.hmu.RUnlock()
+	return s.handlers[k]
+}
+
+// Serve accepts connections on ln until Close. It returns nil after Close,
+// or the accept error that stopped it.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.serveConn(nc)
+	}
+}
+
+// Close stops every listener and connection and waits for every goroutine
+// the server started, including running handlers (whose contexts are
+// cancelled). It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+type serverConn struct {
+	s      *Server
+	nc     net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan []byte // nil entry: close once everything before it is written
+	sem    chan struct{}
+	once   sync.Once
+	done   chan struct{}
+}
+
+func (s *Server) serveConn(nc net.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &serverConn{
+		s:      s,
+		nc:     nc,
+		ctx:    ctx,
+		cancel: cancel,
+		out:    make(chan []byte, 1024),
+		sem:    make(chan struct{}, s.cfg.MaxInFlight),
+		done:   make(chan struct{}),
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		_ = nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(2)
+	s.mu.Unlock()
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+func (c *serverConn) close() {
+	c.once.Do(func() {
+		c.cancel()
+		close(c.done)
+		_ = c.nc.Close()
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
+}
+
+// fail replies with err to request id and closes the connection once the
+// reply is written.
+func (c *serverConn) fail(id uint64, err *wire.Error) {
+	c.s.log.Debug("rpc: closing connection", "remote", c.nc.RemoteAddr(), "err", err)
+	buf, encErr := wire.AppendMessage(nil, wire.KindError, id, err)
+	if encErr == nil {
+		c.send(buf)
+	}
+	c.send(nil)
+}
+
+func (c *serverConn) send(b []byte) {
+	select {
+	case c.out <- b:
+	case <-c.done:
+	}
+}
+
+func (c *serverConn) readLoop() {
+	defer c.s.wg.Done()
+	fr := wire.NewFrameReader(c.nc, c.s.cfg.MaxFrame)
+
+	// The first frame must be a Hello of our version.
+	f, err := fr.Next()
+	if err != nil {
+		c.readFailed(err)
+		return
+	}
+	if f.Kind != wire.KindHello {
+		c.fail(f.ID, wire.Errorf(wire.CodeBadRequest, "expected hello, got %v", f.Kind))
+		return
+	}
+	var hello wire.Hello
+	if err := wire.Unmarshal(f.Body, &hello); err != nil {
+		c.fail(f.ID, wire.Errorf(wire.CodeBadRequest, "bad hello: %v", err))
+		return
+	}
+	if hello.Version != wire.ProtocolVersion {
+		c.fail(f.ID, wire.Errorf(wire.CodeVersion, "protocol version %d not supported (want %d)", hello.Version, wire.ProtocolVersion))
+		return
+	}
+	reply := wire.HelloReply{Version: wire.ProtocolVersion}
+	if c.s.cfg.Hello != nil {
+		reply = c.s.cfg.Hello(hello)
+		reply.Version = wire.ProtocolVersion
+	}
+	buf, err := wire.AppendMessage(nil, wire.KindHello, f.ID, &reply)
+	if err != nil {
+		c.fail(f.ID, wire.AsError(err))
+		return
+	}
+	c.send(buf)
+
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		h := c.s.handler(f.Kind)
+		if h == nil {
+			c.fail(f.ID, wire.Errorf(wire.CodeBadRequest, "unknown message kind %v", f.Kind))
+			return
+		}
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.done:
+			return
+		}
+		c.s.wg.Add(1)
+		go c.serve(h, f)
+	}
+}
+
+func (c *serverConn) readFailed(err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.close()
+	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrFrameTooShort):
+		c.fail(0, wire.Errorf(wire.CodeBadRequest, "%v", err))
+	default:
+		c.s.log.Debug("rpc: read failed", "remote", c.nc.RemoteAddr(), "err", err)
+		c.close()
+	}
+}
+
+func (c *serverConn) serve(h HandlerFunc, f wire.Frame) {
+	defer c.s.wg.Done()
+	defer func() { <-c.sem }()
+	reply, err := c.call(h, f)
+	var buf []byte
+	if err == nil {
+		buf, err = wire.AppendMessage(nil, f.Kind, f.ID, reply)
+	}
+	if err != nil {
+		buf, err = wire.AppendMessage(nil, wire.KindError, f.ID, wire.AsError(err))
+		if err != nil {
+			c.s.log.Error("rpc: cannot encode error reply", "err", err)
+			return
+		}
+	}
+	c.send(buf)
+}
+
+// call runs a handler, turning a panic into an internal error so that no
+// request can take the process down.
+func (c *serverConn) call(h HandlerFunc, f wire.Frame) (reply any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.log.Error("rpc: handler panic", "kind", f.Kind, "panic", r, "stack", string(debug.Stack()))
+			err = wire.Errorf(wire.CodeInternal, "handler for %v failed: %v", f.Kind, r)
+		}
+	}()
+	return h(c.ctx, f.Body)
+}
+
+func (c *serverConn) writeLoop() {
+	defer c.s.wg.Done()
+	defer c.close()
+	w := newCoalescer(c.nc)
+	for {
+		var b []byte
+		select {
+		case b = <-c.out:
+		case <-c.done:
+			return
+		}
+	drain:
+		for {
+			if b == nil {
+				_ = w.flush()
+				return
+			}
+			if err := w.write(b); err != nil {
+				return
+			}
+			select {
+			case b = <-c.out:
+			default:
+				break drain
+			}
+		}
+		if err := w.flush(); err != nil {
+			return
+		}
+	}
+}
+
+// coalescer batches frames into large writes.
+type coalescer struct {
+	w   io.Writer
+	buf []byte
+}
+
+func newCoalescer(w io.Writer) *coalescer {
+	return &coalescer{w: w, buf: make([]byte, 0, 64<<10)}
+}
+
+func (c *coalescer) write(b []byte) error {
+	if len(c.buf)+len(b) > cap(c.buf) && len(c.buf) > 0 {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	if len(b) >= cap(c.buf) {
+		_, err := c.w.Write(b)
+		return err
+	}
+	c.buf = append(c.buf, b...)
+	return nil
+}
+
+func (c *coalescer) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	if err != nil {
+		return fmt.Errorf("rpc: write: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,533 @@
+package wire
+
+import "github.com/zeppelin-kv/zeppelin/placement"
+
+// Roles is a bit set of the roles a process plays.
+type Roles uint8
+
+// Role bits.
+const (
+	RoleMeta Roles = 1 << iota
+	RoleData
+)
+
+// Hello opens every connection.
+type Hello struct {
+	Version uint32 `msgpack:"v"`
+	// From names the dialer (a node ID, or empty for a client).
+	From string `msgpack:"f,omitempty"`
+}
+
+// HelloReply tells the dialer who it reached and how to find the meta group.
+type HelloReply struct {
+	Version    uint32                 `msgpack:"v"`
+	NodeID     string                 `msgpack:"n,omitempty"`
+	Roles      Roles                  `msgpack:"r"`
+	GossipAddr string                 `msgpack:"g,omitempty"`
+	Meta       []placement.MetaMember `msgpack:"m,omitempty"`
+	Epoch      placement.Epoch        `msgpack:"e"`
+}
+
+// EpochReply is the reply of calls that only report the resulting epoch.
+type EpochReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+}
+
+// ---- meta service ----
+
+// PullRequest asks a meta member for the cluster map.
+type PullRequest struct {
+	// Known is the epoch the caller already has; when the member's map is not
+	// newer the reply carries no map.
+	Known placement.Epoch `msgpack:"k"`
+}
+
+// PullReply carries the map when it is newer than the caller's.
+type PullReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+	Map   *placement.Map  `msgpack:"m,omitempty"`
+}
+
+// RegisterRequest registers (or updates) a data node in the map.
+type RegisterRequest struct {
+	Node placement.Node `msgpack:"n"`
+}
+
+// RegisterReply reports the epoch after registration.
+type RegisterReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+}
+
+// Role is a replica's role on its node.
+type Role uint8
+
+// Replica roles.
+const (
+	RoleNone Role = iota
+	RoleMaster
+	RoleSlave
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleMaster:
+		return "master"
+	case RoleSlave:
+		return "slave"
+	}
+	return "none"
+}
+
+// ReplState is a replica's replication state.
+type ReplState uint8
+
+// Replication states.
+const (
+	ReplIdle        ReplState = iota // master, or slave not started
+	ReplConnecting                   // slave: handshaking with the master
+	ReplFullSyncing                  // slave: loading a snapshot
+	ReplStreaming                    // slave: applying the binlog stream
+)
+
+func (s ReplState) String() string {
+	switch s {
+	case ReplIdle:
+		return "idle"
+	case ReplConnecting:
+		return "connecting"
+	case ReplFullSyncing:
+		return "full-syncing"
+	case ReplStreaming:
+		return "streaming"
+	}
+	return "unknown"
+}
+
+// SlaveProgress is a master's view of one slave.
+type SlaveProgress struct {
+	Node  placement.NodeID `msgpack:"n"`
+	Acked uint64           `msgpack:"a"` // highest seq the slave durably applied
+	LagMs int64            `msgpack:"l"` // age of the oldest unacknowledged record
+}
+
+// ReplicaStatus describes one partition replica on a node.
+type ReplicaStatus struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Role      Role                  `msgpack:"r"`
+	State     ReplState             `msgpack:"s"`
+	// Gen and Seq are the generation and sequence of the last record the
+	// replica holds.
+	Gen      uint64 `msgpack:"g"`
+	Seq      uint64 `msgpack:"q"`
+	FirstSeq uint64 `msgpack:"f"` // oldest retained binlog record
+	// MapGen is the partition generation of the map the node serves under.
+	MapGen uint64 `msgpack:"mg"`
+	// LagRecords and LagMs are a slave's distance behind its master.
+	LagRecords uint64 `msgpack:"lr"`
+	LagMs      int64  `msgpack:"lm"`
+	// Incomplete marks a replica whose full sync has not finished: it holds
+	// no usable data.
+	Incomplete bool            `msgpack:"i,omitempty"`
+	FullSyncs  uint64          `msgpack:"fs,omitempty"` // full syncs completed since start
+	Slaves     []SlaveProgress `msgpack:"sl,omitempty"` // master only
+}
+
+// HeartbeatRequest is sent by every data node to the meta leader.
+type HeartbeatRequest struct {
+	Node     placement.NodeID `msgpack:"n"`
+	Addr     string           `msgpack:"a"`
+	Epoch    placement.Epoch  `msgpack:"e"`
+	Replicas []ReplicaStatus  `msgpack:"r"`
+}
+
+// HeartbeatReply acknowledges a heartbeat. Only a meta leader that has
+// confirmed its leadership acknowledges; the node's master lease runs from
+// the moment it sent the heartbeat.
+type HeartbeatReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+}
+
+// CreateTableRequest creates a table.
+type CreateTableRequest struct {
+	Name        string           `msgpack:"n"`
+	Partitions  int              `msgpack:"p"`
+	Replication int              `msgpack:"r"`
+	Mode        placement.Mode   `msgpack:"m"`
+	Fenced      bool             `msgpack:"f"`
+	MinInSync   int              `msgpack:"mis,omitempty"`
+	Domain      placement.Domain `msgpack:"d,omitempty"`
+}
+
+// TableReply returns a table as committed.
+type TableReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+	Table placement.Table `msgpack:"t"`
+	// Warnings reports placement rules the topology could not satisfy.
+	Warnings []string `msgpack:"w,omitempty"`
+}
+
+// DropTableRequest drops a table.
+type DropTableRequest struct {
+	Name string `msgpack:"n"`
+}
+
+// SetMasterRequest asks for a planned switchover of one partition.
+type SetMasterRequest struct {
+	Table     string                `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Node      placement.NodeID      `msgpack:"n"`
+}
+
+// StatusRequest asks a meta member for the cluster status.
+type StatusRequest struct {
+	// Leader asks for the leader's view (with heartbeat ages and replica
+	// states); other members answer CodeNotLeader with its address.
+	Leader bool `msgpack:"l,omitempty"`
+}
+
+// MemberStatus describes one meta member.
+type MemberStatus struct {
+	placement.MetaMember `msgpack:",inline"`
+	Leader               bool `msgpack:"l"`
+}
+
+// NodeStatus is the meta leader's view of one data node.
+type NodeStatus struct {
+	Node placement.Node `msgpack:"n"`
+	// HeartbeatAgeMs is the time since the leader last heard from the node,
+	// -1 when it has not heard from it since it became leader.
+	HeartbeatAgeMs int64           `msgpack:"h"`
+	Replicas       []ReplicaStatus `msgpack:"r,omitempty"`
+}
+
+// StatusReply is the cluster status as one meta member sees it.
+type StatusReply struct {
+	Epoch      placement.Epoch `msgpack:"e"`
+	LeaderID   uint64          `msgpack:"l"`
+	LeaderAddr string          `msgpack:"la"`
+	Self       uint64          `msgpack:"s"`
+	Term       uint64          `msgpack:"t"`
+	Members    []MemberStatus  `msgpack:"m"`
+	// Nodes carries heartbeat ages and replica states when the replier is
+	// the leader; otherwise only the map's view.
+	Nodes []NodeStatus   `msgpack:"n"`
+	Map   *placement.Map `msgpack:"map"`
+}
+
+// PlanRequest asks for a dry-run rebalance plan.
+type PlanRequest struct {
+	Table       string `msgpack:"t,omitempty"` // empty: every table
+	MastersOnly bool   `msgpack:"mo,omitempty"`
+}
+
+// PlanMove is one step of a plan.
+type PlanMove struct {
+	Table     string                `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Kind      string                `msgpack:"k"` // add, remove, master
+	From      placement.NodeID      `msgpack:"f,omitempty"`
+	To        placement.NodeID      `msgpack:"to,omitempty"`
+}
+
+// PlanReply is a dry-run plan.
+type PlanReply struct {
+	Epoch         placement.Epoch `msgpack:"e"`
+	ReplicaMoves  int             `msgpack:"rm"`
+	MasterChanges int             `msgpack:"mc"`
+	Minimum       int             `msgpack:"min"`
+	Summary       string          `msgpack:"s"`
+	Moves         []PlanMove      `msgpack:"m,omitempty"`
+	Warnings      []string        `msgpack:"w,omitempty"`
+}
+
+// RebalanceRequest asks the meta leader to spread masters evenly by planned
+// switchovers.
+type RebalanceRequest struct {
+	Table       string `msgpack:"t,omitempty"`
+	MastersOnly bool   `msgpack:"mo"`
+}
+
+// ---- data service ----
+
+// OpType is the type of one write operation.
+type OpType uint8
+
+// Write operation types.
+const (
+	OpSet       OpType = iota + 1 // set Key to Value (TTL, Cond, KeepTTL, ReturnOld)
+	OpDelete                      // delete Key
+	OpIncr                        // add Delta to the integer at Key
+	OpExpire                      // set Key's TTL (TTL ≤ 0 deletes the key)
+	OpPersist                     // remove Key's TTL
+	OpDeleteTag                   // delete every key whose hashtag is Key
+	OpFlush                       // delete every key of the partition
+)
+
+func (t OpType) String() string {
+	switch t {
+	case OpSet:
+		return "set"
+	case OpDelete:
+		return "delete"
+	case OpIncr:
+		return "incr"
+	case OpExpire:
+		return "expire"
+	case OpPersist:
+		return "persist"
+	case OpDeleteTag:
+		return "deletetag"
+	case OpFlush:
+		return "flush"
+	}
+	return "op?"
+}
+
+// Cond is a set condition.
+type Cond uint8
+
+// Set conditions.
+const (
+	CondNone      Cond = iota
+	CondIfAbsent       // only when the key does not exist (NX)
+	CondIfPresent      // only when the key exists (XX)
+)
+
+// Op is one write operation.
+type Op struct {
+	Type  OpType `msgpack:"y"`
+	Key   []byte `msgpack:"k"`
+	Value []byte `msgpack:"v,omitempty"`
+	// TTL is relative, in milliseconds; the master turns it into an absolute
+	// expiry. Zero means none (for OpSet: no expiry unless KeepTTL).
+	TTL       int64 `msgpack:"ttl,omitempty"`
+	Cond      Cond  `msgpack:"c,omitempty"`
+	KeepTTL   bool  `msgpack:"kt,omitempty"`
+	ReturnOld bool  `msgpack:"ro,omitempty"`
+	Delta     int64 `msgpack:"d,omitempty"`
+}
+
+// WriteGroup is a list of operations on one partition, applied
+// all-or-nothing.
+type WriteGroup struct {
+	Partition placement.PartitionID `msgpack:"p"`
+	Ops       []Op                  `msgpack:"o"`
+}
+
+// WriteRequest carries one or more write groups for partitions the
+// receiving node masters.
+type WriteRequest struct {
+	Table  placement.TableID `msgpack:"t"`
+	Epoch  placement.Epoch   `msgpack:"e"`
+	Groups []WriteGroup      `msgpack:"g"`
+}
+
+// OpResult is the outcome of one operation.
+type OpResult struct {
+	// Done: OpSet wrote; OpDelete/OpExpire/OpPersist found the key (and, for
+	// OpPersist, it had a TTL).
+	Done bool `msgpack:"d,omitempty"`
+	// Found and Old: the previous value, when ReturnOld was asked.
+	Found bool   `msgpack:"f,omitempty"`
+	Old   []byte `msgpack:"o,omitempty"`
+	// Int: OpIncr's new value; OpDeleteTag's and OpFlush's count.
+	Int int64 `msgpack:"i,omitempty"`
+}
+
+// GroupResult is the outcome of one write group: an error (nothing of the
+// group was written) or one result per operation.
+type GroupResult struct {
+	Err     *Error     `msgpack:"err,omitempty"`
+	Results []OpResult `msgpack:"r,omitempty"`
+}
+
+// WriteReply answers a WriteRequest, one result per group in order.
+type WriteReply struct {
+	Groups []GroupResult `msgpack:"g"`
+}
+
+// ReadOp is the type of a read.
+type ReadOp uint8
+
+// Read operations.
+const (
+	ReadGet    ReadOp = iota + 1 // value
+	ReadExists                   // existence only
+	ReadTTL                      // remaining time to live
+)
+
+// KeyRef names one key and its partition.
+type KeyRef struct {
+	Partition placement.PartitionID `msgpack:"p"`
+	Key       []byte                `msgpack:"k"`
+}
+
+// ReadRequest reads one or more keys of partitions the node masters.
+type ReadRequest struct {
+	Table placement.TableID `msgpack:"t"`
+	Epoch placement.Epoch   `msgpack:"e"`
+	Op    ReadOp            `msgpack:"o"`
+	Keys  []KeyRef          `msgpack:"k"`
+	// AllowSlave lets a slave answer from its (possibly stale) copy.
+	AllowSlave bool `msgpack:"as,omitempty"`
+}
+
+// ReadResult is the outcome for one key.
+type ReadResult struct {
+	Err   *Error `msgpack:"err,omitempty"`
+	Found bool   `msgpack:"f,omitempty"`
+	Value []byte `msgpack:"v,omitempty"`
+	// TTL is the remaining time to live in milliseconds for ReadTTL, -1 when
+	// the key has no expiry.
+	TTL int64 `msgpack:"ttl,omitempty"`
+}
+
+// ReadReply answers a ReadRequest, one result per key in order.
+type ReadReply struct {
+	Results []ReadResult `msgpack:"r"`
+}
+
+// ListRequest lists the keys of one hashtag, in key order, a page at a time.
+type ListRequest struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Epoch     placement.Epoch       `msgpack:"e"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Tag       []byte                `msgpack:"g"`
+	// After is the last key of the previous page (exclusive), or empty.
+	After  []byte `msgpack:"a,omitempty"`
+	Limit  int    `msgpack:"l"`
+	Values bool   `msgpack:"v,omitempty"`
+}
+
+// ListReply is one page of keys.
+type ListReply struct {
+	Keys   [][]byte `msgpack:"k"`
+	Values [][]byte `msgpack:"v,omitempty"`
+	More   bool     `msgpack:"m,omitempty"`
+}
+
+// NodeStatusRequest asks a data node for its replicas' states.
+type NodeStatusRequest struct{}
+
+// NodeStatusReply describes a data node's replicas.
+type NodeStatusReply struct {
+	Node     placement.NodeID `msgpack:"n"`
+	Epoch    placement.Epoch  `msgpack:"e"`
+	Replicas []ReplicaStatus  `msgpack:"r"`
+}
+
+// ---- replication ----
+
+// ReplAction is a master's answer to a replication handshake.
+type ReplAction uint8
+
+// Handshake answers.
+const (
+	ReplContinue ReplAction = iota + 1 // stream from the slave's seq + 1
+	ReplFullSync                       // load a snapshot first
+	ReplRefuse                         // epoch or role mismatch: pull the map, retry
+)
+
+func (a ReplAction) String() string {
+	switch a {
+	case ReplContinue:
+		return "continue"
+	case ReplFullSync:
+		return "full-sync"
+	case ReplRefuse:
+		return "refuse"
+	}
+	return "action?"
+}
+
+// HandshakeRequest opens replication of one partition from its master.
+type HandshakeRequest struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Node      placement.NodeID      `msgpack:"n"`
+	Epoch     placement.Epoch       `msgpack:"e"`
+	// MapGen is the partition generation in the slave's map.
+	MapGen uint64 `msgpack:"mg"`
+	// LastGen and LastSeq identify the slave's last record (0, 0 when empty).
+	LastGen uint64 `msgpack:"lg"`
+	LastSeq uint64 `msgpack:"ls"`
+}
+
+// HandshakeReply answers a handshake.
+type HandshakeReply struct {
+	Action ReplAction `msgpack:"a"`
+	Reason string     `msgpack:"r,omitempty"`
+	Seq    uint64     `msgpack:"q"` // master's last seq
+}
+
+// FetchRequest asks for records after From-1; it also acknowledges Acked,
+// the highest seq the slave has durably applied.
+type FetchRequest struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Node      placement.NodeID      `msgpack:"n"`
+	MapGen    uint64                `msgpack:"mg"`
+	From      uint64                `msgpack:"f"`
+	Acked     uint64                `msgpack:"a"`
+	MaxBytes  int                   `msgpack:"mb"`
+	// WaitMs lets the master hold the request up to this long when it has
+	// no record at From yet.
+	WaitMs int64 `msgpack:"w"`
+}
+
+// FetchReply carries encoded binlog records, consecutive from the request's
+// From.
+type FetchReply struct {
+	Records [][]byte `msgpack:"r"`
+	Seq     uint64   `msgpack:"q"`            // master's last seq
+	Purged  bool     `msgpack:"p,omitempty"`  // From is no longer retained: full sync
+	TimeMs  int64    `msgpack:"tm,omitempty"` // master time of its last record
+}
+
+// SnapBeginRequest starts a full-sync transfer of one partition.
+type SnapBeginRequest struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Node      placement.NodeID      `msgpack:"n"`
+	MapGen    uint64                `msgpack:"mg"`
+}
+
+// GenStart records that generation Gen's first record is Seq.
+type GenStart struct {
+	Gen uint64 `msgpack:"g"`
+	Seq uint64 `msgpack:"s"`
+}
+
+// SnapBeginReply describes the snapshot: the exact (Gen, Seq) it reflects and
+// the master's generation history up to it.
+type SnapBeginReply struct {
+	ID      uint64     `msgpack:"id"`
+	Gen     uint64     `msgpack:"g"`
+	Seq     uint64     `msgpack:"q"`
+	History []GenStart `msgpack:"h"`
+}
+
+// SnapChunkRequest asks for the next chunk of a snapshot.
+type SnapChunkRequest struct {
+	ID       uint64 `msgpack:"id"`
+	MaxBytes int    `msgpack:"mb"`
+}
+
+// SnapEntry is one key of a snapshot.
+type SnapEntry struct {
+	Key      []byte `msgpack:"k"`
+	Value    []byte `msgpack:"v"`
+	ExpireAt int64  `msgpack:"x,omitempty"` // absolute, Unix milliseconds
+}
+
+// SnapChunkReply is one chunk; Done marks the last.
+type SnapChunkReply struct {
+	Entries []SnapEntry `msgpack:"e"`
+	Done    bool        `msgpack:"d,omitempty"`
+}
+
+// SnapEndRequest releases a snapshot.
+type SnapEndRequest struct {
+	ID uint64 `msgpack:"id"`
+}
