@@ -1,0 +1,366 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/zeppelin-kv/zeppelin/binlog"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// DefaultListLimit is the page size List uses when limit ≤ 0.
+const DefaultListLimit = 1000
+
+// Replica is one partition replica in a Store: its data, its binlog and its
+// state. It is a master after Promote (Write assigns seqs and logs records)
+// and a slave otherwise (Apply and the full-sync load methods feed it).
+// Reads work in any role; callers decide who may read.
+//
+// All methods are safe for concurrent use. Obtain a Replica from
+// Store.Replica; Close it, or close the Store, when done.
+type Replica struct {
+	s          *Store
+	id         ReplicaID
+	stKey      []byte
+	dataBase   []byte // d T P, the data prefix without incarnation
+	indexBase  []byte // x T P
+	maxTagDel  int
+	roleMu     sync.Mutex // serializes Promote, Demote and shutdown
+	writeMu    sync.Mutex // held by every transaction that writes the state
+	purgeMu    sync.Mutex // one Purge at a time
+	closeOnce  sync.Once
+	kick       chan struct{}
+	snapsMu    sync.Mutex
+	snaps      map[*Snapshot]struct{}
+	snapsShut  bool
+	seqStopped chan struct{} // closed when the running sequencer exits
+
+	// testHookCommit, when set before Promote, runs in the sequencer before
+	// every group commit. Tests use it to hold the sequencer.
+	testHookCommit func()
+
+	mu sync.Mutex // guards the fields below
+	st State      // written with writeMu and mu held
+	// incVer changes whenever DataInc, LogInc or FirstSeq change, or the
+	// replica closes; readers use it to detect a concurrent switch.
+	incVer   uint64
+	logBytes int64 // approximate bytes of the retained log
+	closed   bool
+	master   bool
+	gen      uint64 // generation of new records while master
+	pending  []*request
+	seqStop  chan struct{} // non-nil while a sequencer runs
+	seqCh    chan struct{} // closed and replaced when Seq changes or on close
+}
+
+func newReplica(s *Store, id ReplicaID, st State) *Replica {
+	return &Replica{
+		s:         s,
+		id:        id,
+		stKey:     stateKey(id.Table, id.Partition),
+		dataBase:  stateKeyLike(prefixData, id),
+		indexBase: stateKeyLike(prefixIndex, id),
+		maxTagDel: s.opts.MaxTagDelete,
+		kick:      make(chan struct{}, 1),
+		snaps:     make(map[*Snapshot]struct{}),
+		st:        st,
+		seqCh:     make(chan struct{}),
+	}
+}
+
+func stateKeyLike(kind byte, id ReplicaID) []byte {
+	k := make([]byte, partPrefixLen)
+	putTP(k, kind, id.Table, id.Partition)
+	return k
+}
+
+// ID returns the replica's table and partition.
+func (r *Replica) ID() ReplicaID { return r.id }
+
+func (r *Replica) dataPrefix(inc uint32) []byte {
+	return incPrefix(prefixData, r.id.Table, r.id.Partition, inc)
+}
+func (r *Replica) indexPrefix(inc uint32) []byte {
+	return incPrefix(prefixIndex, r.id.Table, r.id.Partition, inc)
+}
+func (r *Replica) logPrefix(inc uint32) []byte {
+	return binlog.LogPrefix(r.id.Table, r.id.Partition, inc)
+}
+
+// State returns a copy of the replica's state as of its last commit.
+func (r *Replica) State() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.clone()
+}
+
+// Close stops the replica's sequencer (queued writes fail with ErrClosed),
+// closes its snapshots, waits for writes in progress and removes it from the
+// store's cache; Store.Replica opens it afresh afterwards. It is idempotent.
+func (r *Replica) Close() error {
+	r.shutdown()
+	r.s.forget(r)
+	return nil
+}
+
+// shutdown does Close's work without touching the store's cache.
+func (r *Replica) shutdown() {
+	r.closeOnce.Do(func() {
+		r.roleMu.Lock()
+		r.mu.Lock()
+		r.closed = true
+		r.master = false
+		r.incVer++
+		stop := r.seqStop
+		r.seqStop = nil
+		close(r.seqCh)
+		r.mu.Unlock()
+		if stop != nil {
+			close(stop)
+			<-r.seqStopped
+		}
+		r.failPending()
+		r.roleMu.Unlock()
+
+		r.snapsMu.Lock()
+		r.snapsShut = true
+		snaps := make([]*Snapshot, 0, len(r.snaps))
+		for sn := range r.snaps {
+			snaps = append(snaps, sn)
+		}
+		r.snapsMu.Unlock()
+		for _, sn := range snaps {
+			sn.Close()
+		}
+		// Wait for Apply, loads and purges in progress; the closed flag
+		// stops new ones.
+		r.writeMu.Lock()
+		//lint:ignore SA2001 waiting for the holder is the point
+		r.writeMu.Unlock()
+		r.purgeMu.Lock()
+		//lint:ignore SA2001 waiting for the holder is the point
+		r.purgeMu.Unlock()
+	})
+}
+
+// setState installs a committed state; called with writeMu held.
+func (r *Replica) setState(st State, logDelta int64) {
+	r.mu.Lock()
+	old := r.st
+	r.st = st
+	r.logBytes = max(0, r.logBytes+logDelta)
+	if st.DataInc != old.DataInc || st.LogInc != old.LogInc || st.FirstSeq != old.FirstSeq {
+		r.incVer++
+	}
+	if st.Seq != old.Seq && !r.closed {
+		close(r.seqCh)
+		r.seqCh = make(chan struct{})
+	}
+	r.mu.Unlock()
+	if st.DataInc != old.DataInc || st.LogInc != old.LogInc {
+		r.s.wakeGC()
+	}
+}
+
+// liveState returns the state for a writer holding writeMu, or an error
+// when the replica is closed or incomplete.
+func (r *Replica) liveState(allowIncomplete bool) (State, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return State{}, ErrClosed
+	}
+	if r.st.Incomplete && !allowIncomplete {
+		return State{}, ErrIncomplete
+	}
+	return r.st.clone(), nil
+}
+
+// putState adds the state key to txn.
+func (r *Replica) putState(txn *badger.Txn, st State) error {
+	b, err := st.marshal()
+	if err != nil {
+		return err
+	}
+	return txn.Set(r.stKey, b)
+}
+
+// countLogBytes computes the retained log size from the log range.
+func (r *Replica) countLogBytes() error {
+	st := r.st
+	var n int64
+	err := r.s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = r.logPrefix(st.LogInc)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Seek(binlog.LogKey(o.Prefix, st.FirstSeq)); it.ValidForPrefix(o.Prefix); it.Next() {
+			n += recordSize(it.Item())
+		}
+		return nil
+	})
+	r.logBytes = n
+	return err
+}
+
+// recordSize is the accounting size of one stored record.
+func recordSize(item *badger.Item) int64 {
+	return int64(len(item.Key())) + item.ValueSize()
+}
+
+// view runs fn in a read transaction whose snapshot matches st's
+// incarnations and FirstSeq: if they change while the transaction opens, it
+// retries. The collector only deletes an incarnation after the replica's
+// in-memory state has moved off it, so the snapshot never sees a
+// half-deleted incarnation.
+func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
+	if err := r.s.acquire(); err != nil {
+		return err
+	}
+	defer r.s.release()
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return ErrClosed
+		}
+		if r.st.Incomplete {
+			r.mu.Unlock()
+			return ErrIncomplete
+		}
+		st, ver := r.st, r.incVer
+		r.mu.Unlock()
+		txn := r.s.db.NewTransaction(false)
+		r.mu.Lock()
+		same, closed := ver == r.incVer, r.closed
+		r.mu.Unlock()
+		if closed {
+			txn.Discard()
+			return ErrClosed
+		}
+		if !same {
+			txn.Discard()
+			continue
+		}
+		err := fn(txn, &st)
+		txn.Discard()
+		return err
+	}
+}
+
+// getLive reads userKey from the data incarnation of prefix; found is false
+// when the key is missing or expired at now. The value is a copy.
+func getLive(txn *badger.Txn, prefix, userKey []byte, now int64) (value []byte, expireAt int64, found bool, err error) {
+	item, err := txn.Get(withSuffix(prefix, userKey))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	b, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	exp, v, err := decodeValue(b)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if !live(exp, now) {
+		return nil, 0, false, nil
+	}
+	return v, exp, true, nil
+}
+
+// Get returns key's value and absolute expiry (Unix ms, 0 = none). found is
+// false when the key does not exist or has expired. The value is the
+// caller's.
+func (r *Replica) Get(key []byte) (value []byte, expireAt int64, found bool, err error) {
+	now := r.s.now()
+	err = r.view(func(txn *badger.Txn, st *State) error {
+		value, expireAt, found, err = getLive(txn, r.dataPrefix(st.DataInc), key, now)
+		return err
+	})
+	if err != nil {
+		return nil, 0, false, r.wrapRead("get", err)
+	}
+	return value, expireAt, found, nil
+}
+
+// TTL returns key's remaining time to live in milliseconds, -1 when it has
+// no expiry; found is false when the key does not exist or has expired.
+func (r *Replica) TTL(key []byte) (ttl int64, found bool, err error) {
+	now := r.s.now()
+	_, exp, found, err := r.Get(key)
+	if err != nil || !found {
+		return 0, found, err
+	}
+	if exp == 0 {
+		return -1, true, nil
+	}
+	return exp - now, true, nil
+}
+
+// Exists reports whether key exists and has not expired.
+func (r *Replica) Exists(key []byte) (bool, error) {
+	_, _, found, err := r.Get(key)
+	return found, err
+}
+
+// List returns, in key order, up to limit live keys whose hashtag is tag
+// and that sort after after (all when after is empty), with their values
+// when values is true. more reports whether further keys follow. limit ≤ 0
+// means DefaultListLimit. The returned slices are the caller's.
+func (r *Replica) List(tag, after []byte, limit int, values bool) (keys, vals [][]byte, more bool, err error) {
+	if len(tag) == 0 {
+		return nil, nil, false, wire.Errorf(wire.CodeInvalid, "empty hashtag")
+	}
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	now := r.s.now()
+	err = r.view(func(txn *badger.Txn, st *State) error {
+		keys, vals, more = nil, nil, false
+		dp := r.dataPrefix(st.DataInc)
+		tp := tagPrefix(r.indexPrefix(st.DataInc), tag)
+		var start []byte
+		if len(after) > 0 {
+			start = append(withSuffix(tp, after), 0)
+		}
+		return iterKeys(txn, tp, start, func(k []byte) (bool, error) {
+			uk := k[len(tp):]
+			v, _, found, err := getLive(txn, dp, uk, now)
+			if err != nil || !found {
+				return true, err
+			}
+			if len(keys) == limit {
+				more = true
+				return false, nil
+			}
+			keys = append(keys, bytes.Clone(uk))
+			if values {
+				vals = append(vals, v)
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, nil, false, r.wrapRead("list", err)
+	}
+	return keys, vals, more, nil
+}
+
+func (r *Replica) wrapRead(op string, err error) error {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrIncomplete) {
+		return err
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return err
+	}
+	return fmt.Errorf("partition: %s on %v: %w", op, r.id, err)
+}

@@ -1,0 +1,305 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Snapshot is a consistent export of a replica's data for a full sync: one
+// Badger read transaction that read the state and iterates the data
+// incarnation in force, so its entries are exactly the data after record Seq.
+// Read it with Next and release it with Close. A Snapshot is not safe for
+// concurrent use, except that Close may be called at any time.
+type Snapshot struct {
+	// Gen and Seq are the generation and seq of the last record the
+	// snapshot reflects; History is the generation history up to Seq.
+	Gen     uint64
+	Seq     uint64
+	History []GenStart
+
+	r      *Replica
+	now    int64
+	mu     sync.Mutex
+	txn    *badger.Txn
+	it     *badger.Iterator
+	prefix []byte
+	closed bool
+}
+
+// Snapshot opens a consistent export of the replica's data. The caller must
+// Close it; closing the replica closes it too. Writes go on meanwhile.
+func (r *Replica) Snapshot() (*Snapshot, error) {
+	if err := r.s.acquire(); err != nil {
+		return nil, err
+	}
+	defer r.s.release()
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	txn := r.s.db.NewTransaction(false)
+	item, err := txn.Get(r.stKey)
+	var st State
+	if err == nil {
+		var b []byte
+		if b, err = item.ValueCopy(nil); err == nil {
+			st, err = unmarshalState(b)
+		}
+	}
+	if err != nil {
+		txn.Discard()
+		return nil, fmt.Errorf("partition: snapshot of %v: read state: %w", r.id, err)
+	}
+	if st.Incomplete {
+		txn.Discard()
+		return nil, ErrIncomplete
+	}
+	if !slices.IsSortedFunc(st.History, func(a, b GenStart) int { return cmpU64(a.Seq, b.Seq) }) {
+		txn.Discard()
+		return nil, fmt.Errorf("partition: snapshot of %v: history out of order", r.id)
+	}
+	hist := st.History
+	for len(hist) > 0 && hist[len(hist)-1].Seq > st.Seq {
+		hist = hist[:len(hist)-1]
+	}
+	sn := &Snapshot{
+		Gen:     st.Gen,
+		Seq:     st.Seq,
+		History: slices.Clone(hist),
+		r:       r,
+		now:     r.s.now(),
+		txn:     txn,
+		prefix:  r.dataPrefix(st.DataInc),
+	}
+	o := badger.DefaultIteratorOptions
+	o.Prefix = sn.prefix
+	sn.it = txn.NewIterator(o)
+	sn.it.Seek(sn.prefix)
+
+	r.snapsMu.Lock()
+	if r.snapsShut {
+		r.snapsMu.Unlock()
+		sn.it.Close()
+		txn.Discard()
+		return nil, ErrClosed
+	}
+	r.snaps[sn] = struct{}{}
+	r.snapsMu.Unlock()
+	return sn, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Next returns the next entries, in key order, whose keys and values total
+// about maxBytes (at least one entry while any remain). Keys expired when
+// the snapshot was taken are skipped; ExpireAt stays absolute. done is true
+// once the last entry has been returned. The entries are the caller's.
+func (sn *Snapshot) Next(maxBytes int) (entries []wire.SnapEntry, done bool, err error) {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.closed {
+		return nil, false, ErrClosed
+	}
+	if err := sn.r.s.acquire(); err != nil {
+		return nil, false, err
+	}
+	defer sn.r.s.release()
+	size := 0
+	for ; sn.it.ValidForPrefix(sn.prefix); sn.it.Next() {
+		if size >= maxBytes && len(entries) > 0 {
+			return entries, false, nil
+		}
+		item := sn.it.Item()
+		b, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
+		}
+		exp, v, err := decodeValue(b)
+		if err != nil {
+			return nil, false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
+		}
+		if !live(exp, sn.now) {
+			continue
+		}
+		k := item.KeyCopy(nil)[len(sn.prefix):]
+		entries = append(entries, wire.SnapEntry{Key: k, Value: v, ExpireAt: exp})
+		size += len(k) + len(v)
+	}
+	return entries, true, nil
+}
+
+// Close releases the snapshot's transaction. It is idempotent.
+func (sn *Snapshot) Close() {
+	sn.mu.Lock()
+	if !sn.closed {
+		sn.closed = true
+		sn.it.Close()
+		sn.txn.Discard()
+	}
+	sn.mu.Unlock()
+	sn.r.snapsMu.Lock()
+	delete(sn.r.snaps, sn)
+	sn.r.snapsMu.Unlock()
+}
+
+// BeginLoad starts loading a full-sync snapshot into a slave replica. In one
+// transaction it marks the current data and log incarnations as garbage,
+// switches to fresh ones and resets the state to empty and Incomplete: the
+// old copy is discarded at once, since a diverged replica must never keep
+// data the cluster lost. It may be called again at any time, which restarts
+// the load.
+func (r *Replica) BeginLoad() error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	old, err := r.liveState(true)
+	if err != nil {
+		return err
+	}
+	if _, master := r.IsMaster(); master {
+		return fmt.Errorf("partition: load into %v, which is a master", r.id)
+	}
+	if err := r.s.acquire(); err != nil {
+		return err
+	}
+	defer r.s.release()
+	inc := old.nextInc()
+	ws := State{FirstSeq: 1, DataInc: inc, LogInc: inc, Incomplete: true}
+	txn := r.s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := txn.Set(garbageKey(r.id.Table, r.id.Partition, garbageData, old.DataInc), nil); err != nil {
+		return fmt.Errorf("partition: begin load of %v: %w", r.id, err)
+	}
+	if err := txn.Set(garbageKey(r.id.Table, r.id.Partition, garbageLog, old.LogInc), nil); err != nil {
+		return fmt.Errorf("partition: begin load of %v: %w", r.id, err)
+	}
+	if err := r.putState(txn, ws); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("partition: begin load of %v: %w", r.id, err)
+	}
+	r.mu.Lock()
+	r.logBytes = 0
+	r.mu.Unlock()
+	r.setState(ws, 0)
+	return nil
+}
+
+// LoadChunk writes snapshot entries into the replica being loaded (between
+// BeginLoad and FinishLoad), with their hashtag index entries and Badger
+// expiry. Entries that have already expired are skipped.
+func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	st, err := r.liveState(true)
+	if err != nil {
+		return err
+	}
+	if !st.Incomplete {
+		return fmt.Errorf("partition: load chunk into %v without BeginLoad", r.id)
+	}
+	if err := r.s.acquire(); err != nil {
+		return err
+	}
+	defer r.s.release()
+	now := r.s.now()
+	dp, ip := r.dataPrefix(st.DataInc), r.indexPrefix(st.DataInc)
+	wb := r.s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i := range entries {
+		e := &entries[i]
+		if len(e.Key) == 0 || incPrefixLen+len(e.Key) > maxBadgerKey {
+			return fmt.Errorf("partition: load chunk into %v: entry %d has an invalid key of %d bytes", r.id, i, len(e.Key))
+		}
+		if e.ExpireAt < 0 {
+			return fmt.Errorf("partition: load chunk into %v: entry %d has a negative expiry", r.id, i)
+		}
+		if !live(e.ExpireAt, now) {
+			continue
+		}
+		exp := badgerExpiry(e.ExpireAt)
+		ent := badger.NewEntry(withSuffix(dp, e.Key), encodeValue(e.ExpireAt, e.Value))
+		ent.ExpiresAt = exp
+		if err := wb.SetEntry(ent); err != nil {
+			return fmt.Errorf("partition: load chunk into %v: %w", r.id, err)
+		}
+		if tag := placement.Hashtag(e.Key); tag != nil {
+			ie := badger.NewEntry(withSuffix(tagPrefix(ip, tag), e.Key), nil)
+			ie.ExpiresAt = exp
+			if err := wb.SetEntry(ie); err != nil {
+				return fmt.Errorf("partition: load chunk into %v: %w", r.id, err)
+			}
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("partition: load chunk into %v: %w", r.id, err)
+	}
+	return nil
+}
+
+// FinishLoad completes a full sync: in one transaction the state becomes the
+// snapshot's (gen, seq) with its history, FirstSeq = seq+1 and no longer
+// Incomplete. Replication then continues from seq+1.
+func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
+	if err := checkHistory(gen, seq, history); err != nil {
+		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
+	}
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	ws, err := r.liveState(true)
+	if err != nil {
+		return err
+	}
+	if !ws.Incomplete {
+		return fmt.Errorf("partition: finish load of %v without BeginLoad", r.id)
+	}
+	if err := r.s.acquire(); err != nil {
+		return err
+	}
+	defer r.s.release()
+	ws.Gen, ws.Seq, ws.FirstSeq, ws.Incomplete = gen, seq, seq+1, false
+	ws.History = slices.Clone(history)
+	txn := r.s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := r.putState(txn, ws); err != nil {
+		return err
+	}
+	if err := txn.Commit(); err != nil {
+		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
+	}
+	r.setState(ws, 0)
+	return nil
+}
+
+// checkHistory validates a snapshot's generation history against its
+// position.
+func checkHistory(gen, seq uint64, h []wire.GenStart) error {
+	for i := range h {
+		if h[i].Seq == 0 || h[i].Seq > seq {
+			return fmt.Errorf("history entry %d (gen %d, seq %d) outside 1..%d", i, h[i].Gen, h[i].Seq, seq)
+		}
+		if i > 0 && (h[i].Seq <= h[i-1].Seq || h[i].Gen <= h[i-1].Gen) {
+			return errors.New("history not strictly increasing")
+		}
+	}
+	if seq > 0 && (len(h) == 0 || h[len(h)-1].Gen != gen) {
+		return fmt.Errorf("history does not end with generation %d", gen)
+	}
+	return nil
+}

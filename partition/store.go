@@ -1,0 +1,497 @@
+package partition
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Durability is a store's fsync policy.
+type Durability int
+
+// Durability policies.
+const (
+	// DurabilityInterval fsyncs at least every Options.SyncInterval from a
+	// goroutine the Store owns (like Redis appendfsync everysec). A machine
+	// crash can lose up to that much acknowledged data; a process crash
+	// loses nothing. It is the default.
+	DurabilityInterval Durability = iota
+	// DurabilityAlways fsyncs every commit before it is acknowledged. Group
+	// commit spreads the cost over many writes.
+	DurabilityAlways
+	// DurabilityNone leaves syncing to the operating system.
+	DurabilityNone
+)
+
+// String returns the policy's name.
+func (d Durability) String() string {
+	switch d {
+	case DurabilityInterval:
+		return "interval"
+	case DurabilityAlways:
+		return "always"
+	case DurabilityNone:
+		return "none"
+	}
+	return fmt.Sprintf("durability(%d)", int(d))
+}
+
+// Default option values.
+const (
+	DefaultSyncInterval = time.Second
+	DefaultMaxTagDelete = 10_000
+)
+
+// Options configures a Store.
+type Options struct {
+	// Dir is the Badger directory. Required.
+	Dir string
+	// Durability is the fsync policy; the zero value is DurabilityInterval.
+	Durability Durability
+	// SyncInterval is the longest time between fsyncs with
+	// DurabilityInterval; default DefaultSyncInterval.
+	SyncInterval time.Duration
+	// Small selects test and demo sizing: 16 MiB memtables, small caches and
+	// value log files. Otherwise Badger's production defaults are used
+	// (64 MiB memtables, 256 MiB block cache, 1 GiB value log files).
+	Small bool
+	// Logger receives Badger's warnings and errors and the store's own;
+	// nil discards them.
+	Logger *slog.Logger
+	// Now is the clock, in Unix milliseconds, used to turn relative TTLs
+	// into absolute expiries and to decide what has expired; time.Now when
+	// nil. Badger also hides keys by their expiry against the wall clock,
+	// so Now must not run behind real time by more than the TTLs in use.
+	Now func() int64
+	// MaxTagDelete bounds the keys one OpDeleteTag deletes; default
+	// DefaultMaxTagDelete.
+	MaxTagDelete int
+}
+
+// Store is a node's one Badger database. It holds every partition replica
+// of the node as key ranges (docs/storage.md), runs the garbage collector
+// that deletes abandoned incarnations, and, with DurabilityInterval, the
+// periodic fsync.
+//
+// All methods are safe for concurrent use.
+type Store struct {
+	db     *badger.DB
+	opts   Options
+	logger *slog.Logger
+
+	// txnBytes and txnEntries are Badger's per-transaction limits.
+	txnBytes, txnEntries int64
+	// batchBytes bounds the op bytes of one sequencer group commit;
+	// maxGroupBytes bounds the op bytes of one write group, whose record
+	// must fit in a value log file.
+	batchBytes, maxGroupBytes int
+
+	mu       sync.Mutex // guards replicas and closed; taken before closeMu and Replica.mu
+	replicas map[ReplicaID]*Replica
+	closed   bool
+	closeErr error
+
+	// closeMu is held shared by every database access and exclusively by
+	// Close around closing Badger, so no access races the close.
+	closeMu  sync.RWMutex
+	dbClosed bool
+
+	gcWake chan struct{}
+	quit   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Open opens (or creates) the store in o.Dir. Badger's conflict detection
+// is disabled: every replica has a single writer.
+func Open(o Options) (*Store, error) {
+	if o.Dir == "" {
+		return nil, errors.New("partition: Options.Dir is required")
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.MaxTagDelete <= 0 {
+		o.MaxTagDelete = DefaultMaxTagDelete
+	}
+	if o.Now == nil {
+		o.Now = func() int64 { return time.Now().UnixMilli() }
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	bo := badger.DefaultOptions(o.Dir).
+		WithLogger(badgerLogger{logger}).
+		WithDetectConflicts(false).
+		WithSyncWrites(o.Durability == DurabilityAlways).
+		WithMetricsEnabled(false)
+	if o.Small {
+		bo = bo.WithMemTableSize(16 << 20).
+			WithNumMemtables(2).
+			WithNumLevelZeroTables(2).
+			WithNumLevelZeroTablesStall(4).
+			WithBlockCacheSize(8 << 20).
+			WithIndexCacheSize(4 << 20).
+			WithValueLogFileSize(64 << 20).
+			WithNumCompactors(2).
+			WithNumGoroutines(2)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("partition: open store %s: %w", o.Dir, err)
+	}
+	s := &Store{
+		db:         db,
+		opts:       o,
+		logger:     logger,
+		txnBytes:   db.MaxBatchSize(),
+		txnEntries: db.MaxBatchCount(),
+		replicas:   make(map[ReplicaID]*Replica),
+		gcWake:     make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+	}
+	s.batchBytes = int(min(s.txnBytes/4, 4<<20))
+	s.maxGroupBytes = int(bo.ValueLogFileSize / 3)
+	s.wg.Add(1)
+	go s.runGC()
+	if o.Durability == DurabilityInterval {
+		s.wg.Add(1)
+		go s.runSync()
+	}
+	s.wakeGC() // crash leftovers
+	return s, nil
+}
+
+// Close closes every open replica, stops the store's goroutines and closes
+// Badger. It is idempotent: later calls return the first call's result.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	reps := make([]*Replica, 0, len(s.replicas))
+	for _, r := range s.replicas {
+		reps = append(reps, r)
+	}
+	clear(s.replicas)
+	s.mu.Unlock()
+
+	for _, r := range reps {
+		r.shutdown()
+	}
+	close(s.quit)
+	s.wg.Wait()
+
+	s.closeMu.Lock()
+	s.dbClosed = true
+	err := s.db.Close()
+	s.closeMu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("partition: close store: %w", err)
+	}
+	s.mu.Lock()
+	s.closeErr = err
+	s.mu.Unlock()
+	return err
+}
+
+// DB returns the underlying Badger database. It is an escape hatch for
+// tests and tools; writing to it bypasses every invariant of the store.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// acquire takes the shared close lock; it fails once Badger is closed.
+// Callers must not hold it while taking Store.mu.
+func (s *Store) acquire() error {
+	s.closeMu.RLock()
+	if s.dbClosed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { s.closeMu.RUnlock() }
+
+func (s *Store) now() int64 { return s.opts.Now() }
+
+// Replica opens the replica of partition part of table table, creating its
+// state on first use, and caches it: while it is open every call returns the
+// same *Replica.
+func (s *Store) Replica(table, part uint32) (*Replica, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	id := ReplicaID{table, part}
+	if r := s.replicas[id]; r != nil {
+		return r, nil
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	r, err := s.openReplica(id)
+	s.release()
+	if err != nil {
+		return nil, err
+	}
+	s.replicas[id] = r
+	return r, nil
+}
+
+// openReplica loads or creates the state of id. Called with s.mu held and
+// the store acquired.
+func (s *Store) openReplica(id ReplicaID) (*Replica, error) {
+	key := stateKey(id.Table, id.Partition)
+	var st State
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err == nil {
+			b, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			st, err = unmarshalState(b)
+			return err
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		// A new replica: its incarnations must not collide with garbage a
+		// dropped predecessor left behind.
+		var top uint32
+		err = iterKeys(txn, garbagePartPrefix(id.Table, id.Partition), nil, func(k []byte) (bool, error) {
+			if m, ok := parseGarbageKey(k); ok {
+				top = max(top, m.inc)
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		st = State{FirstSeq: 1, DataInc: top + 1, LogInc: top + 1}
+		b, err := st.marshal()
+		if err != nil {
+			return err
+		}
+		return txn.Set(key, b)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partition: open replica %v: %w", id, err)
+	}
+	r := newReplica(s, id, st)
+	if err := r.countLogBytes(); err != nil {
+		return nil, fmt.Errorf("partition: open replica %v: %w", id, err)
+	}
+	return r, nil
+}
+
+// forget removes r from the cache if it is still the cached replica.
+func (s *Store) forget(r *Replica) {
+	s.mu.Lock()
+	if s.replicas[r.id] == r {
+		delete(s.replicas, r.id)
+	}
+	s.mu.Unlock()
+}
+
+// Replicas returns every replica that has a state key in the store, open or
+// not, in key order.
+func (s *Store) Replicas() ([]ReplicaID, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	var ids []ReplicaID
+	err := s.db.View(func(txn *badger.Txn) error {
+		return iterKeys(txn, []byte{prefixState}, nil, func(k []byte) (bool, error) {
+			if t, p, ok := parseStateKey(k); ok {
+				ids = append(ids, ReplicaID{t, p})
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partition: list replicas: %w", err)
+	}
+	return ids, nil
+}
+
+// Drop closes the replica of partition part of table table if it is open,
+// and in one transaction marks all its incarnations as garbage and deletes
+// its state. The collector then deletes its keys in the background. Dropping
+// a replica that does not exist is not an error.
+func (s *Store) Drop(table, part uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	id := ReplicaID{table, part}
+	if r := s.replicas[id]; r != nil {
+		delete(s.replicas, id)
+		r.shutdown()
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	key := stateKey(table, part)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		st, err := unmarshalState(b)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(garbageKey(table, part, garbageData, st.DataInc), nil); err != nil {
+			return err
+		}
+		if err := txn.Set(garbageKey(table, part, garbageLog, st.LogInc), nil); err != nil {
+			return err
+		}
+		return txn.Delete(key)
+	})
+	if err != nil {
+		return fmt.Errorf("partition: drop replica %v: %w", id, err)
+	}
+	s.wakeGC()
+	return nil
+}
+
+// GetMeta returns the node-level metadata value name (key n name), or nil
+// and no error when it is not set. The returned slice is the caller's.
+func (s *Store) GetMeta(name string) ([]byte, error) {
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaKey(name))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		if v == nil {
+			v = []byte{}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partition: get meta %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// PutMeta stores the node-level metadata value name (key n name). The
+// write is synced to disk before PutMeta returns, whatever the durability
+// policy.
+func (s *Store) PutMeta(name string, v []byte) error {
+	return s.metaUpdate(name, func(txn *badger.Txn, k []byte) error {
+		return txn.Set(k, bytes.Clone(v))
+	})
+}
+
+// DeleteMeta deletes the node-level metadata value name; deleting a missing
+// name is not an error. Like PutMeta it syncs before returning.
+func (s *Store) DeleteMeta(name string) error {
+	return s.metaUpdate(name, func(txn *badger.Txn, k []byte) error {
+		return txn.Delete(k)
+	})
+}
+
+func (s *Store) metaUpdate(name string, fn func(*badger.Txn, []byte) error) error {
+	if name == "" {
+		return errors.New("partition: empty meta name")
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	err := s.db.Update(func(txn *badger.Txn) error { return fn(txn, metaKey(name)) })
+	if err == nil && s.opts.Durability != DurabilityAlways {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("partition: write meta %q: %w", name, err)
+	}
+	return nil
+}
+
+// runSync fsyncs the store every SyncInterval (DurabilityInterval).
+func (s *Store) runSync() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		if err := s.acquire(); err != nil {
+			return
+		}
+		err := s.db.Sync()
+		s.release()
+		if err != nil {
+			s.logger.Error("partition: periodic sync failed", "err", err)
+		}
+	}
+}
+
+// iterKeys calls fn with every key under prefix, starting at start when it is
+// not nil, in key order, until fn returns false. Keys are valid only during
+// the call.
+func iterKeys(txn *badger.Txn, prefix, start []byte, fn func(k []byte) (bool, error)) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.PrefetchValues = false
+	it := txn.NewIterator(o)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+	}
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		more, err := fn(it.Item().Key())
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// badgerLogger routes Badger's warnings and errors to slog.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, args ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (b badgerLogger) Warningf(f string, args ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

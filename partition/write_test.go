@@ -1,0 +1,245 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// randomGroup builds a group of 1–4 ops over a small key space, mixing sets
+// with and without TTL, increments, deletes and hashtag keys.
+func randomGroup(rng *rand.Rand, keys int) []wire.Op {
+	n := 1 + rng.IntN(4)
+	ops := make([]wire.Op, 0, n)
+	for range n {
+		k := fmt.Sprintf("k%d", rng.IntN(keys))
+		if rng.IntN(3) == 0 {
+			k = fmt.Sprintf("{h%d}%s", rng.IntN(4), k)
+		}
+		switch rng.IntN(10) {
+		case 0, 1, 2:
+			ops = append(ops, set(k, fmt.Sprint(rng.Int64())))
+		case 3:
+			ops = append(ops, setTTL(k, fmt.Sprint(rng.Int64()), int64(3_600_000+rng.IntN(1000))))
+		case 4, 5, 6:
+			ops = append(ops, incr("n"+k, int64(rng.IntN(100)-50)))
+		case 7, 8:
+			ops = append(ops, del(k))
+		case 9:
+			ops = append(ops, wire.Op{Type: wire.OpSet, Key: []byte(k), Value: []byte("nx"), Cond: wire.CondIfAbsent})
+		}
+	}
+	return ops
+}
+
+func TestGroupCommitConcurrent(t *testing.T) {
+	c := newClock()
+	s := openStore(t, testOptions(t, t.TempDir(), c))
+	const nrep = 4
+	reps := make([]*Replica, nrep)
+	for i := range reps {
+		reps[i] = replica(t, s, 7, uint32(i))
+		if err := reps[i].Promote(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const writers, perWriter = 64, 60
+	var wg sync.WaitGroup
+	var effectful [nrep]atomic.Int64
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for range perWriter {
+				// Half the writers hammer replica 0, the rest spread out.
+				i := 0
+				if w%2 == 1 {
+					i = rng.IntN(nrep)
+				}
+				if _, err := reps[i].Write(context.Background(), randomGroup(rng, 50)); err != nil && wire.CodeOf(err) != wire.CodeNotInteger {
+					t.Errorf("Write: %v", err)
+					return
+				}
+				effectful[i].Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	total := uint64(0)
+	for _, r := range reps {
+		st := r.State()
+		recs := readLog(t, s, r.ID(), st) // checks 1..Seq consecutive
+		total += st.Seq
+		got := dump(t, s, r.ID(), st, c.Now())
+		equalModels(t, fmt.Sprintf("replica %v vs its log", r.ID()), got, replay(recs).live(c.Now()))
+		if st.Seq == 0 || st.Seq > uint64(effectful[r.ID().Partition].Load()) {
+			t.Fatalf("replica %v: seq %d for %d groups", r.ID(), st.Seq, effectful[r.ID().Partition].Load())
+		}
+		// Through ReadLog, with small pages.
+		var n uint64
+		for from := uint64(1); from <= st.Seq; {
+			page, err := r.ReadLog(from, 2000)
+			if err != nil || len(page) == 0 {
+				t.Fatalf("ReadLog(%d): %d records, %v", from, len(page), err)
+			}
+			from += uint64(len(page))
+			n += uint64(len(page))
+		}
+		if n != st.Seq {
+			t.Fatalf("ReadLog returned %d records, want %d", n, st.Seq)
+		}
+	}
+	t.Logf("%d groups, %d records", writers*perWriter, total)
+}
+
+// TestGroupCommitModel checks the outcome of concurrent groups against a
+// model: unique keys per writer make the final contents predictable.
+func TestGroupCommitModel(t *testing.T) {
+	c := newClock()
+	s, r := newMaster(t, c)
+	const writers, perWriter = 64, 40
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				ops := []wire.Op{set(k, "v"), incr(fmt.Sprintf("count-%d", w), 1)}
+				if i%5 == 4 {
+					ops = append(ops, del(fmt.Sprintf("w%d-%d", w, i-1)))
+				}
+				if _, err := r.Write(context.Background(), ops); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := model{}
+	for w := range writers {
+		for i := range perWriter {
+			if i%5 != 3 {
+				want[fmt.Sprintf("w%d-%d", w, i)] = entry{"v", 0}
+			}
+		}
+		want[fmt.Sprintf("count-%d", w)] = entry{fmt.Sprint(perWriter), 0}
+	}
+	st := r.State()
+	if st.Seq != writers*perWriter {
+		t.Fatalf("seq %d, want %d", st.Seq, writers*perWriter)
+	}
+	equalModels(t, "contents", dump(t, s, r.ID(), st, c.Now()), want)
+	equalModels(t, "log replay", replay(readLog(t, s, r.ID(), st)), want)
+}
+
+func TestConcurrentIncrAndSetIfAbsent(t *testing.T) {
+	c := newClock()
+	_, r := newMaster(t, c)
+	const n, each = 32, 100
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := r.Write(context.Background(), []wire.Op{incr("counter", 1)}); err != nil {
+					t.Errorf("incr: %v", err)
+					return
+				}
+			}
+			res, err := r.Write(context.Background(), []wire.Op{{Type: wire.OpSet, Key: []byte("lock"), Value: []byte("me"), Cond: wire.CondIfAbsent}})
+			if err != nil {
+				t.Errorf("setnx: %v", err)
+				return
+			}
+			if res[0].Done {
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	wantValue(t, r, "counter", fmt.Sprint(n*each))
+	if done.Load() != 1 {
+		t.Fatalf("%d set-if-absent succeeded, want 1", done.Load())
+	}
+	if st := r.State(); st.Seq != n*each+1 {
+		t.Fatalf("seq %d, want %d", st.Seq, n*each+1)
+	}
+}
+
+func TestWriteContextCancelledWhileQueued(t *testing.T) {
+	c := newClock()
+	s := openStore(t, testOptions(t, t.TempDir(), c))
+	r := replica(t, s, 1, 0)
+	// The hook holds the sequencer at the start of each group commit until
+	// the test releases it, so later groups stay queued.
+	taken, release := make(chan struct{}), make(chan struct{})
+	r.testHookCommit = func() { taken <- struct{}{}; <-release }
+	if err := r.Promote(1); err != nil {
+		t.Fatal(err)
+	}
+	queued := func(n int) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d queued groups", n), 5*time.Second, func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return len(r.pending) == n
+		})
+	}
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := r.Write(context.Background(), []wire.Op{set("first", "1")}); first <- err }()
+	<-taken
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _, err := r.Write(ctx, []wire.Op{set("second", "2")}); second <- err }()
+	queued(1)
+	cancel()
+	if err := <-second; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Write: %v", err)
+	}
+	release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatalf("first Write: %v", err)
+	}
+	go func() { <-taken; release <- struct{}{} }()
+	write(t, r, set("third", "3"))
+	wantValue(t, r, "first", "1")
+	wantAbsent(t, r, "second")
+	if st := r.State(); st.Seq != 2 {
+		t.Fatalf("seq %d, want 2", st.Seq)
+	}
+
+	// Demote waits for the commit in progress and fails queued groups with
+	// ErrNotMaster.
+	go func() { _, err := r.Write(context.Background(), []wire.Op{set("a", "1")}); first <- err }()
+	<-taken
+	go func() { _, err := r.Write(context.Background(), []wire.Op{set("b", "1")}); second <- err }()
+	queued(1)
+	demoted := make(chan struct{})
+	go func() { r.Demote(); close(demoted) }()
+	select {
+	case <-demoted:
+		t.Fatalf("Demote returned while a group commit was in progress")
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	<-demoted
+	if err := <-first; err != nil {
+		t.Fatalf("taken group: %v", err)
+	}
+	if err := <-second; err != ErrNotMaster {
+		t.Fatalf("queued group after Demote: %v", err)
+	}
+	wantValue(t, r, "a", "1")
+	wantAbsent(t, r, "b")
+}
