@@ -1,0 +1,200 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Status types returned by the admin calls. Their fields are documented
+// where they are defined.
+type (
+	// Status is the cluster status as the meta leader sees it.
+	Status = wire.StatusReply
+	// NodeStatus is one data node in a Status.
+	NodeStatus = wire.NodeStatus
+	// ReplicaStatus is one partition replica on a node.
+	ReplicaStatus = wire.ReplicaStatus
+	// Plan is a dry-run rebalance plan.
+	Plan = wire.PlanReply
+	// PlanMove is one step of a Plan.
+	PlanMove = wire.PlanMove
+)
+
+// TableOptions configure CreateTable.
+type TableOptions struct {
+	// Partitions is the fixed number of partitions (default 16).
+	Partitions int
+	// Replication is the number of replicas of each partition, master
+	// included (default 3, at most the number of data nodes).
+	Replication int
+	// Mode is the replication mode (async by default).
+	Mode placement.Mode
+	// Fenced makes masters stop accepting writes when their meta lease
+	// lapses, so two masters never accept writes at once (always on for
+	// sync tables).
+	Fenced bool
+	// MinInSync is the smallest in-sync set a sync table accepts writes
+	// with (default: Replication/2+1).
+	MinInSync int
+	// Domain is the failure domain replicas are spread across (distinct
+	// hosts by default).
+	Domain placement.Domain
+}
+
+// adminCall calls the meta group and maps its errors.
+func (c *Client) adminCall(ctx context.Context, leaderOnly bool, kind wire.Kind, req, resp any) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	err := c.meta.Call(ctx, leaderOnly, kind, req, resp)
+	if err == nil {
+		return nil
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return fromWire(we)
+	}
+	if errors.Is(err, rpc.ErrNoMeta) {
+		return fmt.Errorf("%w: %w", ErrNoMeta, err)
+	}
+	return err
+}
+
+// waitEpoch makes sure the client's map is at least epoch e.
+func (c *Client) waitEpoch(ctx context.Context, e placement.Epoch) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	if m := c.cur.Load(); m != nil && m.Epoch >= e {
+		return
+	}
+	var seen placement.Epoch
+	if m := c.cur.Load(); m != nil {
+		seen = m.Epoch
+	}
+	_ = c.refresh(ctx, seen, e)
+}
+
+// CreateTable creates a table and returns it as committed. It returns when
+// the meta group has committed it; data nodes open their replicas within a
+// heartbeat, and calls made meanwhile wait for them.
+func (c *Client) CreateTable(ctx context.Context, name string, o TableOptions) (*placement.Table, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty table name", ErrInvalid)
+	}
+	if o.Partitions == 0 {
+		o.Partitions = 16
+	}
+	if o.Replication == 0 {
+		o.Replication = 3
+	}
+	req := wire.CreateTableRequest{Name: name, Partitions: o.Partitions, Replication: o.Replication,
+		Mode: o.Mode, Fenced: o.Fenced, MinInSync: o.MinInSync, Domain: o.Domain}
+	var reply wire.TableReply
+	if err := c.adminCall(ctx, false, wire.KindMetaCreateTable, &req, &reply); err != nil {
+		return nil, err
+	}
+	c.waitEpoch(ctx, reply.Epoch)
+	for _, w := range reply.Warnings {
+		c.log.Warn("client: table placement", "table", name, "warning", w)
+	}
+	return &reply.Table, nil
+}
+
+// DropTable drops a table and, on every replica, its data.
+func (c *Client) DropTable(ctx context.Context, name string) error {
+	var reply wire.EpochReply
+	if err := c.adminCall(ctx, false, wire.KindMetaDropTable, &wire.DropTableRequest{Name: name}, &reply); err != nil {
+		return err
+	}
+	c.waitEpoch(ctx, reply.Epoch)
+	return nil
+}
+
+// ListTables returns every table in a freshly pulled map.
+func (c *Client) ListTables(ctx context.Context) ([]placement.Table, error) {
+	m, err := c.Refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.Tables, nil
+}
+
+// ListNodes returns every data node in a freshly pulled map.
+func (c *Client) ListNodes(ctx context.Context) ([]placement.Node, error) {
+	m, err := c.Refresh(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.Nodes, nil
+}
+
+// Status returns the cluster status from the meta leader: members, nodes
+// with their heartbeat ages and replica states, and the map.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var reply Status
+	if err := c.adminCall(ctx, true, wire.KindMetaStatus, &wire.StatusRequest{Leader: true}, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// NodeStatus asks the data node at addr for its replicas' states.
+func (c *Client) NodeStatus(ctx context.Context, addr string) (*wire.NodeStatusReply, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	var reply wire.NodeStatusReply
+	if err := c.pool.Call(ctx, addr, wire.KindNodeStatus, &wire.NodeStatusRequest{}, &reply); err != nil {
+		var we *wire.Error
+		if errors.As(err, &we) {
+			return nil, fromWire(we)
+		}
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// SetMaster makes node the master of one partition by a planned switchover
+// that loses nothing: writes to the partition wait for the moment the node
+// needs to catch up, then the node takes over with a new generation. It
+// returns when the switchover is committed.
+func (c *Client) SetMaster(ctx context.Context, table string, partition int, node placement.NodeID) error {
+	req := wire.SetMasterRequest{Table: table, Partition: placement.PartitionID(partition), Node: node}
+	var reply wire.EpochReply
+	if err := c.adminCall(ctx, true, wire.KindMetaSetMaster, &req, &reply); err != nil {
+		return err
+	}
+	c.waitEpoch(ctx, reply.Epoch)
+	return nil
+}
+
+// PlanRebalance returns, without changing anything, the moves a rebalance
+// of table (every table when empty) would make; with mastersOnly, only the
+// master switchovers.
+func (c *Client) PlanRebalance(ctx context.Context, table string, mastersOnly bool) (*Plan, error) {
+	var reply Plan
+	if err := c.adminCall(ctx, false, wire.KindMetaPlan, &wire.PlanRequest{Table: table, MastersOnly: mastersOnly}, &reply); err != nil {
+		return nil, err
+	}
+	return &reply, nil
+}
+
+// RebalanceMasters spreads masters evenly across their replicas by planned
+// switchovers and returns when they are committed.
+func (c *Client) RebalanceMasters(ctx context.Context, table string) error {
+	var reply wire.EpochReply
+	if err := c.adminCall(ctx, true, wire.KindMetaRebalance, &wire.RebalanceRequest{Table: table, MastersOnly: true}, &reply); err != nil {
+		return err
+	}
+	c.waitEpoch(ctx, reply.Epoch)
+	return nil
+}

@@ -1,0 +1,68 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// Limits bound keys, values and multi-key requests; see DefaultLimits.
+type Limits = wire.Limits
+
+// DefaultLimits returns the default limits: keys ≤ 64 KiB, values ≤ 16 MiB,
+// batches ≤ 10,000 operations, MGet/MSet/MDelete ≤ 10,000 keys.
+func DefaultLimits() Limits { return wire.DefaultLimits() }
+
+// Config configures a Client.
+type Config struct {
+	// Seeds are RPC addresses of any cluster members (meta or data). The
+	// client asks them where the meta group is.
+	Seeds []string
+	// Timeout bounds each call whose context has no deadline. Default 5s.
+	Timeout time.Duration
+	// Limits are checked before anything is sent. Zero fields take the
+	// defaults; they should match the servers' limits.
+	Limits Limits
+	// Name identifies the client to servers (optional).
+	Name string
+	// Logger receives debug logs of retries (discarded when nil).
+	Logger *slog.Logger
+
+	// network dials nodes; TCP when nil. Set by the zeppelin package and
+	// tests through NewWithNetwork.
+	network transport.Network
+}
+
+// DefaultConfig returns a configuration that bootstraps from seeds.
+func DefaultConfig(seeds ...string) Config {
+	return Config{
+		Seeds:   seeds,
+		Timeout: 5 * time.Second,
+		Limits:  DefaultLimits(),
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Seeds) == 0 {
+		errs = append(errs, errors.New("client: no seed addresses"))
+	}
+	for _, s := range c.Seeds {
+		if s == "" {
+			errs = append(errs, errors.New("client: empty seed address"))
+		}
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("client: negative Timeout %v", c.Timeout))
+	}
+	l := c.Limits
+	if l.MaxKeySize < 0 || l.MaxValueSize < 0 || l.MaxBatchOps < 0 || l.MaxMultiKeys < 0 {
+		errs = append(errs, fmt.Errorf("client: negative limit in %+v", l))
+	}
+	return errors.Join(errs...)
+}

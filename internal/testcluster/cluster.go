@@ -1,0 +1,400 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin"
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Options shape a cluster.
+type Options struct {
+	// Servers is the number of members (default 3).
+	Servers int
+	// Roles gives each member's roles; missing entries are meta+data.
+	Roles []zeppelin.Roles
+	// Configure adjusts member i's configuration before it first starts.
+	Configure func(i int, c *zeppelin.Config)
+	// NoWait skips waiting for every member to be ready.
+	NoWait bool
+}
+
+// Cluster is a set of in-process servers.
+type Cluster struct {
+	t   testing.TB
+	Hub *transport.Hub
+	Log *slog.Logger
+
+	mu      sync.Mutex
+	members []*Member
+	clients []*client.Client
+}
+
+// Member is one server of the cluster. Srv is nil while it is stopped.
+type Member struct {
+	Index int
+	Name  string
+	Cfg   zeppelin.Config
+	Srv   *zeppelin.Server
+}
+
+// freePorts reserves n distinct free loopback ports.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var lns []net.Listener
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testcluster: reserve port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+func addr(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
+
+// New starts a cluster and, unless opts.NoWait, waits until every member is
+// ready. Everything is closed when the test ends.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Servers == 0 {
+		opts.Servers = 3
+	}
+	// TempDir first: cleanups run last-in first-out, so the servers are
+	// closed before their directories are removed.
+	base := t.TempDir()
+	c := &Cluster{t: t, Hub: transport.NewHub(nil), Log: newTestLogger(t)}
+	t.Cleanup(c.closeAll)
+
+	roles := make([]zeppelin.Roles, opts.Servers)
+	var metaIdx []int
+	for i := range roles {
+		roles[i] = zeppelin.RoleMeta | zeppelin.RoleData
+		if i < len(opts.Roles) && opts.Roles[i] != 0 {
+			roles[i] = opts.Roles[i]
+		}
+		if roles[i]&zeppelin.RoleMeta != 0 {
+			metaIdx = append(metaIdx, i)
+		}
+	}
+	if len(metaIdx) == 0 {
+		t.Fatalf("testcluster: no member has the meta role")
+	}
+	ports := freePorts(t, 3*opts.Servers)
+	metaMembers := make(map[uint64]string)
+	for k, i := range metaIdx {
+		metaMembers[uint64(k+1)] = addr(ports[3*i+2])
+	}
+	var metaRPC []string
+	for _, i := range metaIdx {
+		metaRPC = append(metaRPC, addr(ports[3*i]))
+	}
+	for i := range opts.Servers {
+		name := fmt.Sprintf("n%d", i+1)
+		cfg := zeppelin.DefaultLocalConfig(filepath.Join(base, name))
+		cfg.NodeID = name
+		cfg.Roles = roles[i]
+		cfg.RPCAddr = addr(ports[3*i])
+		cfg.GossipAddr = addr(ports[3*i+1])
+		cfg.Logger = c.Log.With("member", name)
+		cfg.Expert.Network = c.Hub.Host(name)
+		cfg.Join = metaRPC
+		if roles[i]&zeppelin.RoleMeta != 0 {
+			for id, a := range metaMembers {
+				if a == addr(ports[3*i+2]) {
+					cfg.MetaID = id
+				}
+			}
+			cfg.MetaMembers = metaMembers
+			cfg.RaftAddr = addr(ports[3*i+2])
+		}
+		if opts.Configure != nil {
+			opts.Configure(i, &cfg)
+		}
+		c.members = append(c.members, &Member{Index: i, Name: name, Cfg: cfg})
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.members))
+	for i, m := range c.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Srv, errs[i] = zeppelin.Start(m.Cfg)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("testcluster: start %s: %v", c.members[i].Name, err)
+		}
+	}
+	if !opts.NoWait {
+		c.WaitReady()
+	}
+	return c
+}
+
+// Len returns the number of members.
+func (c *Cluster) Len() int { return len(c.members) }
+
+// Member returns member i.
+func (c *Cluster) Member(i int) *Member { return c.members[i] }
+
+// Server returns member i's running server (nil when stopped).
+func (c *Cluster) Server(i int) *zeppelin.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.members[i].Srv
+}
+
+// Addr returns member i's RPC address.
+func (c *Cluster) Addr(i int) string { return c.members[i].Cfg.RPCAddr }
+
+// Addrs returns every member's RPC address.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.members))
+	for i := range c.members {
+		out[i] = c.Addr(i)
+	}
+	return out
+}
+
+// WaitReady waits until every running member is ready.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range c.members {
+		if s := c.Server(m.Index); s != nil {
+			if err := s.WaitReady(ctx); err != nil {
+				c.t.Fatalf("testcluster: %s not ready: %v", m.Name, err)
+			}
+		}
+	}
+}
+
+// Client returns member i's own client.
+func (c *Cluster) Client(i int) *client.Client {
+	s := c.Server(i)
+	if s == nil {
+		c.t.Fatalf("testcluster: member %d is stopped", i)
+	}
+	return s.Client()
+}
+
+// NewClient returns a client that bootstraps from seeds (every member when
+// none are given) and dials through the hub as host name ("client" when
+// empty). It is closed when the test ends.
+func (c *Cluster) NewClient(name string, seeds ...string) *client.Client {
+	c.t.Helper()
+	if name == "" {
+		name = "client"
+	}
+	if len(seeds) == 0 {
+		seeds = c.Addrs()
+	}
+	cfg := client.DefaultConfig(seeds...)
+	cfg.Timeout = 10 * time.Second
+	cfg.Logger = c.Log.With("client", name)
+	cl, err := client.NewWithNetwork(cfg, c.Hub.Host(name))
+	if err != nil {
+		c.t.Fatalf("testcluster: new client: %v", err)
+	}
+	c.mu.Lock()
+	c.clients = append(c.clients, cl)
+	c.mu.Unlock()
+	return cl
+}
+
+// Stop closes member i gracefully; its directory is kept.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.members[i].Srv
+	c.members[i].Srv = nil
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	if err := s.Close(); err != nil {
+		c.t.Logf("testcluster: close %s: %v", c.members[i].Name, err)
+	}
+}
+
+// Restart starts a stopped member again from its directory, with the same
+// configuration, and waits until it is ready (unless wait is false).
+func (c *Cluster) Restart(i int, wait bool) {
+	c.t.Helper()
+	m := c.members[i]
+	c.mu.Lock()
+	running := m.Srv != nil
+	c.mu.Unlock()
+	if running {
+		c.t.Fatalf("testcluster: restart of running member %s", m.Name)
+	}
+	srv, err := zeppelin.Start(m.Cfg)
+	if err != nil {
+		c.t.Fatalf("testcluster: restart %s: %v", m.Name, err)
+	}
+	c.mu.Lock()
+	m.Srv = srv
+	c.mu.Unlock()
+	if wait {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.WaitReady(ctx); err != nil {
+			c.t.Fatalf("testcluster: %s not ready after restart: %v", m.Name, err)
+		}
+	}
+}
+
+func (c *Cluster) closeAll() {
+	c.mu.Lock()
+	clients := c.clients
+	c.clients = nil
+	c.mu.Unlock()
+	for _, cl := range clients {
+		cl.Close()
+	}
+	var wg sync.WaitGroup
+	for i := range c.members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Stop(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// Eventually polls cond every few milliseconds until it returns nil or
+// timeout passes, then fails the test with cond's last error.
+func (c *Cluster) Eventually(timeout time.Duration, cond func() error) {
+	c.t.Helper()
+	if err := Poll(timeout, cond); err != nil {
+		c.t.Fatalf("testcluster: condition not met within %v: %v", timeout, err)
+	}
+}
+
+// Poll calls cond until it returns nil or timeout passes, returning its
+// last error.
+func Poll(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// MetaLeader returns the index of the member leading the meta group, or -1.
+func (c *Cluster) MetaLeader() int {
+	for i := range c.members {
+		s := c.Server(i)
+		if s == nil || s.Meta() == nil {
+			continue
+		}
+		if s.Meta().IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitMetaLeader waits until some running member leads the meta group and
+// returns its index.
+func (c *Cluster) WaitMetaLeader() int {
+	c.t.Helper()
+	leader := -1
+	c.Eventually(20*time.Second, func() error {
+		leader = c.MetaLeader()
+		if leader < 0 {
+			return fmt.Errorf("no meta leader")
+		}
+		return nil
+	})
+	return leader
+}
+
+// CreateTable creates a table through member 0's (or the first running
+// member's) client and waits until every partition's master serves it.
+func (c *Cluster) CreateTable(name string, o client.TableOptions) *placement.Table {
+	c.t.Helper()
+	cl := c.anyClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t, err := cl.CreateTable(ctx, name, o)
+	if err != nil {
+		c.t.Fatalf("testcluster: create table %s: %v", name, err)
+	}
+	c.WaitServing(name)
+	return t
+}
+
+func (c *Cluster) anyClient() *client.Client {
+	for i := range c.members {
+		if s := c.Server(i); s != nil {
+			return s.Client()
+		}
+	}
+	c.t.Fatalf("testcluster: no running member")
+	return nil
+}
+
+// WaitServing waits until, for every partition of table, the master in the
+// meta leader's map has that map (or a newer one) and serves the
+// partition as master.
+func (c *Cluster) WaitServing(table string) {
+	c.t.Helper()
+	c.Eventually(30*time.Second, func() error { return c.serving(table) })
+}
+
+func (c *Cluster) serving(table string) error {
+	leader := c.MetaLeader()
+	if leader < 0 {
+		return fmt.Errorf("no meta leader")
+	}
+	m := c.Server(leader).Meta().Map()
+	t := m.Table(table)
+	if t == nil {
+		return fmt.Errorf("table %s not in the map", table)
+	}
+	byID := make(map[placement.NodeID]*zeppelin.Server)
+	for i := range c.members {
+		if s := c.Server(i); s != nil {
+			byID[placement.NodeID(s.NodeID())] = s
+		}
+	}
+	for _, p := range t.Partitions {
+		s := byID[p.Master]
+		if s == nil || s.Node() == nil {
+			return fmt.Errorf("partition %d: master %q not running", p.ID, p.Master)
+		}
+		if s.Node().Epoch() < m.Epoch {
+			return fmt.Errorf("partition %d: master %s at epoch %d < %d", p.ID, p.Master, s.Node().Epoch(), m.Epoch)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,164 @@
+package meta
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// detector is the leader's in-memory failure detector: the last heartbeat
+// of every node and the replica progress it reported. It is reset whenever
+// this member starts a new term as leader, so a new leader starts from
+// nothing and waits a full DownTimeout before declaring anything down.
+type detector struct {
+	mu    sync.Mutex
+	term  uint64
+	since time.Time
+	nodes map[placement.NodeID]*nodeReport
+}
+
+type nodeReport struct {
+	last     time.Time
+	epoch    placement.Epoch
+	replicas map[replicaKey]wire.ReplicaStatus
+}
+
+type replicaKey struct {
+	table placement.TableID
+	part  placement.PartitionID
+}
+
+func (d *detector) init() {
+	d.nodes = make(map[placement.NodeID]*nodeReport)
+}
+
+// enterTerm resets the detector when term is a new leadership term.
+func (d *detector) enterTerm(term uint64, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.term != term {
+		d.term = term
+		d.since = now
+		clear(d.nodes)
+	}
+}
+
+// observe records a heartbeat received in term.
+func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.term != term {
+		d.term = term
+		d.since = now
+		clear(d.nodes)
+	}
+	r := &nodeReport{last: now, epoch: req.Epoch, replicas: make(map[replicaKey]wire.ReplicaStatus, len(req.Replicas))}
+	for _, rs := range req.Replicas {
+		r.replicas[replicaKey{rs.Table, rs.Partition}] = rs
+	}
+	d.nodes[req.Node] = r
+}
+
+// view is a consistent copy of the detector's state.
+type view struct {
+	term  uint64
+	since time.Time
+	nodes map[placement.NodeID]*nodeReport // reports are never mutated after insertion
+}
+
+func (d *detector) view() view {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v := view{term: d.term, since: d.since, nodes: make(map[placement.NodeID]*nodeReport, len(d.nodes))}
+	for k, r := range d.nodes {
+		v.nodes[k] = r
+	}
+	return v
+}
+
+// changes computes what the leader should propose now: node state changes
+// (down after DownTimeout of silence, but never before the leader has led
+// for DownTimeout; up again once heartbeating) and the failover of every
+// partition whose master is down or missing. The result is empty when
+// nothing needs to change.
+func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration) ([]nodeStateChange, []partitionChange) {
+	var states []nodeStateChange
+	eff := make(map[placement.NodeID]placement.NodeState, len(m.Nodes))
+	graceOver := now.Sub(v.since) >= downTimeout
+	for _, n := range m.Nodes {
+		st := n.State
+		r := v.nodes[n.ID]
+		switch {
+		case n.State != placement.NodeDown && graceOver && (r == nil || now.Sub(r.last) > downTimeout):
+			st = placement.NodeDown
+		case n.State == placement.NodeDown && r != nil && now.Sub(r.last) <= downTimeout:
+			st = placement.NodeUp
+		}
+		if st != n.State {
+			states = append(states, nodeStateChange{Node: n.ID, State: st})
+		}
+		eff[n.ID] = st
+	}
+
+	var parts []partitionChange
+	for _, t := range m.Tables {
+		for _, p := range t.Partitions {
+			if p.Master != "" && eff[p.Master] != placement.NodeDown {
+				continue
+			}
+			np, changed := failover(t.ID, p, eff, v)
+			if changed {
+				parts = append(parts, partitionChange{Table: t.ID, Partition: p.ID, New: np})
+			}
+		}
+	}
+	return states, parts
+}
+
+// failover picks a new master for a partition whose master is down or
+// missing: the up, complete slave with the highest reported (gen, seq),
+// ties broken by node ID. Without one the partition is left without a
+// master (unavailable) and the old master stays among the replicas, so it
+// can rejoin.
+func failover(table placement.TableID, p placement.Partition, eff map[placement.NodeID]placement.NodeState, v view) (placement.Partition, bool) {
+	var best placement.NodeID
+	var bestGen, bestSeq uint64
+	for _, n := range p.Slaves {
+		if eff[n] == placement.NodeDown {
+			continue
+		}
+		r := v.nodes[n]
+		if r == nil {
+			continue
+		}
+		rs, ok := r.replicas[replicaKey{table, p.ID}]
+		if !ok || rs.Incomplete {
+			continue
+		}
+		if best == "" || rs.Gen > bestGen || (rs.Gen == bestGen && rs.Seq > bestSeq) ||
+			(rs.Gen == bestGen && rs.Seq == bestSeq && n < best) {
+			best, bestGen, bestSeq = n, rs.Gen, rs.Seq
+		}
+	}
+	np := p.Clone()
+	switch {
+	case best != "":
+		np.Slaves = slices.DeleteFunc(np.Slaves, func(n placement.NodeID) bool { return n == best })
+		if p.Master != "" {
+			np.Slaves = append(np.Slaves, p.Master)
+		}
+		np.Master = best
+		np.Gen = p.Gen + 1
+		np.State = placement.PartitionActive
+		np.InSync = nil
+		return np, true
+	case p.Master != "":
+		np.Slaves = append(np.Slaves, p.Master)
+		np.Master = ""
+		return np, true
+	}
+	return p, false
+}

@@ -1,0 +1,293 @@
+package meta
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Limits on table creation.
+const (
+	maxPartitions  = 1 << 16
+	maxReplication = 7
+)
+
+// Register installs the meta service's handlers on srv.
+func (s *Server) Register(srv *rpc.Server) {
+	srv.Handle(wire.KindMetaPull, s.handlePull)
+	srv.Handle(wire.KindMetaRegister, s.handleRegister)
+	srv.Handle(wire.KindMetaHeartbeat, s.handleHeartbeat)
+	srv.Handle(wire.KindMetaCreateTable, s.handleCreateTable)
+	srv.Handle(wire.KindMetaDropTable, s.handleDropTable)
+	srv.Handle(wire.KindMetaStatus, s.handleStatus)
+}
+
+// maxRequestElements bounds the arrays of one meta request (a heartbeat
+// lists the node's replicas).
+const maxRequestElements = 1 << 18
+
+func decode[T any](body []byte) (*T, error) {
+	var v T
+	if err := wire.UnmarshalLimited(body, &v, maxRequestElements); err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	return &v, nil
+}
+
+// handlePull answers from the local copy: any member may answer, and the
+// caller ignores a map older than one it has.
+func (s *Server) handlePull(_ context.Context, body []byte) (any, error) {
+	req, err := decode[wire.PullRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	m := s.Map()
+	if req.Known >= m.Epoch {
+		return &wire.PullReply{Epoch: m.Epoch}, nil
+	}
+	return &wire.PullReply{Epoch: m.Epoch, Map: m}, nil
+}
+
+func (s *Server) handleRegister(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.RegisterRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	n := req.Node
+	if n.ID == "" || n.Addr == "" {
+		return nil, wire.Errorf(wire.CodeInvalid, "register: node ID and address are required")
+	}
+	code, res, err := s.propose(ctx, &command{Op: opRegisterNode, Node: &n})
+	if err != nil {
+		return nil, err
+	}
+	if code != resOK {
+		return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
+	}
+	return &wire.RegisterReply{Epoch: res.Epoch}, nil
+}
+
+// handleHeartbeat acknowledges a data node's heartbeat, but only once a
+// linearizable read has confirmed that this member still leads: the node's
+// master lease runs from when it sent the heartbeat, and no other member
+// can declare it down before the lease has expired.
+func (s *Server) handleHeartbeat(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.HeartbeatRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	id, term := s.Leader()
+	if id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "heartbeats go to the meta leader", Addr: s.leaderAddr(s.Map())}
+	}
+	rctx, cancel := context.WithTimeout(ctx, max(s.cfg.HeartbeatInterval, 100*time.Millisecond))
+	m, err := s.read(rctx)
+	cancel()
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeUnavailable, "confirm leadership: %v", err)
+	}
+	if id2, term2 := s.Leader(); id2 != id || term2 != term {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "leadership changed", Addr: s.leaderAddr(m)}
+	}
+	s.det.observe(term, req, time.Now())
+	if n := m.Node(req.Node); n != nil && n.State == placement.NodeDown {
+		// Bring the node back up without waiting for the next tick.
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return &wire.HeartbeatReply{Epoch: m.Epoch}, nil
+}
+
+func (s *Server) handleCreateTable(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.CreateTableRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateCreate(req); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		m, err := s.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if t := m.Table(req.Name); t != nil {
+			return nil, wire.Errorf(wire.CodeTableExists, "table %q already exists", req.Name)
+		}
+		parts, warnings, err := assign(m, req)
+		if err != nil {
+			return nil, err
+		}
+		t := placement.Table{
+			Name: req.Name, Replication: req.Replication, Mode: req.Mode,
+			Fenced: req.Fenced || req.Mode == placement.ModeSync, MinInSync: req.MinInSync,
+			Domain: req.Domain, Partitions: parts,
+		}
+		code, res, err := s.propose(ctx, &command{Op: opCreateTable, ExpectEpoch: m.Epoch, Table: &t})
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case resOK:
+			return &wire.TableReply{Epoch: res.Epoch, Table: *res.Table, Warnings: warnings}, nil
+		case resConflict:
+			if attempt < 20 {
+				continue
+			}
+			return nil, wire.Errorf(wire.CodeWait, "create table: the map keeps changing, retry")
+		case resExists:
+			return nil, wire.Errorf(wire.CodeTableExists, "%s", res.Err)
+		default:
+			return nil, wire.Errorf(wire.CodeInvalid, "create table: %s", res.Err)
+		}
+	}
+}
+
+func validateCreate(req *wire.CreateTableRequest) error {
+	switch {
+	case req.Name == "":
+		return wire.Errorf(wire.CodeInvalid, "create table: empty name")
+	case len(req.Name) > 256:
+		return wire.Errorf(wire.CodeInvalid, "create table: name longer than 256 bytes")
+	case req.Partitions < 1 || req.Partitions > maxPartitions:
+		return wire.Errorf(wire.CodeInvalid, "create table: partitions must be within 1..%d, got %d", maxPartitions, req.Partitions)
+	case req.Replication < 1 || req.Replication > maxReplication:
+		return wire.Errorf(wire.CodeInvalid, "create table: replication must be within 1..%d, got %d", maxReplication, req.Replication)
+	case req.Mode != placement.ModeAsync && req.Mode != placement.ModeSync:
+		return wire.Errorf(wire.CodeInvalid, "create table: unknown mode %d", req.Mode)
+	case req.Domain > placement.DomainZone:
+		return wire.Errorf(wire.CodeInvalid, "create table: unknown failure domain %d", req.Domain)
+	case req.MinInSync < 0 || req.MinInSync > req.Replication:
+		return wire.Errorf(wire.CodeInvalid, "create table: min in-sync %d outside 0..%d", req.MinInSync, req.Replication)
+	}
+	return nil
+}
+
+// assign computes the replica assignment of a new table over the up data
+// nodes, with every partition at generation 1.
+func assign(m *placement.Map, req *wire.CreateTableRequest) ([]placement.Partition, []string, error) {
+	var nodes []placement.Node
+	for _, n := range m.Nodes {
+		if n.State == placement.NodeUp {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) < req.Replication {
+		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: replication %d needs %d up data nodes, the cluster has %d",
+			req.Replication, req.Replication, len(nodes))
+	}
+	parts, warnings, err := place(nodes, m.Tables, req.Partitions, req.Replication, req.Domain)
+	if err != nil {
+		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: %v", err)
+	}
+	for i := range parts {
+		parts[i].ID = placement.PartitionID(i)
+		parts[i].Gen = 1
+		parts[i].State = placement.PartitionActive
+	}
+	return parts, warnings, nil
+}
+
+func (s *Server) handleDropTable(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.DropTableRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	code, res, err := s.propose(ctx, &command{Op: opDropTable, Name: req.Name})
+	if err != nil {
+		return nil, err
+	}
+	switch code {
+	case resOK:
+		return &wire.EpochReply{Epoch: res.Epoch}, nil
+	case resNotFound:
+		return nil, &wire.Error{Code: wire.CodeTableNotFound, Msg: res.Err, Epoch: res.Epoch}
+	}
+	return nil, wire.Errorf(wire.CodeInvalid, "drop table: %s", res.Err)
+}
+
+func (s *Server) handleStatus(_ context.Context, body []byte) (any, error) {
+	req, err := decode[wire.StatusRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	m := s.Map()
+	id, term := s.Leader()
+	if req.Leader && id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "status from the leader", Addr: s.leaderAddr(m)}
+	}
+	reply := &wire.StatusReply{
+		Epoch: m.Epoch, LeaderID: id, LeaderAddr: s.leaderAddr(m),
+		Self: s.cfg.ReplicaID, Term: term, Map: m,
+	}
+	for _, mm := range m.Meta {
+		reply.Members = append(reply.Members, wire.MemberStatus{MetaMember: mm, Leader: mm.ID == id})
+	}
+	leading := id == s.cfg.ReplicaID
+	v := s.det.view()
+	now := time.Now()
+	for _, n := range m.Nodes {
+		ns := wire.NodeStatus{Node: n, HeartbeatAgeMs: -1}
+		if r := v.nodes[n.ID]; leading && r != nil && v.term == term {
+			ns.HeartbeatAgeMs = now.Sub(r.last).Milliseconds()
+			for _, rs := range r.replicas {
+				ns.Replicas = append(ns.Replicas, rs)
+			}
+			sortReplicas(ns.Replicas)
+		}
+		reply.Nodes = append(reply.Nodes, ns)
+	}
+	return reply, nil
+}
+
+// leaderDuties runs the failure detector while this member leads.
+func (s *Server) leaderDuties() {
+	id, term := s.Leader()
+	if id != s.cfg.ReplicaID {
+		return
+	}
+	now := time.Now()
+	s.det.enterTerm(term, now)
+	m := s.Map()
+	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)
+	if len(states) == 0 && len(parts) == 0 {
+		return
+	}
+	ctx, cancel := s.opContext()
+	defer cancel()
+	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: m.Epoch, NodeStates: states, Partitions: parts})
+	if err != nil {
+		s.log.Warn("meta: failover proposal failed", "err", err)
+		return
+	}
+	if code != resOK {
+		s.log.Debug("meta: failover proposal not applied", "result", code, "err", res.Err)
+		return
+	}
+	for _, ns := range states {
+		s.log.Info("meta: node state changed", "node", ns.Node, "state", ns.State, "epoch", res.Epoch)
+	}
+	for _, pc := range parts {
+		if pc.New.Master == "" {
+			s.log.Warn("meta: partition unavailable: no eligible replica", "table", pc.Table, "partition", pc.Partition)
+		} else {
+			s.log.Info("meta: failover", "table", pc.Table, "partition", pc.Partition, "master", pc.New.Master, "gen", pc.New.Gen)
+		}
+	}
+}
+
+func sortReplicas(rs []wire.ReplicaStatus) {
+	slices.SortFunc(rs, func(a, b wire.ReplicaStatus) int {
+		if c := cmp.Compare(a.Table, b.Table); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Partition, b.Partition)
+	})
+}

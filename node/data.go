@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Register installs the data and replication handlers on srv.
+func (s *Server) Register(srv *rpc.Server) {
+	srv.Handle(wire.KindRead, s.handleRead)
+	srv.Handle(wire.KindWrite, s.handleWrite)
+	srv.Handle(wire.KindList, s.handleList)
+	srv.Handle(wire.KindNodeStatus, s.handleNodeStatus)
+	srv.Handle(wire.KindReplHandshake, s.handleHandshake)
+	srv.Handle(wire.KindReplFetch, s.handleFetch)
+	srv.Handle(wire.KindSnapBegin, s.handleSnapBegin)
+	srv.Handle(wire.KindSnapChunk, s.handleSnapChunk)
+	srv.Handle(wire.KindSnapEnd, s.handleSnapEnd)
+}
+
+func decode[T any](s *Server, body []byte) (*T, error) {
+	var v T
+	if err := wire.UnmarshalLimited(body, &v, s.cfg.Limits.MaxRequestElements()); err != nil {
+		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	return &v, nil
+}
+
+// serving returns the replica that may serve a request for partition part
+// of table, or the error telling the client where to go or to wait.
+func (s *Server) serving(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, *wire.Error) {
+	if s.ctx.Err() != nil {
+		return nil, errClosedWire
+	}
+	m := s.cur.Load()
+	if m == nil || !s.fresh.Load() {
+		return nil, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
+	}
+	if epoch > m.Epoch {
+		// The client knows a newer map: catch up before answering, the
+		// partition may have moved.
+		s.requestPull(epoch)
+		return nil, s.errorf(wire.CodeStaleEpoch, "node %s is at epoch %d, request at %d", s.cfg.NodeID, m.Epoch, epoch)
+	}
+	t := m.TableByID(table)
+	if t == nil {
+		return nil, s.errorf(wire.CodeTableNotFound, "no table with ID %d at epoch %d", table, m.Epoch)
+	}
+	if int(part) >= len(t.Partitions) {
+		return nil, s.errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), part)
+	}
+	p := &t.Partitions[part]
+	self := s.cfg.NodeID
+	if p.Master != self && !(allowSlave && !write && p.IsSlave(self)) {
+		if p.Master == "" {
+			return nil, s.errorf(wire.CodeUnavailable, "table %s partition %d has no master (every replica is down)", t.Name, part)
+		}
+		e := s.errorf(wire.CodeMoved, "table %s partition %d is mastered by %s", t.Name, part, p.Master)
+		e.Addr = m.NodeAddr(p.Master)
+		return nil, e
+	}
+	r := s.replica(rkey{table, part})
+	if r == nil {
+		return nil, s.errorf(wire.CodeWait, "table %s partition %d is opening", t.Name, part)
+	}
+	info := r.info.Load()
+	if info.mapGen != p.Gen || (p.Master == self && info.role != wire.RoleMaster) {
+		return nil, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part)
+	}
+	if r.part.State().Incomplete {
+		return nil, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self)
+	}
+	if p.Master == self {
+		if write && info.stuck {
+			return nil, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
+		}
+		if info.fenced && !s.leaseValid() {
+			return nil, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
+		}
+	}
+	return r, nil
+}
+
+// partErr maps a partition error to the wire.
+func (s *Server) partErr(ctx context.Context, err error) *wire.Error {
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		return we
+	case errors.Is(err, partition.ErrNotMaster):
+		return s.errorf(wire.CodeWait, "replica is changing role")
+	case errors.Is(err, partition.ErrClosed):
+		if s.ctx.Err() != nil {
+			return errClosedWire
+		}
+		return s.errorf(wire.CodeWait, "replica is closing")
+	case errors.Is(err, partition.ErrIncomplete):
+		return s.errorf(wire.CodeUnavailable, "replica holds no complete copy")
+	case ctx.Err() != nil:
+		return s.errorf(wire.CodeTimeout, "%v", ctx.Err())
+	}
+	return s.errorf(wire.CodeInternal, "%v", err)
+}
+
+func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.WriteRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	reply := &wire.WriteReply{Groups: make([]wire.GroupResult, len(req.Groups))}
+	if len(req.Groups) == 1 {
+		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
+		return reply, nil
+	}
+	// Groups of different partitions commit in parallel.
+	var wg sync.WaitGroup
+	for i := range req.Groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reply.Groups[i] = s.writeGroup(ctx, req, &req.Groups[i])
+		}()
+	}
+	wg.Wait()
+	return reply, nil
+}
+
+func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
+	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
+		return wire.GroupResult{Err: err}
+	}
+	r, werr := s.serving(req.Table, g.Partition, req.Epoch, true, false)
+	if werr != nil {
+		return wire.GroupResult{Err: werr}
+	}
+	n := len(r.s.cur.Load().TableByID(req.Table).Partitions)
+	for _, op := range g.Ops {
+		var want placement.PartitionID
+		switch op.Type {
+		case wire.OpFlush:
+			continue
+		case wire.OpDeleteTag:
+			want = placement.PartitionOfTag(op.Key, n)
+		default:
+			want = placement.PartitionOf(op.Key, n)
+		}
+		if want != g.Partition {
+			return wire.GroupResult{Err: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
+		}
+	}
+	res, err := r.part.Write(ctx, g.Ops)
+	if err != nil {
+		return wire.GroupResult{Err: s.partErr(ctx, err)}
+	}
+	return wire.GroupResult{Results: res}
+}
+
+func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.ReadRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
+	for i, k := range req.Keys {
+		reply.Results[i] = s.read1(ctx, req, k)
+	}
+	return reply, nil
+}
+
+func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
+	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
+		return wire.ReadResult{Err: err}
+	}
+	r, werr := s.serving(req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	if werr != nil {
+		return wire.ReadResult{Err: werr}
+	}
+	if n := len(s.cur.Load().TableByID(req.Table).Partitions); placement.PartitionOf(k.Key, n) != k.Partition {
+		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)}
+	}
+	switch req.Op {
+	case wire.ReadGet:
+		v, _, found, err := r.part.Get(k.Key)
+		if err != nil {
+			return wire.ReadResult{Err: s.partErr(ctx, err)}
+		}
+		return wire.ReadResult{Found: found, Value: v}
+	case wire.ReadExists:
+		found, err := r.part.Exists(k.Key)
+		if err != nil {
+			return wire.ReadResult{Err: s.partErr(ctx, err)}
+		}
+		return wire.ReadResult{Found: found}
+	case wire.ReadTTL:
+		ttl, found, err := r.part.TTL(k.Key)
+		if err != nil {
+			return wire.ReadResult{Err: s.partErr(ctx, err)}
+		}
+		return wire.ReadResult{Found: found, TTL: ttl}
+	}
+	return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)}
+}
+
+func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.ListRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Tag) == 0 {
+		return nil, s.errorf(wire.CodeInvalid, "empty hashtag")
+	}
+	if req.Limit <= 0 || req.Limit > s.cfg.Limits.MaxMultiKeys {
+		return nil, s.errorf(wire.CodeInvalid, "list limit %d outside 1..%d (MaxMultiKeys)", req.Limit, s.cfg.Limits.MaxMultiKeys)
+	}
+	r, werr := s.serving(req.Table, req.Partition, req.Epoch, false, false)
+	if werr != nil {
+		return nil, werr
+	}
+	keys, vals, more, err := r.part.List(req.Tag, req.After, req.Limit, req.Values)
+	if err != nil {
+		return nil, s.partErr(ctx, err)
+	}
+	return &wire.ListReply{Keys: keys, Values: vals, More: more}, nil
+}
+
+func (s *Server) handleNodeStatus(context.Context, []byte) (any, error) {
+	st := s.Status()
+	return &st, nil
+}

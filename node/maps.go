@@ -1,0 +1,117 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Store metadata keys owned by the node.
+const (
+	metaNodeID = "node_id"
+	metaMap    = "map"
+)
+
+// ErrWrongNode is returned by Start when the store belongs to another node.
+var ErrWrongNode = errors.New("node: data directory belongs to another node")
+
+// loadLocal checks the store's owner, loads the persisted map and opens
+// every replica on disk without a role: they serve nothing until a fresh
+// map arrives, but heartbeats report what they hold.
+func (s *Server) loadLocal() error {
+	owner, err := s.store.GetMeta(metaNodeID)
+	if err != nil {
+		return fmt.Errorf("node: read identity: %w", err)
+	}
+	switch {
+	case owner == nil:
+		if err := s.store.PutMeta(metaNodeID, []byte(s.cfg.NodeID)); err != nil {
+			return fmt.Errorf("node: record identity: %w", err)
+		}
+	case string(owner) != string(s.cfg.NodeID):
+		return fmt.Errorf("%w: it holds node %q, this is node %q", ErrWrongNode, owner, s.cfg.NodeID)
+	}
+	if b, err := s.store.GetMeta(metaMap); err != nil {
+		return fmt.Errorf("node: read persisted map: %w", err)
+	} else if b != nil {
+		var m placement.Map
+		if err := wire.Unmarshal(b, &m); err != nil {
+			return fmt.Errorf("node: decode persisted map: %w", err)
+		}
+		s.cur.Store(&m)
+	}
+	ids, err := s.store.Replicas()
+	if err != nil {
+		return fmt.Errorf("node: list replicas: %w", err)
+	}
+	for _, id := range ids {
+		p, err := s.store.Replica(id.Table, id.Partition)
+		if err != nil {
+			return fmt.Errorf("node: open replica %d/%d: %w", id.Table, id.Partition, err)
+		}
+		k := rkey{placement.TableID(id.Table), placement.PartitionID(id.Partition)}
+		s.replicas[k] = newReplica(s, k, p)
+	}
+	return nil
+}
+
+// applyMap makes the node's replicas match a fresh map m: open new ones,
+// set roles, drop those no longer assigned here, then persist m.
+func (s *Server) applyMap(m *placement.Map) {
+	self := s.cfg.NodeID
+	type assignment struct {
+		t *placement.Table
+		p *placement.Partition
+	}
+	want := make(map[rkey]assignment)
+	for ti := range m.Tables {
+		t := &m.Tables[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			if p.HasReplica(self) {
+				want[rkey{t.ID, p.ID}] = assignment{t, p}
+			}
+		}
+	}
+	for k, a := range want {
+		r := s.replica(k)
+		if r == nil {
+			p, err := s.store.Replica(uint32(k.table), uint32(k.part))
+			if err != nil {
+				s.log.Error("node: open replica", "table", a.t.Name, "partition", k.part, "err", err)
+				continue
+			}
+			r = newReplica(s, k, p)
+			s.mu.Lock()
+			s.replicas[k] = r
+			s.mu.Unlock()
+		}
+		r.update(a.t, a.p, m)
+	}
+	for _, r := range s.replicaList() {
+		if _, ok := want[r.key]; ok {
+			continue
+		}
+		r.stopSlave()
+		r.part.Demote()
+		s.mu.Lock()
+		delete(s.replicas, r.key)
+		s.mu.Unlock()
+		if err := s.store.Drop(uint32(r.key.table), uint32(r.key.part)); err != nil {
+			s.log.Error("node: drop replica", "table", r.key.table, "partition", r.key.part, "err", err)
+		} else {
+			s.log.Info("node: dropped replica", "table", r.key.table, "partition", r.key.part, "epoch", m.Epoch)
+		}
+	}
+	if b, err := wire.Marshal(m); err == nil {
+		if err := s.store.PutMeta(metaMap, b); err != nil {
+			s.log.Error("node: persist map", "err", err)
+		}
+	}
+	s.cur.Store(m)
+	s.fresh.Store(true)
+	s.checkReady()
+	s.log.Debug("node: applied map", "epoch", m.Epoch)
+}

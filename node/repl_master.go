@@ -1,0 +1,241 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// masterFor returns the replica that slave may replicate from, when this
+// node masters the partition at map generation mapGen and slave is one of
+// its slaves; otherwise a refusal, after which the slave pulls the map.
+func (s *Server) masterFor(table placement.TableID, part placement.PartitionID, slave placement.NodeID, mapGen uint64) (*replica, *wire.Error) {
+	if s.ctx.Err() != nil {
+		return nil, errClosedWire
+	}
+	m := s.cur.Load()
+	if m == nil || !s.fresh.Load() {
+		return nil, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
+	}
+	t := m.TableByID(table)
+	if t == nil || int(part) >= len(t.Partitions) {
+		s.requestPull(0)
+		return nil, s.errorf(wire.CodeRefused, "no table %d partition %d at epoch %d", table, part, m.Epoch)
+	}
+	p := &t.Partitions[part]
+	if mapGen > p.Gen {
+		s.requestPull(0)
+	}
+	switch {
+	case p.Master != s.cfg.NodeID:
+		return nil, s.errorf(wire.CodeRefused, "%s is not the master of table %s partition %d (gen %d)", s.cfg.NodeID, t.Name, part, p.Gen)
+	case !p.IsSlave(slave):
+		return nil, s.errorf(wire.CodeRefused, "%s is not a slave of table %s partition %d", slave, t.Name, part)
+	case mapGen != p.Gen:
+		return nil, s.errorf(wire.CodeRefused, "generation mismatch for table %s partition %d: slave at %d, master at %d", t.Name, part, mapGen, p.Gen)
+	}
+	r := s.replica(rkey{table, part})
+	if r == nil {
+		return nil, s.errorf(wire.CodeWait, "replica opening")
+	}
+	if info := r.info.Load(); info.role != wire.RoleMaster || info.mapGen != p.Gen {
+		return nil, s.errorf(wire.CodeWait, "replica changing role")
+	}
+	return r, nil
+}
+
+func (s *Server) handleHandshake(_ context.Context, body []byte) (any, error) {
+	req, err := decode[wire.HandshakeRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	if werr != nil {
+		if werr.Code == wire.CodeRefused {
+			return &wire.HandshakeReply{Action: wire.ReplRefuse, Reason: werr.Msg}, nil
+		}
+		return nil, werr
+	}
+	action, reason := r.part.Decide(req.LastGen, req.LastSeq)
+	st := r.part.State()
+	if action == wire.ReplFullSync {
+		s.log.Info("node: slave needs a full sync", "table", req.Table, "partition", req.Partition,
+			"slave", req.Node, "slave_gen", req.LastGen, "slave_seq", req.LastSeq, "seq", st.Seq, "reason", reason)
+	}
+	return &wire.HandshakeReply{Action: action, Reason: reason, Seq: st.Seq}, nil
+}
+
+func (s *Server) handleFetch(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.FetchRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	if werr != nil {
+		return nil, werr
+	}
+	r.noteFetch(req.Node, req.Acked, time.Now())
+	st := r.part.State()
+	switch {
+	case req.From < st.FirstSeq:
+		return &wire.FetchReply{Purged: true, Seq: st.Seq}, nil
+	case req.From > st.Seq+1:
+		return nil, s.errorf(wire.CodeRefused, "slave asks for seq %d, master's last is %d", req.From, st.Seq)
+	case req.From == st.Seq+1 && req.WaitMs > 0:
+		wait := min(time.Duration(req.WaitMs)*time.Millisecond, s.cfg.FetchWait)
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		err := r.part.WaitSeq(wctx, st.Seq)
+		cancel()
+		if err != nil && wctx.Err() == nil {
+			return nil, s.partErr(ctx, err)
+		}
+	}
+	maxBytes := s.cfg.FetchBytes
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, req.MaxBytes)
+	}
+	recs, err := r.part.ReadLog(req.From, maxBytes)
+	if errors.Is(err, partition.ErrPurged) {
+		return &wire.FetchReply{Purged: true, Seq: r.part.State().Seq}, nil
+	}
+	if err != nil {
+		return nil, s.partErr(ctx, err)
+	}
+	return &wire.FetchReply{Records: recs, Seq: r.part.State().Seq}, nil
+}
+
+// snapshots are the full-sync transfers in progress on this master.
+type snapshots struct {
+	mu   sync.Mutex
+	next uint64
+	m    map[uint64]*snapSession
+}
+
+type snapSession struct {
+	mu   sync.Mutex // serialises Next
+	snap *partition.Snapshot
+	last time.Time
+	key  rkey
+}
+
+func (ss *snapshots) init() { ss.m = make(map[uint64]*snapSession) }
+
+func (ss *snapshots) add(k rkey, snap *partition.Snapshot) uint64 {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.next++
+	ss.m[ss.next] = &snapSession{snap: snap, last: time.Now(), key: k}
+	return ss.next
+}
+
+func (ss *snapshots) get(id uint64) *snapSession {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	sess := ss.m[id]
+	if sess != nil {
+		sess.last = time.Now()
+	}
+	return sess
+}
+
+func (ss *snapshots) remove(id uint64) {
+	ss.mu.Lock()
+	sess := ss.m[id]
+	delete(ss.m, id)
+	ss.mu.Unlock()
+	if sess != nil {
+		sess.mu.Lock()
+		sess.snap.Close()
+		sess.mu.Unlock()
+	}
+}
+
+// expire closes sessions idle for longer than idle (a slave that died
+// mid-transfer).
+func (ss *snapshots) expire(now time.Time, idle time.Duration) {
+	ss.mu.Lock()
+	var dead []uint64
+	for id, sess := range ss.m {
+		if now.Sub(sess.last) > idle {
+			dead = append(dead, id)
+		}
+	}
+	ss.mu.Unlock()
+	for _, id := range dead {
+		ss.remove(id)
+	}
+}
+
+func (ss *snapshots) closeAll() {
+	ss.mu.Lock()
+	ids := make([]uint64, 0, len(ss.m))
+	for id := range ss.m {
+		ids = append(ids, id)
+	}
+	ss.mu.Unlock()
+	for _, id := range ids {
+		ss.remove(id)
+	}
+}
+
+func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.SnapBeginRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	if werr != nil {
+		return nil, werr
+	}
+	snap, err := r.part.Snapshot()
+	if err != nil {
+		return nil, s.partErr(ctx, err)
+	}
+	id := s.snaps.add(r.key, snap)
+	reply := &wire.SnapBeginReply{ID: id, Gen: snap.Gen, Seq: snap.Seq}
+	for _, h := range snap.History {
+		reply.History = append(reply.History, wire.GenStart{Gen: h.Gen, Seq: h.Seq})
+	}
+	s.log.Info("node: full sync started", "table", req.Table, "partition", req.Partition, "slave", req.Node, "gen", snap.Gen, "seq", snap.Seq)
+	return reply, nil
+}
+
+func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.SnapChunkRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	sess := s.snaps.get(req.ID)
+	if sess == nil {
+		return nil, s.errorf(wire.CodeRefused, "no snapshot %d (expired or master restarted)", req.ID)
+	}
+	maxBytes := s.cfg.SnapshotChunk
+	if req.MaxBytes > 0 {
+		maxBytes = min(maxBytes, req.MaxBytes)
+	}
+	sess.mu.Lock()
+	entries, done, err := sess.snap.Next(maxBytes)
+	sess.mu.Unlock()
+	if err != nil {
+		s.snaps.remove(req.ID)
+		return nil, s.partErr(ctx, err)
+	}
+	if done {
+		s.snaps.remove(req.ID)
+	}
+	return &wire.SnapChunkReply{Entries: entries, Done: done}, nil
+}
+
+func (s *Server) handleSnapEnd(_ context.Context, body []byte) (any, error) {
+	req, err := decode[wire.SnapEndRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	s.snaps.remove(req.ID)
+	return &wire.EpochReply{Epoch: s.Epoch()}, nil
+}

@@ -1,0 +1,177 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/binlog"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+var (
+	errRefused = errors.New("node: master refused replication")
+	errPurged  = errors.New("node: fell behind the master's retained binlog")
+)
+
+// follow replicates the replica from master until ctx ends: handshake,
+// then stream (or full sync first), retrying with backoff on failure.
+func (r *replica) follow(ctx context.Context, master placement.NodeID, gen uint64) {
+	backoff := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := r.syncOnce(ctx, master, gen)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.s.log.Debug("node: replication interrupted", "table", r.key.table, "partition", r.key.part, "master", master, "err", err)
+		}
+		if time.Since(started) > 5*time.Second {
+			backoff = 10 * time.Millisecond
+		}
+		if errors.Is(err, errPurged) {
+			continue // go straight to the full sync
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (r *replica) masterAddr(master placement.NodeID) string {
+	if info := r.info.Load(); info.master == master && info.masterAddr != "" {
+		return info.masterAddr
+	}
+	if m := r.s.cur.Load(); m != nil {
+		return m.NodeAddr(master)
+	}
+	return ""
+}
+
+func (r *replica) syncOnce(ctx context.Context, master placement.NodeID, gen uint64) error {
+	r.state.Store(uint32(wire.ReplConnecting))
+	if master == "" {
+		return fmt.Errorf("partition has no master")
+	}
+	addr := r.masterAddr(master)
+	if addr == "" {
+		return fmt.Errorf("no address for master %s", master)
+	}
+	st := r.part.State()
+	if st.Incomplete {
+		// A full sync was cut short: the copy is unusable, load it again.
+		return r.fullSync(ctx, addr, gen)
+	}
+	req := wire.HandshakeRequest{Table: r.key.table, Partition: r.key.part, Node: r.s.cfg.NodeID,
+		Epoch: r.s.Epoch(), MapGen: gen, LastGen: st.Gen, LastSeq: st.Seq}
+	var reply wire.HandshakeReply
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := r.s.pool.Call(cctx, addr, wire.KindReplHandshake, &req, &reply)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("handshake with %s: %w", master, err)
+	}
+	switch reply.Action {
+	case wire.ReplContinue:
+		return r.stream(ctx, addr, gen)
+	case wire.ReplFullSync:
+		r.s.log.Info("node: full sync", "table", r.key.table, "partition", r.key.part, "master", master, "reason", reply.Reason)
+		return r.fullSync(ctx, addr, gen)
+	case wire.ReplRefuse:
+		r.s.requestPull(0)
+		return fmt.Errorf("%w: %s", errRefused, reply.Reason)
+	}
+	return fmt.Errorf("handshake with %s: unknown action %d", master, reply.Action)
+}
+
+// stream long-polls the master for records and applies them, each batch in
+// one transaction; the next fetch acknowledges what was applied.
+func (r *replica) stream(ctx context.Context, addr string, gen uint64) error {
+	waitMs := r.s.cfg.FetchWait.Milliseconds()
+	for {
+		st := r.part.State()
+		req := wire.FetchRequest{Table: r.key.table, Partition: r.key.part, Node: r.s.cfg.NodeID, MapGen: gen,
+			From: st.Seq + 1, Acked: st.Seq, MaxBytes: r.s.cfg.FetchBytes, WaitMs: waitMs}
+		var reply wire.FetchReply
+		cctx, cancel := context.WithTimeout(ctx, r.s.cfg.FetchWait+5*time.Second)
+		err := r.s.pool.Call(cctx, addr, wire.KindReplFetch, &req, &reply)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		if reply.Purged {
+			return errPurged
+		}
+		r.state.Store(uint32(wire.ReplStreaming))
+		if len(reply.Records) > 0 {
+			if err := r.part.Apply(reply.Records); err != nil {
+				return fmt.Errorf("apply: %w", err)
+			}
+		}
+		applied := r.part.State().Seq
+		if reply.Seq > applied {
+			r.lagRecords.Store(reply.Seq - applied)
+			if n := len(reply.Records); n > 0 {
+				if _, _, ms, err := binlog.Peek(reply.Records[n-1]); err == nil {
+					r.lagMs.Store(max(time.Now().UnixMilli()-ms, 0))
+				}
+			}
+		} else {
+			r.lagRecords.Store(0)
+			r.lagMs.Store(0)
+		}
+	}
+}
+
+// fullSync replaces the replica's copy with a consistent snapshot of the
+// master's. The old copy is discarded first; until the load completes the
+// replica is marked incomplete and is neither served nor promoted.
+func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
+	r.state.Store(uint32(wire.ReplFullSyncing))
+	call := func(kind wire.Kind, req, resp any) error {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return r.s.pool.Call(cctx, addr, kind, req, resp)
+	}
+	var begin wire.SnapBeginReply
+	if err := call(wire.KindSnapBegin, &wire.SnapBeginRequest{Table: r.key.table, Partition: r.key.part,
+		Node: r.s.cfg.NodeID, MapGen: gen}, &begin); err != nil {
+		return fmt.Errorf("snapshot begin: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(r.s.ctx, time.Second)
+		defer cancel()
+		_ = r.s.pool.Call(cctx, addr, wire.KindSnapEnd, &wire.SnapEndRequest{ID: begin.ID}, nil)
+	}()
+	if err := r.part.BeginLoad(); err != nil {
+		return fmt.Errorf("begin load: %w", err)
+	}
+	loaded := 0
+	for {
+		var chunk wire.SnapChunkReply
+		if err := call(wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: r.s.cfg.SnapshotChunk}, &chunk); err != nil {
+			return fmt.Errorf("snapshot chunk: %w", err)
+		}
+		if err := r.part.LoadChunk(chunk.Entries); err != nil {
+			return fmt.Errorf("load chunk: %w", err)
+		}
+		loaded += len(chunk.Entries)
+		if chunk.Done {
+			break
+		}
+	}
+	if err := r.part.FinishLoad(begin.Gen, begin.Seq, begin.History); err != nil {
+		return fmt.Errorf("finish load: %w", err)
+	}
+	r.fullSyncs.Add(1)
+	r.s.log.Info("node: full sync done", "table", r.key.table, "partition", r.key.part, "keys", loaded, "gen", begin.Gen, "seq", begin.Seq)
+	return nil
+}

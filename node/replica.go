@@ -1,0 +1,215 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// roleInfo is an immutable description of a replica's role under one map.
+type roleInfo struct {
+	role       wire.Role
+	mapGen     uint64
+	master     placement.NodeID
+	masterAddr string
+	slaves     []placement.NodeID
+	stuck      bool
+	fenced     bool
+	epoch      placement.Epoch
+}
+
+// replica is the node's handle on one partition replica.
+type replica struct {
+	s    *Server
+	key  rkey
+	part *partition.Replica
+
+	info atomic.Pointer[roleInfo]
+
+	// Slave side.
+	state      atomic.Uint32 // wire.ReplState
+	lagRecords atomic.Uint64
+	lagMs      atomic.Int64
+	fullSyncs  atomic.Uint64
+
+	mu          sync.Mutex
+	slaveCancel context.CancelFunc
+	slaveDone   chan struct{}
+	slaveOf     placement.NodeID // master the running loop follows
+	slaveGen    uint64           // map generation the loop runs under
+	// Master side: what each slave has acknowledged.
+	progress map[placement.NodeID]*slaveProgress
+}
+
+type slaveProgress struct {
+	acked     uint64
+	lastFetch time.Time
+	// lagSince is when the slave first fell behind the master's last seq
+	// without catching up since (zero while caught up).
+	lagSince time.Time
+}
+
+func newReplica(s *Server, k rkey, p *partition.Replica) *replica {
+	r := &replica{s: s, key: k, part: p, progress: make(map[placement.NodeID]*slaveProgress)}
+	r.info.Store(&roleInfo{})
+	return r
+}
+
+// update applies the replica's assignment in map m.
+func (r *replica) update(t *placement.Table, p *placement.Partition, m *placement.Map) {
+	self := r.s.cfg.NodeID
+	info := &roleInfo{
+		mapGen: p.Gen, master: p.Master, masterAddr: m.NodeAddr(p.Master),
+		slaves: slices.Clone(p.Slaves), stuck: p.State == placement.PartitionStuck,
+		fenced: t.Fenced || t.Mode == placement.ModeSync, epoch: m.Epoch,
+	}
+	old := r.info.Load()
+	switch {
+	case p.Master == self:
+		info.role = wire.RoleMaster
+		r.stopSlave()
+		if !r.part.State().Incomplete {
+			if err := r.part.Promote(p.Gen); err != nil {
+				r.s.log.Error("node: cannot become master", "table", t.Name, "partition", p.ID, "gen", p.Gen, "err", err)
+				info.role = wire.RoleNone
+			}
+		}
+		r.state.Store(uint32(wire.ReplIdle))
+		r.lagRecords.Store(0)
+		r.lagMs.Store(0)
+	default:
+		info.role = wire.RoleSlave
+		if old.role == wire.RoleMaster {
+			r.part.Demote()
+		}
+		r.startSlave(p.Master, p.Gen)
+	}
+	r.info.Store(info)
+}
+
+// startSlave makes sure a replication loop follows master under map
+// generation gen, restarting it when either changed.
+func (r *replica) startSlave(master placement.NodeID, gen uint64) {
+	r.mu.Lock()
+	if r.slaveCancel != nil && r.slaveOf == master && r.slaveGen == gen {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.stopSlave()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.s.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.s.ctx)
+	done := make(chan struct{})
+	r.slaveCancel, r.slaveDone, r.slaveOf, r.slaveGen = cancel, done, master, gen
+	r.state.Store(uint32(wire.ReplConnecting))
+	r.s.wg.Add(1)
+	go func() {
+		defer r.s.wg.Done()
+		defer close(done)
+		r.follow(ctx, master, gen)
+	}()
+}
+
+// stopSlave stops the replication loop, if any, and waits for it.
+func (r *replica) stopSlave() {
+	r.mu.Lock()
+	cancel, done := r.slaveCancel, r.slaveDone
+	r.slaveCancel, r.slaveDone, r.slaveOf, r.slaveGen = nil, nil, "", 0
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// noteFetch records a slave's acknowledgement (master side).
+func (r *replica) noteFetch(n placement.NodeID, acked uint64, now time.Time) {
+	last := r.part.State().Seq
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sp := r.progress[n]
+	if sp == nil {
+		sp = &slaveProgress{}
+		r.progress[n] = sp
+	}
+	sp.acked = acked
+	sp.lastFetch = now
+	switch {
+	case acked >= last:
+		sp.lagSince = time.Time{}
+	case sp.lagSince.IsZero():
+		sp.lagSince = now
+	}
+}
+
+// keepFrom returns the oldest seq a connected slave still needs: the binlog
+// is not purged from there on unless a hard cap is hit.
+func (r *replica) keepFrom() uint64 {
+	info := r.info.Load()
+	if info.role != wire.RoleMaster {
+		return ^uint64(0)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := ^uint64(0)
+	now := time.Now()
+	for _, n := range info.slaves {
+		sp := r.progress[n]
+		if sp == nil || now.Sub(sp.lastFetch) > 10*r.s.cfg.FetchWait+10*time.Second {
+			continue // not connected: it will full-sync if it falls out
+		}
+		keep = min(keep, sp.acked+1)
+	}
+	return keep
+}
+
+func (r *replica) status() wire.ReplicaStatus {
+	st := r.part.State()
+	info := r.info.Load()
+	rs := wire.ReplicaStatus{
+		Table: r.key.table, Partition: r.key.part, Role: info.role,
+		State: wire.ReplState(r.state.Load()), Gen: st.Gen, Seq: st.Seq, FirstSeq: st.FirstSeq,
+		MapGen: info.mapGen, Incomplete: st.Incomplete, FullSyncs: r.fullSyncs.Load(),
+	}
+	switch info.role {
+	case wire.RoleSlave:
+		rs.LagRecords = r.lagRecords.Load()
+		rs.LagMs = r.lagMs.Load()
+	case wire.RoleMaster:
+		now := time.Now()
+		r.mu.Lock()
+		for _, n := range info.slaves {
+			sp := r.progress[n]
+			p := wire.SlaveProgress{Node: n}
+			if sp != nil {
+				p.Acked = sp.acked
+				if !sp.lagSince.IsZero() {
+					p.LagMs = now.Sub(sp.lagSince).Milliseconds()
+				}
+			}
+			rs.Slaves = append(rs.Slaves, p)
+		}
+		r.mu.Unlock()
+	}
+	return rs
+}
+
+func sortStatuses(rs []wire.ReplicaStatus) {
+	slices.SortFunc(rs, func(a, b wire.ReplicaStatus) int {
+		if c := cmp.Compare(a.Table, b.Table); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Partition, b.Partition)
+	})
+}
