@@ -1,0 +1,219 @@
+package zeppelin_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin"
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
+)
+
+func key(i int) []byte   { return fmt.Appendf(nil, "key-%05d", i) }
+func value(i int) []byte { return fmt.Appendf(nil, "value-%05d", i) }
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// writeKeys writes keys [0, n) with 16 goroutines spread over the given
+// clients.
+func writeKeys(t *testing.T, ctx context.Context, clients []*client.Client, table string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tb := clients[w%len(clients)].Table(table)
+			for i := w; i < n; i += 16 {
+				if _, err := tb.Set(ctx, key(i), value(i)); err != nil {
+					errs <- fmt.Errorf("set %s: %w", key(i), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// checkKeys reads keys [0, n) through c in MGet batches and checks every
+// value.
+func checkKeys(t *testing.T, ctx context.Context, c *client.Client, table string, n int) {
+	t.Helper()
+	tb := c.Table(table)
+	const batch = 500
+	for lo := 0; lo < n; lo += batch {
+		hi := min(lo+batch, n)
+		keys := make([][]byte, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			keys = append(keys, key(i))
+		}
+		res, err := tb.MGet(ctx, keys)
+		if err != nil {
+			t.Fatalf("mget %d..%d: %v", lo, hi, err)
+		}
+		for j, r := range res {
+			if !r.Found || string(r.Value) != string(value(lo+j)) {
+				t.Fatalf("key %s: found=%v value=%q, want %q", keys[j], r.Found, r.Value, value(lo+j))
+			}
+		}
+	}
+}
+
+func TestClusterWritesReadEverywhere(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3})
+	c.CreateTable("users", client.TableOptions{Partitions: 64, Replication: 3})
+	ctx := ctxFor(t, 60*time.Second)
+	clients := []*client.Client{c.Client(0), c.Client(1), c.Client(2)}
+	writeKeys(t, ctx, clients, "users", 10_000)
+	for i := range 3 {
+		checkKeys(t, ctx, c.Client(i), "users", 10_000)
+	}
+}
+
+func TestClusterRestartEachServer(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3})
+	c.CreateTable("t", client.TableOptions{Partitions: 16, Replication: 3})
+	ctx := ctxFor(t, 120*time.Second)
+	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "t", 2_000)
+	epochBefore := c.Server(0).Meta().Map().Epoch
+	for i := range 3 {
+		c.Stop(i)
+		c.Restart(i, true)
+		// The restarted member's own view of the map and of the data.
+		m := c.Server(i).Meta().Map()
+		if m.Epoch < epochBefore || m.Table("t") == nil {
+			t.Fatalf("member %d after restart: epoch %d (before %d), table present %v", i, m.Epoch, epochBefore, m.Table("t") != nil)
+		}
+		c.WaitServing("t")
+		checkKeys(t, ctx, c.Client(i), "t", 2_000)
+	}
+	for i := range 3 {
+		checkKeys(t, ctx, c.Client(i), "t", 2_000)
+	}
+}
+
+func TestClusterMetaLeaderLoss(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3})
+	c.CreateTable("t", client.TableOptions{Partitions: 16, Replication: 3})
+	ctx := ctxFor(t, 60*time.Second)
+	writeKeys(t, ctx, []*client.Client{c.Client(0), c.Client(1), c.Client(2)}, "t", 1_000)
+
+	leader := c.WaitMetaLeader()
+	c.Stop(leader)
+	next := c.WaitMetaLeader()
+	if next == leader {
+		t.Fatalf("leader %d still leads after stopping", leader)
+	}
+	survivor := c.Client(next)
+	if _, err := survivor.CreateTable(ctx, "after", client.TableOptions{Partitions: 4, Replication: 2}); err != nil {
+		t.Fatalf("create table after leader loss: %v", err)
+	}
+	c.WaitServing("after")
+	checkKeys(t, ctx, survivor, "t", 1_000)
+	if _, err := survivor.Table("t").Set(ctx, []byte("new"), []byte("v")); err != nil {
+		t.Fatalf("write after leader loss: %v", err)
+	}
+	if _, err := survivor.Table("after").Set(ctx, []byte("x"), []byte("y")); err != nil {
+		t.Fatalf("write to new table: %v", err)
+	}
+}
+
+func TestClusterDataOnlyNodesAndClientSeededByDataNode(t *testing.T) {
+	roles := []zeppelin.Roles{zeppelin.RoleMeta, zeppelin.RoleData, zeppelin.RoleData, zeppelin.RoleData, zeppelin.RoleData}
+	c := testcluster.New(t, testcluster.Options{Servers: 5, Roles: roles})
+	c.CreateTable("t", client.TableOptions{Partitions: 32, Replication: 3})
+	ctx := ctxFor(t, 60*time.Second)
+
+	// A client that only knows one data node finds the meta group through
+	// it.
+	cl := c.NewClient("remote", c.Addr(3))
+	writeKeys(t, ctx, []*client.Client{cl}, "t", 1_000)
+	checkKeys(t, ctx, cl, "t", 1_000)
+	nodes, err := cl.ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 4 {
+		t.Fatalf("ListNodes: %d data nodes, want 4: %+v", len(nodes), nodes)
+	}
+	st, err := cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 1 || st.LeaderAddr != c.Addr(0) {
+		t.Fatalf("status: members %+v leader %q, want the one meta member at %s", st.Members, st.LeaderAddr, c.Addr(0))
+	}
+}
+
+func TestClusterBadInput(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 1, Configure: func(_ int, cfg *zeppelin.Config) {
+		cfg.Limits.MaxKeySize = 16
+		cfg.Limits.MaxValueSize = 64
+	}})
+	c.CreateTable("t", client.TableOptions{Partitions: 4, Replication: 1})
+	ctx := ctxFor(t, 30*time.Second)
+	cl := c.Client(0)
+	tb := cl.Table("t")
+
+	if _, err := cl.Table("nope").Get(ctx, []byte("k")); !errors.Is(err, client.ErrTableNotFound) {
+		t.Errorf("get from unknown table: %v, want ErrTableNotFound", err)
+	}
+	if _, err := cl.Table("nope").Set(ctx, []byte("k"), nil); !errors.Is(err, client.ErrTableNotFound) {
+		t.Errorf("set to unknown table: %v, want ErrTableNotFound", err)
+	}
+	if _, err := tb.Set(ctx, nil, []byte("v")); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("empty key: %v, want ErrInvalid", err)
+	}
+	if _, err := tb.Set(ctx, make([]byte, 17), []byte("v")); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("oversized key: %v, want ErrInvalid", err)
+	}
+	if _, err := tb.Set(ctx, []byte("k"), make([]byte, 65)); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("oversized value: %v, want ErrInvalid", err)
+	}
+	if _, err := tb.Get(ctx, []byte("k")); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("after rejected writes the key must not exist: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := tb.Set(cancelled, []byte("k"), []byte("v")); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v, want context.Canceled", err)
+	}
+	// The server still serves.
+	if _, err := tb.Set(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("set after bad input: %v", err)
+	}
+
+	// A client with default limits sends what the server refuses: the
+	// server's own check answers.
+	remote := c.NewClient("big")
+	if _, err := remote.Table("t").Set(ctx, []byte("k"), make([]byte, 1000)); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("value over the server's limit: %v, want ErrInvalid", err)
+	}
+
+	other := c.NewClient("closed")
+	other.Close()
+	if _, err := other.Table("t").Get(ctx, []byte("k")); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("call after client Close: %v, want ErrClosed", err)
+	}
+	srv := c.Server(0)
+	c.Stop(0)
+	if err := srv.WaitReady(ctx); !errors.Is(err, zeppelin.ErrClosed) {
+		t.Errorf("WaitReady after Close: %v, want ErrClosed", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

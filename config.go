@@ -1,0 +1,297 @@
+package zeppelin
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Roles is the set of roles a process plays.
+type Roles uint8
+
+// Roles a process can play. Every process can use the client.
+const (
+	RoleMeta Roles = 1 << iota // member of the meta Raft group
+	RoleData                   // data node holding partition replicas
+)
+
+func (r Roles) String() string {
+	switch r {
+	case RoleMeta:
+		return "meta"
+	case RoleData:
+		return "data"
+	case RoleMeta | RoleData:
+		return "meta+data"
+	case 0:
+		return "client"
+	}
+	return fmt.Sprintf("Roles(%d)", uint8(r))
+}
+
+// Durability is when a data node's writes reach the disk.
+type Durability = partition.Durability
+
+// Durability policies.
+const (
+	// DurabilityAlways fsyncs before a write is acknowledged.
+	DurabilityAlways = partition.DurabilityAlways
+	// DurabilityInterval fsyncs at least every second (the default), like
+	// Redis appendfsync everysec.
+	DurabilityInterval = partition.DurabilityInterval
+	// DurabilityNone leaves flushing to the operating system.
+	DurabilityNone = partition.DurabilityNone
+)
+
+// Retention bounds the binlog each replica keeps for slaves to catch up
+// from. A slave that falls out of the retained log is resynchronised in
+// full.
+type Retention = partition.Retention
+
+// Limits bound keys, values and multi-key requests.
+type Limits = client.Limits
+
+// Config configures a Server. Start with DefaultConfig or
+// DefaultLocalConfig and change what you need; Config is passed by value.
+type Config struct {
+	// NodeID names this process in the cluster; it must be unique and
+	// stable across restarts. When empty, Start uses the ID recorded in Dir,
+	// or records a new random one.
+	NodeID string
+	// Dir holds all persistent state (meta Raft log, data store).
+	Dir string
+	// Roles this process plays (default: meta and data).
+	Roles Roles
+
+	// RPCAddr is the address the RPC listener binds ("host:port"; port 0
+	// picks a free port). One listener serves every role.
+	RPCAddr string
+	// AdvertiseAddr is the RPC address others use to reach this process
+	// (default: the bound RPC address).
+	AdvertiseAddr string
+	// GossipAddr is where memberlist binds for discovery (port 0 picks a
+	// free port; "off" disables gossip).
+	GossipAddr string
+	// Join lists RPC addresses of any existing members to find the cluster
+	// through.
+	Join []string
+
+	// MetaID is this process's replica ID in the meta group (meta role).
+	// Default 1 when MetaMembers is empty.
+	MetaID uint64
+	// RaftAddr is where the meta Raft transport listens. It is recorded in
+	// Dir and must not change. When empty for a single-member group, a
+	// free port is chosen on first start and reused afterwards.
+	RaftAddr string
+	// MetaMembers maps the initial meta members' IDs to their Raft
+	// addresses. Empty means a single-member group of this process.
+	MetaMembers map[uint64]string
+
+	// Labels place a data node in the failure-domain hierarchy.
+	Labels placement.Labels
+	// Weight is a data node's relative capacity (default 1).
+	Weight int
+	// Durability is the data node's fsync policy (default interval).
+	Durability Durability
+	// Retention bounds every replica's binlog.
+	Retention Retention
+	// Limits bound what one request may carry (defaults: key ≤ 64 KiB,
+	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
+	Limits Limits
+
+	// HeartbeatInterval is how often data nodes heartbeat the meta leader.
+	HeartbeatInterval time.Duration
+	// DownTimeout is how long a data node may stay silent before the meta
+	// leader declares it down and fails its partitions over.
+	DownTimeout time.Duration
+	// MasterLease is how long a master of a fenced table keeps accepting
+	// writes after its last acknowledged heartbeat was sent. It must be
+	// shorter than DownTimeout by at least two heartbeat intervals.
+	MasterLease time.Duration
+	// RaftRTT is the meta group's Raft tick; elections take about
+	// ElectionRTT ticks and leaders heartbeat every HeartbeatRTT ticks.
+	RaftRTT      time.Duration
+	ElectionRTT  uint64
+	HeartbeatRTT uint64
+
+	// ClientTimeout bounds client calls whose context has no deadline.
+	ClientTimeout time.Duration
+
+	// Logger receives the server's logs (discarded when nil).
+	Logger *slog.Logger
+
+	// Expert holds tuning and test hooks.
+	Expert ExpertConfig
+}
+
+// ExpertConfig holds settings for tests and tuning. The zero value is right
+// for production.
+type ExpertConfig struct {
+	// SmallFootprint sizes the store and the Raft log for many servers in
+	// one process (tests, demos).
+	SmallFootprint bool
+	// Network carries RPC traffic (TCP when nil); tests pass a fault
+	// injecting hub.
+	Network transport.Network
+	// FetchWait is how long a master holds a replication fetch with
+	// nothing to send (default 2 heartbeat intervals, at least 200ms).
+	FetchWait time.Duration
+}
+
+// DefaultConfig returns a production configuration storing its state in
+// dir: meta and data roles, RPC on :7070, gossip on :7946, 1 s heartbeats,
+// 5 s down timeout.
+func DefaultConfig(dir string) Config {
+	return Config{
+		Dir:               dir,
+		Roles:             RoleMeta | RoleData,
+		RPCAddr:           ":7070",
+		GossipAddr:        ":7946",
+		Weight:            1,
+		Durability:        DurabilityInterval,
+		Limits:            client.DefaultLimits(),
+		HeartbeatInterval: time.Second,
+		DownTimeout:       5 * time.Second,
+		MasterLease:       3 * time.Second,
+		RaftRTT:           10 * time.Millisecond,
+		ElectionRTT:       20,
+		HeartbeatRTT:      2,
+		ClientTimeout:     5 * time.Second,
+	}
+}
+
+// DefaultLocalConfig returns a configuration for tests and demos: loopback
+// addresses on free ports, fast timers (100 ms heartbeats, 1 s down
+// timeout) and a small memory footprint.
+func DefaultLocalConfig(dir string) Config {
+	c := DefaultConfig(dir)
+	c.RPCAddr = "127.0.0.1:0"
+	c.GossipAddr = "127.0.0.1:0"
+	c.HeartbeatInterval = 100 * time.Millisecond
+	c.DownTimeout = time.Second
+	c.MasterLease = 700 * time.Millisecond
+	c.RaftRTT = 5 * time.Millisecond
+	c.Expert.SmallFootprint = true
+	return c
+}
+
+// Validate reports every problem with c at once. It does not touch the
+// network or the disk.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("zeppelin: "+format, args...)) }
+	if c.Dir == "" {
+		add("Dir is required")
+	}
+	if c.Roles&^(RoleMeta|RoleData) != 0 {
+		add("unknown roles %d", c.Roles)
+	}
+	if c.Roles == 0 {
+		add("Roles must include meta or data (a client-only program uses package client)")
+	}
+	checkAddr := func(name, addr string, zeroPortOK bool) {
+		if addr == "" {
+			add("%s is required", name)
+			return
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			add("%s %q: %v", name, addr, err)
+			return
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			add("%s %q: bad port", name, addr)
+		} else if p == 0 && !zeroPortOK {
+			add("%s %q: port 0 is not allowed here", name, addr)
+		}
+	}
+	checkAddr("RPCAddr", c.RPCAddr, true)
+	if c.AdvertiseAddr != "" {
+		checkAddr("AdvertiseAddr", c.AdvertiseAddr, false)
+	}
+	if c.GossipAddr != "off" {
+		checkAddr("GossipAddr", c.GossipAddr, true)
+	}
+	for _, j := range c.Join {
+		checkAddr("Join address", j, false)
+	}
+	if c.Roles&RoleMeta != 0 {
+		if len(c.MetaMembers) > 0 {
+			if c.MetaID == 0 {
+				add("MetaID is required when MetaMembers is set")
+			} else if _, ok := c.MetaMembers[c.MetaID]; !ok {
+				add("MetaID %d is not among MetaMembers", c.MetaID)
+			}
+			switch len(c.MetaMembers) {
+			case 1, 3, 5:
+			default:
+				add("the meta group needs 1, 3 or 5 members, MetaMembers has %d", len(c.MetaMembers))
+			}
+			for id, addr := range c.MetaMembers {
+				if id == 0 {
+					add("meta member IDs must be ≥ 1")
+				}
+				checkAddr(fmt.Sprintf("MetaMembers[%d]", id), addr, false)
+			}
+			if c.RaftAddr != "" && c.MetaID != 0 && c.MetaMembers[c.MetaID] != "" && c.MetaMembers[c.MetaID] != c.RaftAddr {
+				add("RaftAddr %q differs from MetaMembers[%d] %q", c.RaftAddr, c.MetaID, c.MetaMembers[c.MetaID])
+			}
+		} else if c.RaftAddr != "" {
+			checkAddr("RaftAddr", c.RaftAddr, false)
+		}
+	} else if c.Roles&RoleData != 0 && len(c.Join) == 0 {
+		add("a data-only process needs Join addresses to find the meta group")
+	}
+	if c.Weight < 0 {
+		add("Weight must be ≥ 0, got %d", c.Weight)
+	}
+	switch c.Durability {
+	case DurabilityAlways, DurabilityInterval, DurabilityNone:
+	default:
+		add("unknown Durability %d", c.Durability)
+	}
+	if c.HeartbeatInterval <= 0 {
+		add("HeartbeatInterval must be positive")
+	}
+	if c.DownTimeout <= 0 {
+		add("DownTimeout must be positive")
+	}
+	if c.MasterLease <= 0 {
+		add("MasterLease must be positive")
+	}
+	if c.HeartbeatInterval > 0 && c.DownTimeout > 0 && c.MasterLease > 0 &&
+		c.MasterLease+2*c.HeartbeatInterval > c.DownTimeout {
+		add("MasterLease (%v) plus two HeartbeatIntervals (%v) must not exceed DownTimeout (%v): a master could still accept writes when it is replaced",
+			c.MasterLease, c.HeartbeatInterval, c.DownTimeout)
+	}
+	if c.RaftRTT <= 0 {
+		add("RaftRTT must be positive")
+	}
+	if c.ElectionRTT <= 2*c.HeartbeatRTT {
+		add("ElectionRTT (%d) must exceed twice HeartbeatRTT (%d)", c.ElectionRTT, c.HeartbeatRTT)
+	}
+	if c.HeartbeatRTT == 0 {
+		add("HeartbeatRTT must be ≥ 1")
+	}
+	if c.ClientTimeout < 0 {
+		add("ClientTimeout must not be negative")
+	}
+	l := c.Limits
+	if l.MaxKeySize < 0 || l.MaxValueSize < 0 || l.MaxBatchOps < 0 || l.MaxMultiKeys < 0 {
+		add("limits must not be negative: %+v", l)
+	}
+	if c.Retention.MaxRecords < 0 || c.Retention.MaxBytes < 0 || c.Retention.MaxAge < 0 ||
+		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 {
+		add("retention must not be negative: %+v", c.Retention)
+	}
+	return errors.Join(errs...)
+}

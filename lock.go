@@ -1,0 +1,92 @@
+package zeppelin
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrDirLocked is returned by Start when another process or Server holds
+// the data directory.
+var ErrDirLocked = errors.New("zeppelin: data directory is in use by another process")
+
+// ErrWrongNode is returned by Start when the data directory belongs to
+// another node ID.
+var ErrWrongNode = errors.New("zeppelin: data directory belongs to another node")
+
+// dirLock is an exclusive flock on Dir/LOCK. flock locks belong to the open
+// file, so a second Server in the same process is refused too.
+type dirLock struct{ f *os.File }
+
+func lockDir(dir string) (*dirLock, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("zeppelin: lock %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrDirLocked, dir)
+		}
+		return nil, fmt.Errorf("zeppelin: lock %s: %w", dir, err)
+	}
+	return &dirLock{f: f}, nil
+}
+
+func (l *dirLock) release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	_ = l.f.Close()
+	l.f = nil
+}
+
+// identity returns the node ID recorded in dir, recording want (or a new
+// random ID when want is empty) on first use.
+func identity(dir, want string) (string, error) {
+	p := filepath.Join(dir, "IDENTITY")
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		have := string(b)
+		if want != "" && want != have {
+			return "", fmt.Errorf("%w: %s holds node %q, configured as %q", ErrWrongNode, dir, have, want)
+		}
+		return have, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("zeppelin: read identity: %w", err)
+	}
+	if want == "" {
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		want = fmt.Sprintf("n-%x", r)
+	}
+	if err := writeFileSync(p, []byte(want)); err != nil {
+		return "", fmt.Errorf("zeppelin: record identity: %w", err)
+	}
+	return want, nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,503 @@
+package zeppelin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/meta"
+	"github.com/zeppelin-kv/zeppelin/node"
+	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// ErrClosed is returned by Server methods after Close.
+var ErrClosed = errors.New("zeppelin: server closed")
+
+// Server is one process's membership in a cluster.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	nodeID  string
+	network transport.Network
+	lock    *dirLock
+
+	ln        net.Listener
+	advertise string
+	rpc       *rpc.Server
+	pool      *rpc.Pool
+	metaCall  *rpc.MetaCaller
+
+	meta *meta.Server
+	node *node.Server
+	disc *discovery
+
+	clientOnce sync.Once
+	cli        *client.Client
+	cliErr     error
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start validates cfg, opens the data directory, binds the listeners and
+// starts every role, then returns. Joining the cluster (electing a meta
+// leader, registering the data node, pulling the map) continues in the
+// background; WaitReady waits for it.
+func Start(cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Weight == 0 {
+		cfg.Weight = 1
+	}
+	if cfg.ClientTimeout == 0 {
+		cfg.ClientTimeout = 5 * time.Second
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("zeppelin: create %s: %w", cfg.Dir, err)
+	}
+	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), stop: make(chan struct{})}
+	if s.lock, err = lockDir(cfg.Dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.shutdown()
+		}
+	}()
+	if s.nodeID, err = identity(cfg.Dir, cfg.NodeID); err != nil {
+		return nil, err
+	}
+	s.log = cfg.Logger.With("node", s.nodeID)
+
+	if s.ln, err = s.network.Listen(cfg.RPCAddr); err != nil {
+		return nil, fmt.Errorf("zeppelin: listen for RPC on %s: %w", cfg.RPCAddr, err)
+	}
+	s.advertise = cfg.AdvertiseAddr
+	if s.advertise == "" {
+		s.advertise = advertiseAddr(s.ln.Addr())
+	}
+	s.rpc = rpc.NewServer(rpc.ServerConfig{
+		Hello:    s.hello,
+		MaxFrame: frameLimit(cfg.Limits),
+		Logger:   s.log,
+	})
+	s.pool = rpc.NewPool(rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)})
+	seeds := append([]string(nil), cfg.Join...)
+	if cfg.Roles&RoleMeta != 0 {
+		seeds = append(seeds, s.advertise)
+	}
+	s.metaCall = rpc.NewMetaCaller(s.pool, seeds)
+
+	if cfg.Roles&RoleMeta != 0 {
+		if err := s.startMeta(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Roles&RoleData != 0 {
+		if err := s.startData(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.GossipAddr != "off" {
+		self := gossipMeta{NodeID: s.nodeID, RPC: s.advertise, Roles: s.wireRoles()}
+		if s.meta != nil {
+			self.MetaID, self.Raft = s.meta.ReplicaID(), s.raftAddr()
+		}
+		if s.disc, err = startDiscovery(cfg.GossipAddr, self, cfg.Expert.SmallFootprint, s.log, s.discoveryChanged); err != nil {
+			return nil, err
+		}
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.rpc.Serve(s.ln); err != nil {
+			s.log.Error("zeppelin: RPC listener stopped", "err", err)
+		}
+	}()
+	if s.disc != nil && len(cfg.Join) > 0 {
+		s.wg.Add(1)
+		go s.joinGossip()
+	}
+	s.log.Info("zeppelin: started", "roles", cfg.Roles, "rpc", s.advertise)
+	return s, nil
+}
+
+func (s *Server) wireRoles() wire.Roles {
+	var r wire.Roles
+	if s.cfg.Roles&RoleMeta != 0 {
+		r |= wire.RoleMeta
+	}
+	if s.cfg.Roles&RoleData != 0 {
+		r |= wire.RoleData
+	}
+	return r
+}
+
+func (s *Server) raftAddr() string {
+	if s.cfg.RaftAddr != "" {
+		return s.cfg.RaftAddr
+	}
+	if len(s.cfg.MetaMembers) > 0 {
+		return s.cfg.MetaMembers[s.cfg.MetaID]
+	}
+	return ""
+}
+
+func (s *Server) startMeta() error {
+	cfg := s.cfg
+	id := cfg.MetaID
+	members := cfg.MetaMembers
+	raft := s.raftAddr()
+	if len(members) == 0 {
+		if id == 0 {
+			id = 1
+		}
+		var err error
+		if raft, err = singleRaftAddr(filepath.Join(cfg.Dir, "meta"), raft, s.ln.Addr()); err != nil {
+			return err
+		}
+		members = map[uint64]string{id: raft}
+	}
+	m, err := meta.Start(meta.Config{
+		ReplicaID:         id,
+		RaftAddr:          raft,
+		RPCAddr:           s.advertise,
+		Dir:               filepath.Join(cfg.Dir, "meta"),
+		InitialMembers:    members,
+		RTT:               cfg.RaftRTT,
+		ElectionRTT:       cfg.ElectionRTT,
+		HeartbeatRTT:      cfg.HeartbeatRTT,
+		SmallLogDB:        cfg.Expert.SmallFootprint,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		DownTimeout:       cfg.DownTimeout,
+		Logger:            s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.cfg.MetaID, s.cfg.RaftAddr = id, raft
+	s.meta = m
+	m.Register(s.rpc)
+	return nil
+}
+
+// singleRaftAddr returns the Raft address of a single-member meta group:
+// the configured one, else the one recorded in dir, else a free port on the
+// RPC listener's host (recorded for the next start).
+func singleRaftAddr(dir, configured string, rpcAddr net.Addr) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("zeppelin: create %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, "RAFT_ADDR")
+	if b, err := os.ReadFile(p); err == nil {
+		if configured != "" && configured != string(b) {
+			return "", fmt.Errorf("zeppelin: %s was created with Raft address %s, configured %s", dir, b, configured)
+		}
+		return string(b), nil
+	}
+	addr := configured
+	if addr == "" {
+		host := "127.0.0.1"
+		if ta, ok := rpcAddr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+			host = ta.IP.String()
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("zeppelin: pick a Raft port: %w", err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
+	if err := writeFileSync(p, []byte(addr)); err != nil {
+		return "", fmt.Errorf("zeppelin: record Raft address: %w", err)
+	}
+	return addr, nil
+}
+
+func (s *Server) startData() error {
+	cfg := s.cfg
+	store, err := partition.Open(partition.Options{
+		Dir:        filepath.Join(cfg.Dir, "data"),
+		Durability: cfg.Durability,
+		Small:      cfg.Expert.SmallFootprint,
+		Logger:     s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("zeppelin: open store: %w", err)
+	}
+	n, err := node.Start(node.Config{
+		NodeID:            placement.NodeID(s.nodeID),
+		Addr:              s.advertise,
+		Labels:            cfg.Labels,
+		Weight:            cfg.Weight,
+		Store:             store,
+		Meta:              node.NewMetaClient(s.metaCall),
+		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},
+		Limits:            cfg.Limits,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		MasterLease:       cfg.MasterLease,
+		Retention:         cfg.Retention,
+		FetchWait:         cfg.Expert.FetchWait,
+		Logger:            s.log,
+	})
+	if err != nil {
+		store.Close()
+		if errors.Is(err, node.ErrWrongNode) {
+			return fmt.Errorf("%w: %w", ErrWrongNode, err)
+		}
+		return err
+	}
+	s.node = n
+	n.Register(s.rpc)
+	return nil
+}
+
+// joinGossip joins memberlist through the gossip addresses of the Join
+// members, retrying until it succeeds or the server stops.
+func (s *Server) joinGossip() {
+	defer s.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		var addrs []string
+		for _, j := range s.cfg.Join {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			c, err := s.pool.Get(ctx, j)
+			cancel()
+			if err == nil && c.Hello().GossipAddr != "" {
+				addrs = append(addrs, c.Hello().GossipAddr)
+			}
+		}
+		if len(addrs) > 0 {
+			if err := s.disc.join(addrs); err == nil {
+				return
+			} else {
+				s.log.Debug("zeppelin: gossip join failed", "err", err)
+			}
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (s *Server) discoveryChanged(d *discovery) {
+	if mm := d.metaMembers(); len(mm) > 0 {
+		s.metaCall.SetMembers(mm)
+	}
+}
+
+// hello answers the Hello that opens every connection: who we are and
+// where the meta group is.
+func (s *Server) hello(wire.Hello) wire.HelloReply {
+	r := wire.HelloReply{NodeID: s.nodeID, Roles: s.wireRoles()}
+	if s.disc != nil {
+		r.GossipAddr = s.disc.Addr()
+	}
+	r.Meta = s.metaMembers()
+	switch {
+	case s.meta != nil:
+		r.Epoch = s.meta.Map().Epoch
+	case s.node != nil:
+		r.Epoch = s.node.Epoch()
+	}
+	return r
+}
+
+// metaMembers returns the best known list of meta members.
+func (s *Server) metaMembers() []placement.MetaMember {
+	if s.meta != nil {
+		if mm := s.meta.Members(); len(mm) > 0 {
+			return mm
+		}
+	}
+	if s.node != nil {
+		if m := s.node.Map(); m != nil && len(m.Meta) > 0 {
+			return m.Meta
+		}
+	}
+	if s.disc != nil {
+		if mm := s.disc.metaMembers(); len(mm) > 0 {
+			return mm
+		}
+	}
+	var out []placement.MetaMember
+	for _, a := range s.metaCall.Members() {
+		out = append(out, placement.MetaMember{RPCAddr: a})
+	}
+	return out
+}
+
+// WaitReady waits until every role of this process is working: the meta
+// group has a leader (meta role) and the data node is registered and has
+// the current map (data role).
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return ErrClosed
+	default:
+	}
+	if s.meta != nil {
+		if err := s.meta.WaitReady(ctx); err != nil {
+			return fmt.Errorf("zeppelin: meta role not ready: %w", err)
+		}
+	}
+	if s.node != nil {
+		select {
+		case <-s.node.Ready():
+		case <-ctx.Done():
+			return fmt.Errorf("zeppelin: data role not ready (not registered with the meta group yet): %w", ctx.Err())
+		case <-s.stop:
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// Client returns a client of the cluster, shared by every caller and closed
+// with the server.
+func (s *Server) Client() *client.Client {
+	s.clientOnce.Do(func() {
+		cfg := client.DefaultConfig(s.advertise)
+		cfg.Timeout = s.cfg.ClientTimeout
+		cfg.Limits = s.cfg.Limits
+		cfg.Name = s.nodeID
+		cfg.Logger = s.log
+		s.cli, s.cliErr = client.NewWithNetwork(cfg, s.network)
+	})
+	if s.cliErr != nil {
+		// Only a programming error gets here: the configuration was
+		// validated by Start.
+		panic(s.cliErr)
+	}
+	return s.cli
+}
+
+// Addr returns the advertised RPC address: give it to clients and to other
+// servers' Join.
+func (s *Server) Addr() string { return s.advertise }
+
+// NodeID returns this process's node ID.
+func (s *Server) NodeID() string { return s.nodeID }
+
+// Roles returns the roles this process plays.
+func (s *Server) Roles() Roles { return s.cfg.Roles }
+
+// GossipAddr returns the advertised gossip address, or "" when gossip is
+// off.
+func (s *Server) GossipAddr() string {
+	if s.disc == nil {
+		return ""
+	}
+	return s.disc.Addr()
+}
+
+// RaftAddr returns the meta Raft address, or "" without the meta role.
+func (s *Server) RaftAddr() string {
+	if s.meta == nil {
+		return ""
+	}
+	return s.cfg.RaftAddr
+}
+
+// Meta gives access to the meta member of this process (nil without the
+// meta role). It is meant for tests and tools and is not covered by
+// compatibility.
+func (s *Server) Meta() *meta.Server { return s.meta }
+
+// Node gives access to the data node of this process (nil without the data
+// role). It is meant for tests and tools and is not covered by
+// compatibility.
+func (s *Server) Node() *node.Server { return s.node }
+
+// Close stops every role and releases every port and file. In-flight
+// requests are answered or fail; the data is left consistent on disk. It
+// is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
+	return s.closeErr
+}
+
+// shutdown stops in data-flow order: stop taking requests, stop the data
+// node (replication, then the store), leave gossip, stop the meta member.
+func (s *Server) shutdown() error {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	var errs []error
+	if s.rpc != nil {
+		errs = append(errs, s.rpc.Close())
+	} else if s.ln != nil {
+		errs = append(errs, s.ln.Close())
+	}
+	if s.cli != nil {
+		errs = append(errs, s.cli.Close())
+	}
+	if s.node != nil {
+		errs = append(errs, s.node.Close())
+	}
+	if s.disc != nil {
+		s.disc.close()
+	}
+	if s.meta != nil {
+		errs = append(errs, s.meta.Close())
+	}
+	if s.pool != nil {
+		errs = append(errs, s.pool.Close())
+	}
+	s.wg.Wait()
+	s.lock.release()
+	if s.log != nil {
+		s.log.Info("zeppelin: stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// advertiseAddr turns a bound address into one others can dial: an
+// unspecified host becomes this machine's first non-loopback address.
+func advertiseAddr(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || !ta.IP.IsUnspecified() {
+		return a.String()
+	}
+	host := "127.0.0.1"
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, ia := range addrs {
+			if ipn, ok := ia.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+				host = ipn.IP.String()
+				break
+			}
+		}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
+}
+
+// frameLimit is the largest RPC frame accepted: a full batch or multi-key
+// request at the configured limits, within sane bounds.
+func frameLimit(l Limits) int {
+	n := int64(l.MaxValueSize)*4 + int64(l.MaxKeySize)*int64(l.MaxMultiKeys) + 64<<20
+	return int(min(max(n, 64<<20), 1<<30))
+}
