@@ -422,3 +422,6 @@ func (s *Server) replicaStatuses() []wire.ReplicaStatus {
 func (s *Server) errorf(code wire.Code, format string, args ...any) *wire.Error {
 	return &wire.Error{Code: code, Msg: fmt.Sprintf(format, args...), Epoch: s.Epoch()}
 }
+
+// Store returns the node's store. It is meant for tests and tools.
+func (s *Server) Store() *partition.Store { return s.store }
