@@ -3,6 +3,7 @@ package meta
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -25,6 +26,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindMetaCreateTable, s.handleCreateTable)
 	srv.Handle(wire.KindMetaDropTable, s.handleDropTable)
 	srv.Handle(wire.KindMetaStatus, s.handleStatus)
+	srv.Handle(wire.KindMetaPlan, s.handlePlan)
 }
 
 // maxRequestElements bounds the arrays of one meta request (a heartbeat
@@ -171,19 +173,12 @@ func validateCreate(req *wire.CreateTableRequest) error {
 }
 
 // assign computes the replica assignment of a new table over the up data
-// nodes, with every partition at generation 1.
+// nodes with the placement package, with every partition at generation 1.
+// Rules the topology cannot satisfy come back as warnings.
 func assign(m *placement.Map, req *wire.CreateTableRequest) ([]placement.Partition, []string, error) {
-	var nodes []placement.Node
-	for _, n := range m.Nodes {
-		if n.State == placement.NodeUp {
-			nodes = append(nodes, n)
-		}
-	}
-	if len(nodes) < req.Replication {
-		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: replication %d needs %d up data nodes, the cluster has %d",
-			req.Replication, req.Replication, len(nodes))
-	}
-	parts, warnings, err := place(nodes, m.Tables, req.Partitions, req.Replication, req.Domain)
+	spec := placement.TableSpec{ID: m.NextTableID, Name: req.Name, Partitions: req.Partitions,
+		Replication: req.Replication, Domain: req.Domain}
+	parts, rep, err := placement.Place(m.Nodes, m.Tables, spec)
 	if err != nil {
 		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: %v", err)
 	}
@@ -192,7 +187,11 @@ func assign(m *placement.Map, req *wire.CreateTableRequest) ([]placement.Partiti
 		parts[i].Gen = 1
 		parts[i].State = placement.PartitionActive
 	}
-	return parts, warnings, nil
+	var warnings []string
+	for _, v := range rep.Violations {
+		warnings = append(warnings, v.String())
+	}
+	return parts, append(warnings, rep.Warnings...), nil
 }
 
 func (s *Server) handleDropTable(ctx context.Context, body []byte) (any, error) {
@@ -290,4 +289,54 @@ func sortReplicas(rs []wire.ReplicaStatus) {
 		}
 		return cmp.Compare(a.Partition, b.Partition)
 	})
+}
+
+// handlePlan answers a dry run: the moves a rebalance would make now, with
+// counts, without changing anything.
+func (s *Server) handlePlan(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.PlanRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tables := m.Tables
+	if req.Table != "" {
+		t := m.Table(req.Table)
+		if t == nil {
+			return nil, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", req.Table), Epoch: m.Epoch}
+		}
+		tables = []placement.Table{*t}
+	}
+	var plan *placement.Plan
+	if req.MastersOnly {
+		plan, err = placement.RebalanceMasters(m.Nodes, tables)
+	} else {
+		plan, err = placement.Rebalance(m.Nodes, tables)
+	}
+	if err != nil {
+		return nil, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
+	}
+	names := make(map[placement.TableID]string, len(m.Tables))
+	for _, t := range m.Tables {
+		names[t.ID] = t.Name
+	}
+	reply := &wire.PlanReply{
+		Epoch:         m.Epoch,
+		ReplicaMoves:  plan.Summary.ReplicaMoves,
+		MasterChanges: plan.Summary.MasterChanges,
+		Minimum:       plan.Summary.MinReplicaMoves,
+		Summary:       plan.String(),
+		Warnings:      plan.Report.Warnings,
+	}
+	for _, v := range plan.Report.Violations {
+		reply.Warnings = append(reply.Warnings, v.String())
+	}
+	for _, mv := range plan.Moves {
+		reply.Moves = append(reply.Moves, wire.PlanMove{Table: names[mv.Table], Partition: mv.Partition,
+			Kind: mv.Kind.String(), From: mv.From, To: mv.To})
+	}
+	return reply, nil
 }
