@@ -101,7 +101,10 @@ type Config struct {
 	Weight int
 	// Durability is the data node's fsync policy (default interval).
 	Durability Durability
-	// Retention bounds every replica's binlog.
+	// Retention bounds every replica's binlog (defaults: 64 MiB and 24 h
+	// per replica, hard cap 512 MiB; DefaultLocalConfig: 16 MiB, 1 h, 64
+	// MiB). A connected slave holds the soft limits back; the hard caps
+	// are enforced even then.
 	Retention Retention
 	// Limits bound what one request may carry (defaults: key ≤ 64 KiB,
 	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
@@ -144,6 +147,11 @@ type ExpertConfig struct {
 	// FetchWait is how long a master holds a replication fetch with
 	// nothing to send (default 2 heartbeat intervals, at least 200ms).
 	FetchWait time.Duration
+	// FetchBytes bounds the binlog bytes one replication fetch returns,
+	// and so what is in flight per slave (default 4 MiB).
+	FetchBytes int
+	// SnapshotChunk bounds one full-sync chunk (default 4 MiB).
+	SnapshotChunk int
 }
 
 // DefaultConfig returns a production configuration storing its state in
@@ -157,6 +165,7 @@ func DefaultConfig(dir string) Config {
 		GossipAddr:        ":7946",
 		Weight:            1,
 		Durability:        DurabilityInterval,
+		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20},
 		Limits:            client.DefaultLimits(),
 		HeartbeatInterval: time.Second,
 		DownTimeout:       5 * time.Second,
@@ -179,6 +188,7 @@ func DefaultLocalConfig(dir string) Config {
 	c.DownTimeout = time.Second
 	c.MasterLease = 700 * time.Millisecond
 	c.RaftRTT = 5 * time.Millisecond
+	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20}
 	c.Expert.SmallFootprint = true
 	return c
 }

@@ -189,6 +189,7 @@ func (s *Server) startMeta() error {
 		SmallLogDB:        cfg.Expert.SmallFootprint,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
+		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},
 		Logger:            s.log,
 	})
 	if err != nil {
@@ -257,6 +258,8 @@ func (s *Server) startData() error {
 		MasterLease:       cfg.MasterLease,
 		Retention:         cfg.Retention,
 		FetchWait:         cfg.Expert.FetchWait,
+		FetchBytes:        cfg.Expert.FetchBytes,
+		SnapshotChunk:     cfg.Expert.SnapshotChunk,
 		Logger:            s.log,
 	})
 	if err != nil {

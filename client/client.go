@@ -213,6 +213,7 @@ type retrier struct {
 	idempotent bool
 	backoff    time.Duration
 	triedTable bool
+	waits      int
 	last       error
 }
 
@@ -247,6 +248,13 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 			// The node lags behind our map: give it a moment.
 			return true, nil
 		case wire.CodeWait, wire.CodeStaleEpoch, wire.CodeNotEnoughReplicas, wire.CodeTimeout:
+			// A node that keeps asking to wait may have been replaced
+			// without knowing it (cut off from the meta group): look at
+			// the map now and then.
+			r.waits++
+			if r.waits%4 == 0 {
+				_ = c.refresh(ctx, m.Epoch, 0)
+			}
 			return true, nil
 		case wire.CodeClosed, wire.CodeUnavailable:
 			_ = c.refresh(ctx, m.Epoch, 0)

@@ -90,10 +90,10 @@ func applyRegister(m *placement.Map, n *placement.Node) (uint64, *placement.Tabl
 		n.Weight = 1
 	}
 	if cur := m.Node(n.ID); cur != nil {
-		if cur.Addr == n.Addr && cur.Labels == n.Labels && cur.Weight == n.Weight {
+		if cur.Addr == n.Addr && cur.Labels == n.Labels && cur.Weight == n.Weight && cur.StoreID == n.StoreID {
 			return resOK, nil, nil
 		}
-		cur.Addr, cur.Labels, cur.Weight = n.Addr, n.Labels, n.Weight
+		cur.Addr, cur.Labels, cur.Weight, cur.StoreID = n.Addr, n.Labels, n.Weight, n.StoreID
 		m.Epoch++
 		return resOK, nil, nil
 	}
@@ -164,6 +164,13 @@ func applyCreateTable(m *placement.Map, t *placement.Table) (uint64, *placement.
 }
 
 func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
+	if cmd.Node != nil {
+		// A node that lost its store re-registers together with the
+		// failover of what it mastered.
+		if code, _, err := applyRegister(m, cmd.Node); code != resOK {
+			return code, nil, err
+		}
+	}
 	for _, ns := range cmd.NodeStates {
 		n := m.Node(ns.Node)
 		if n == nil {

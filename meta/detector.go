@@ -35,15 +35,18 @@ func (d *detector) init() {
 	d.nodes = make(map[placement.NodeID]*nodeReport)
 }
 
-// enterTerm resets the detector when term is a new leadership term.
-func (d *detector) enterTerm(term uint64, now time.Time) {
+// enterTerm resets the detector when term is a new leadership term and
+// reports whether it was.
+func (d *detector) enterTerm(term uint64, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.term != term {
 		d.term = term
 		d.since = now
 		clear(d.nodes)
+		return true
 	}
+	return false
 }
 
 // observe records a heartbeat received in term.
@@ -60,6 +63,37 @@ func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Tim
 		r.replicas[replicaKey{rs.Table, rs.Partition}] = rs
 	}
 	d.nodes[req.Node] = r
+}
+
+// forget drops what the detector knows of node (its reports describe a
+// store that no longer exists).
+func (d *detector) forget(node placement.NodeID) {
+	d.mu.Lock()
+	delete(d.nodes, node)
+	d.mu.Unlock()
+}
+
+// lostStore returns the failover of every partition mastered by node, whose
+// store is gone: each goes to its best complete up slave, or is left
+// without a master when there is none.
+func lostStore(m *placement.Map, node placement.NodeID, v view) []partitionChange {
+	eff := make(map[placement.NodeID]placement.NodeState, len(m.Nodes))
+	for _, n := range m.Nodes {
+		eff[n.ID] = n.State
+	}
+	eff[node] = placement.NodeDown
+	var out []partitionChange
+	for _, t := range m.Tables {
+		for _, p := range t.Partitions {
+			if p.Master != node {
+				continue
+			}
+			if np, changed := failover(t.ID, p, eff, v); changed {
+				out = append(out, partitionChange{Table: t.ID, Partition: p.ID, New: np})
+			}
+		}
+	}
+	return out
 }
 
 // view is a consistent copy of the detector's state.

@@ -14,6 +14,7 @@ import (
 	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
 
+	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// down).
 	DownTimeout time.Duration
 
+	// Dial configures connections to data nodes (switchovers poll them).
+	Dial rpc.DialConfig
+
 	// Logger receives the member's logs.
 	Logger *slog.Logger
 }
@@ -69,7 +73,11 @@ type Server struct {
 	leaderTerm atomic.Uint64
 	wake       chan struct{} // leadership changed
 
-	det detector
+	det    detector
+	sw     switchovers
+	auto   autoSchedule
+	events eventLog
+	pool   *rpc.Pool
 
 	// base is cancelled by Close; background proposals derive from it.
 	base       context.Context
@@ -154,6 +162,7 @@ func Start(cfg Config) (*Server, error) {
 		nh:   nh,
 		wake: make(chan struct{}, 1),
 		stop: make(chan struct{}),
+		pool: rpc.NewPool(cfg.Dial),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.det.init()
@@ -198,6 +207,7 @@ func (s *Server) Close() error {
 		close(s.stop)
 		s.cancelBase()
 		s.wg.Wait()
+		s.pool.Close()
 		s.nh.Close()
 	})
 	return nil

@@ -27,6 +27,8 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindMetaDropTable, s.handleDropTable)
 	srv.Handle(wire.KindMetaStatus, s.handleStatus)
 	srv.Handle(wire.KindMetaPlan, s.handlePlan)
+	srv.Handle(wire.KindMetaSetMaster, s.handleSetMaster)
+	srv.Handle(wire.KindMetaRebalance, s.handleRebalance)
 }
 
 // maxRequestElements bounds the arrays of one meta request (a heartbeat
@@ -64,6 +66,9 @@ func (s *Server) handleRegister(ctx context.Context, body []byte) (any, error) {
 	if n.ID == "" || n.Addr == "" {
 		return nil, wire.Errorf(wire.CodeInvalid, "register: node ID and address are required")
 	}
+	if cur := s.Map().Node(n.ID); cur != nil && cur.StoreID != "" && cur.StoreID != n.StoreID {
+		return s.registerLostStore(ctx, n)
+	}
 	code, res, err := s.propose(ctx, &command{Op: opRegisterNode, Node: &n})
 	if err != nil {
 		return nil, err
@@ -72,6 +77,47 @@ func (s *Server) handleRegister(ctx context.Context, body []byte) (any, error) {
 		return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
 	}
 	return &wire.RegisterReply{Epoch: res.Epoch}, nil
+}
+
+// registerLostStore re-registers a node that came back with a new store:
+// whatever it held is gone, so every partition it masters fails over to the
+// best complete slave in the same proposal (it stays on as a slave and is
+// resynchronised in full). Only the leader has the replica reports this
+// needs.
+func (s *Server) registerLostStore(ctx context.Context, n placement.Node) (any, error) {
+	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "a node with a new store registers with the leader", Addr: s.leaderAddr(s.Map())}
+	}
+	s.det.forget(n.ID)
+	for attempt := 0; attempt < 20; attempt++ {
+		m, err := s.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		parts := lostStore(m, n.ID, s.det.view())
+		code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: m.Epoch, Node: &n, Partitions: parts})
+		if err != nil {
+			return nil, err
+		}
+		switch code {
+		case resOK:
+			s.log.Warn("meta: node came back with a new store: its data is gone", "node", n.ID, "failovers", len(parts), "epoch", res.Epoch)
+			now := time.Now()
+			for _, pc := range parts {
+				kind := "failover"
+				if pc.New.Master == "" {
+					kind = "unavailable"
+				}
+				s.events.add(Event{Time: now, Kind: kind, Table: pc.Table, Partition: pc.Partition, Node: pc.New.Master, From: n.ID, Gen: pc.New.Gen, Epoch: res.Epoch})
+			}
+			return &wire.RegisterReply{Epoch: res.Epoch}, nil
+		case resConflict:
+			continue
+		default:
+			return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
+		}
+	}
+	return nil, wire.Errorf(wire.CodeWait, "register: the map keeps changing, retry")
 }
 
 // handleHeartbeat acknowledges a data node's heartbeat, but only once a
@@ -246,19 +292,38 @@ func (s *Server) handleStatus(_ context.Context, body []byte) (any, error) {
 	return reply, nil
 }
 
-// leaderDuties runs the failure detector while this member leads.
+// leaderDuties runs the failure detector while this member leads, releases
+// partitions a previous leader left stuck in a handover, and schedules
+// master rebalancing after nodes come back.
 func (s *Server) leaderDuties() {
 	id, term := s.Leader()
 	if id != s.cfg.ReplicaID {
 		return
 	}
 	now := time.Now()
-	s.det.enterTerm(term, now)
+	if s.det.enterTerm(term, now) {
+		// A new leader looks at the master balance once it has heard
+		// from everyone.
+		s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
+	}
 	m := s.Map()
 	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)
-	if len(states) == 0 && len(parts) == 0 {
-		return
+	parts = append(parts, s.unstick(m, parts)...)
+	if len(states) > 0 || len(parts) > 0 {
+		s.applyChanges(m, states, parts)
 	}
+	if s.auto.due(now) {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.autoRebalance()
+		}()
+	}
+}
+
+// applyChanges proposes node state changes and partition reassignments
+// computed against map m, and records what was committed.
+func (s *Server) applyChanges(m *placement.Map, states []nodeStateChange, parts []partitionChange) {
 	ctx, cancel := s.opContext()
 	defer cancel()
 	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: m.Epoch, NodeStates: states, Partitions: parts})
@@ -270,15 +335,73 @@ func (s *Server) leaderDuties() {
 		s.log.Debug("meta: failover proposal not applied", "result", code, "err", res.Err)
 		return
 	}
+	now := time.Now()
+	var evs []Event
 	for _, ns := range states {
+		kind := "down"
+		if ns.State == placement.NodeUp {
+			kind = "up"
+			s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
+		}
+		evs = append(evs, Event{Time: now, Kind: kind, Node: ns.Node, Epoch: res.Epoch})
 		s.log.Info("meta: node state changed", "node", ns.Node, "state", ns.State, "epoch", res.Epoch)
 	}
 	for _, pc := range parts {
-		if pc.New.Master == "" {
+		old := m.TableByID(pc.Table).Partitions[pc.Partition]
+		ev := Event{Time: now, Table: pc.Table, Partition: pc.Partition, Node: pc.New.Master, From: old.Master, Gen: pc.New.Gen, Epoch: res.Epoch}
+		switch {
+		case old.State == placement.PartitionStuck && pc.New.Master == old.Master:
+			ev.Kind = "released"
+			s.log.Info("meta: released a partition left held by an interrupted switchover", "table", pc.Table, "partition", pc.Partition)
+		case pc.New.Master == "":
+			ev.Kind = "unavailable"
 			s.log.Warn("meta: partition unavailable: no eligible replica", "table", pc.Table, "partition", pc.Partition)
-		} else {
-			s.log.Info("meta: failover", "table", pc.Table, "partition", pc.Partition, "master", pc.New.Master, "gen", pc.New.Gen)
+		default:
+			ev.Kind = "failover"
+			s.log.Info("meta: failover", "table", pc.Table, "partition", pc.Partition, "from", old.Master, "master", pc.New.Master, "gen", pc.New.Gen)
 		}
+		evs = append(evs, ev)
+	}
+	s.events.add(evs...)
+}
+
+// unstick returns the partitions held for a handover that no switchover of
+// this leader is running (a previous leader's, interrupted), made active
+// again; partitions already in parts are left to those changes.
+func (s *Server) unstick(m *placement.Map, parts []partitionChange) []partitionChange {
+	var out []partitionChange
+	for _, t := range m.Tables {
+		for _, p := range t.Partitions {
+			if p.State != placement.PartitionStuck || s.sw.active(replicaKey{t.ID, p.ID}) {
+				continue
+			}
+			if slices.ContainsFunc(parts, func(pc partitionChange) bool { return pc.Table == t.ID && pc.Partition == p.ID }) {
+				continue
+			}
+			np := p.Clone()
+			np.State = placement.PartitionActive
+			out = append(out, partitionChange{Table: t.ID, Partition: p.ID, New: np})
+		}
+	}
+	return out
+}
+
+// autoRebalance spreads masters evenly again; when some switchovers fail
+// (a returning node still catching up) it tries again later, a bounded
+// number of times.
+func (s *Server) autoRebalance() {
+	defer s.auto.finish()
+	ctx, cancel := context.WithTimeout(s.base, 2*time.Minute)
+	defer cancel()
+	m := s.Map()
+	plan, err := placement.RebalanceMasters(m.Nodes, m.Tables)
+	if err != nil || plan.Summary.MasterChanges == 0 {
+		return
+	}
+	s.log.Info("meta: rebalancing masters", "switchovers", plan.Summary.MasterChanges)
+	if _, err := s.rebalanceMasters(ctx, ""); err != nil {
+		s.log.Info("meta: master rebalance incomplete, will retry", "err", err)
+		s.auto.retry(time.Now().Add(s.cfg.DownTimeout))
 	}
 }
 

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -10,8 +12,9 @@ import (
 
 // Store metadata keys owned by the node.
 const (
-	metaNodeID = "node_id"
-	metaMap    = "map"
+	metaNodeID  = "node_id"
+	metaStoreID = "store_id"
+	metaMap     = "map"
 )
 
 // ErrWrongNode is returned by Start when the store belongs to another node.
@@ -27,11 +30,25 @@ func (s *Server) loadLocal() error {
 	}
 	switch {
 	case owner == nil:
+		// A new store: give it an identity of its own, so the meta group
+		// can tell a node that lost its data from one that kept it.
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		s.storeID = hex.EncodeToString(r[:])
+		if err := s.store.PutMeta(metaStoreID, []byte(s.storeID)); err != nil {
+			return fmt.Errorf("node: record store identity: %w", err)
+		}
 		if err := s.store.PutMeta(metaNodeID, []byte(s.cfg.NodeID)); err != nil {
 			return fmt.Errorf("node: record identity: %w", err)
 		}
 	case string(owner) != string(s.cfg.NodeID):
 		return fmt.Errorf("%w: it holds node %q, this is node %q", ErrWrongNode, owner, s.cfg.NodeID)
+	default:
+		id, err := s.store.GetMeta(metaStoreID)
+		if err != nil || id == nil {
+			return fmt.Errorf("node: read store identity: %v", err)
+		}
+		s.storeID = string(id)
 	}
 	if b, err := s.store.GetMeta(metaMap); err != nil {
 		return fmt.Errorf("node: read persisted map: %w", err)
@@ -113,5 +130,11 @@ func (s *Server) applyMap(m *placement.Map) {
 	s.cur.Store(m)
 	s.fresh.Store(true)
 	s.checkReady()
+	// Report the new roles at once: the meta leader waits on them during
+	// handovers.
+	select {
+	case s.hbNow <- struct{}{}:
+	default:
+	}
 	s.log.Debug("node: applied map", "epoch", m.Epoch)
 }

@@ -102,6 +102,8 @@ type Server struct {
 	fresh atomic.Bool
 	// registered is set once the meta group accepted the registration.
 	registered atomic.Bool
+	// storeID identifies the store (chosen when it was created).
+	storeID string
 
 	// leaseUntil is the monotonic deadline (ns since start) of the master
 	// lease.
@@ -257,7 +259,7 @@ func (s *Server) heartbeatLoop() {
 }
 
 func (s *Server) self() placement.Node {
-	return placement.Node{ID: s.cfg.NodeID, Addr: s.cfg.Addr, Labels: s.cfg.Labels, Weight: s.cfg.Weight}
+	return placement.Node{ID: s.cfg.NodeID, Addr: s.cfg.Addr, Labels: s.cfg.Labels, Weight: s.cfg.Weight, StoreID: s.storeID}
 }
 
 func (s *Server) register() {
@@ -352,7 +354,8 @@ func (s *Server) pull(want placement.Epoch) error {
 	}
 	if m := s.cur.Load(); m != nil && s.fresh.Load() {
 		// Re-register when the map lost us or has a stale address.
-		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels || n.Weight != s.cfg.Weight {
+		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels ||
+			n.Weight != s.cfg.Weight || n.StoreID != s.storeID {
 			s.registered.Store(false)
 			select {
 			case s.hbNow <- struct{}{}:

@@ -72,6 +72,13 @@ func (r *replica) update(t *placement.Table, p *placement.Partition, m *placemen
 	}
 	old := r.info.Load()
 	switch {
+	case p.Master == self && info.stuck:
+		// Held for a handover: stop taking writes and let the group in
+		// progress commit, so the seq reported next is final.
+		info.role = wire.RoleMaster
+		r.stopSlave()
+		r.part.Demote()
+		r.state.Store(uint32(wire.ReplIdle))
 	case p.Master == self:
 		info.role = wire.RoleMaster
 		r.stopSlave()
@@ -164,10 +171,14 @@ func (r *replica) keepFrom() uint64 {
 	defer r.mu.Unlock()
 	keep := ^uint64(0)
 	now := time.Now()
+	// A streaming slave fetches at least every FetchWait; one silent for
+	// much longer is not connected and does not hold the log back (it
+	// full-syncs if it falls out of it).
+	connected := max(5*r.s.cfg.FetchWait, 2*time.Second)
 	for _, n := range info.slaves {
 		sp := r.progress[n]
-		if sp == nil || now.Sub(sp.lastFetch) > 10*r.s.cfg.FetchWait+10*time.Second {
-			continue // not connected: it will full-sync if it falls out
+		if sp == nil || now.Sub(sp.lastFetch) > connected {
+			continue
 		}
 		keep = min(keep, sp.acked+1)
 	}

@@ -79,9 +79,10 @@ func (r *Replica) WaitSeq(ctx context.Context, after uint64) error {
 // Decide answers a slave's replication handshake exactly, as Raft's log
 // matching does: ReplContinue when the slave's last record (lastGen,
 // lastSeq) is a point of this replica's log from which the retained records
-// continue (lastSeq 0 with nothing purged, or lastSeq ≤ Seq with the same
-// generation at lastSeq and lastSeq+1 ≥ FirstSeq), ReplFullSync otherwise
-// (the slave is ahead, diverged or too far behind), with a human reason.
+// continue (both empty, or lastSeq ≤ Seq with the same generation at
+// lastSeq and lastSeq+1 ≥ FirstSeq), ReplFullSync otherwise (the slave is
+// empty while the master is not, ahead, diverged or too far behind), with
+// a human reason.
 // An incomplete replica refuses.
 func (r *Replica) Decide(lastGen, lastSeq uint64) (wire.ReplAction, string) {
 	st := r.State()
@@ -90,11 +91,11 @@ func (r *Replica) Decide(lastGen, lastSeq uint64) (wire.ReplAction, string) {
 		return wire.ReplRefuse, "master replica is incomplete (its own full sync has not finished)"
 	case lastSeq == 0 && lastGen != 0:
 		return wire.ReplFullSync, fmt.Sprintf("slave reports generation %d at seq 0", lastGen)
+	case lastSeq == 0 && st.Seq == 0:
+		return wire.ReplContinue, "slave and master are both empty"
 	case lastSeq == 0:
-		if st.FirstSeq <= 1 {
-			return wire.ReplContinue, "slave is empty and the whole log is retained"
-		}
-		return wire.ReplFullSync, fmt.Sprintf("slave is empty and records before %d are purged", st.FirstSeq)
+		// A snapshot holds each key once; the log may hold it many times.
+		return wire.ReplFullSync, fmt.Sprintf("slave is empty and the master holds %d records: copy a snapshot", st.Seq)
 	case lastSeq > st.Seq:
 		return wire.ReplFullSync, fmt.Sprintf("slave is ahead: its last seq %d is beyond the master's %d (diverged)", lastSeq, st.Seq)
 	}

@@ -233,7 +233,7 @@ func TestDecide(t *testing.T) {
 		lastGen, lastSeq uint64
 		want             wire.ReplAction
 	}{
-		{"empty slave, full log", st, 0, 0, wire.ReplContinue},
+		{"empty slave, full log: a snapshot is cheaper", st, 0, 0, wire.ReplFullSync},
 		{"empty slave, empty master", empty, 0, 0, wire.ReplContinue},
 		{"empty slave, purged log", purged, 0, 0, wire.ReplFullSync},
 		{"prefix in gen 1", st, 1, 39, wire.ReplContinue},

@@ -60,6 +60,10 @@ type Node struct {
 	Labels Labels    `msgpack:"labels" json:"labels"`
 	Weight int       `msgpack:"weight" json:"weight"` // relative capacity, ≥ 1
 	State  NodeState `msgpack:"state" json:"state"`
+	// StoreID identifies the node's store: it is chosen when the store is
+	// created, so a node that comes back with a different one has lost
+	// its data.
+	StoreID string `msgpack:"store,omitempty" json:"store_id,omitempty"`
 }
 
 // Mode is a table's replication mode.

@@ -1,0 +1,408 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// A planned switchover moves a partition's master to one of its slaves
+// without losing a write:
+//
+//  1. wait until the slave is nearly caught up (writes still flow);
+//  2. mark the partition stuck: the master stops taking writes (clients
+//     get a retryable wait) and drains the group it is committing;
+//  3. wait until the slave holds the master's last seq;
+//  4. commit the slave as master with gen+1, the old master as a slave,
+//     and the partition active again, in one proposal.
+//
+// Any failure before step 4 makes the partition active again under its old
+// master. Progress is polled straight from the two nodes (node status
+// RPCs), so a switchover takes a few milliseconds plus the map
+// propagation, not heartbeat intervals.
+
+// Switchover limits.
+const (
+	// catchUpSlack is how far (in records) the slave may still be behind
+	// when the partition is marked stuck.
+	catchUpSlack = 256
+	// stuckTimeout bounds how long writes may be held in step 3.
+	stuckTimeout = 3 * time.Second
+	// catchUpTimeout bounds step 1: a slave still loading a snapshot is
+	// not a switchover target yet.
+	catchUpTimeout = 10 * time.Second
+)
+
+// switchovers tracks the handovers this leader runs, one per partition.
+type switchovers struct {
+	mu      sync.Mutex
+	running map[replicaKey]bool
+}
+
+func (sw *switchovers) begin(k replicaKey) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.running == nil {
+		sw.running = make(map[replicaKey]bool)
+	}
+	if sw.running[k] {
+		return false
+	}
+	sw.running[k] = true
+	return true
+}
+
+func (sw *switchovers) end(k replicaKey) {
+	sw.mu.Lock()
+	delete(sw.running, k)
+	sw.mu.Unlock()
+}
+
+func (sw *switchovers) active(k replicaKey) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.running[k]
+}
+
+func (s *Server) handleSetMaster(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.SetMasterRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "switchovers are run by the meta leader", Addr: s.leaderAddr(s.Map())}
+	}
+	m, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := m.Table(req.Table)
+	if t == nil {
+		return nil, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", req.Table), Epoch: m.Epoch}
+	}
+	if int(req.Partition) >= len(t.Partitions) {
+		return nil, wire.Errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), req.Partition)
+	}
+	if t.Partitions[req.Partition].Master == req.Node {
+		return &wire.EpochReply{Epoch: m.Epoch}, nil
+	}
+	epoch, err := s.switchover(ctx, t.ID, req.Partition, req.Node)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.EpochReply{Epoch: epoch}, nil
+}
+
+// switchover runs a planned handover of one partition to node to and
+// returns the epoch that commits it.
+func (s *Server) switchover(ctx context.Context, table placement.TableID, part placement.PartitionID, to placement.NodeID) (placement.Epoch, error) {
+	k := replicaKey{table, part}
+	if !s.sw.begin(k) {
+		return 0, wire.Errorf(wire.CodeWait, "a switchover of table %d partition %d is already running", table, part)
+	}
+	defer s.sw.end(k)
+
+	check := func(m *placement.Map) (*placement.Partition, error) {
+		t := m.TableByID(table)
+		if t == nil {
+			return nil, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %d was dropped", table), Epoch: m.Epoch}
+		}
+		p := &t.Partitions[part]
+		n := m.Node(to)
+		switch {
+		case p.Master == "":
+			return nil, wire.Errorf(wire.CodeUnavailable, "table %s partition %d has no master to hand over from", t.Name, part)
+		case !p.IsSlave(to):
+			return nil, wire.Errorf(wire.CodeInvalid, "%s is not a slave of table %s partition %d", to, t.Name, part)
+		case n == nil || n.State != placement.NodeUp:
+			return nil, wire.Errorf(wire.CodeInvalid, "%s is not up", to)
+		case m.Node(p.Master) == nil || m.Node(p.Master).State == placement.NodeDown:
+			return nil, wire.Errorf(wire.CodeUnavailable, "master %s of table %s partition %d is down: failover handles it", p.Master, t.Name, part)
+		}
+		return p, nil
+	}
+
+	m, err := s.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	p, err := check(m)
+	if err != nil {
+		return 0, err
+	}
+	from := p.Master
+	fromAddr, toAddr := m.NodeAddr(from), m.NodeAddr(to)
+
+	// 1. Let the slave catch up while writes still flow.
+	cctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	err = s.waitCaughtUp(cctx, table, part, fromAddr, toAddr, 0, catchUpSlack)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("switchover to %s: %w", to, err)
+	}
+
+	// 2. Hold writes.
+	stuck := p.Clone()
+	stuck.State = placement.PartitionStuck
+	stuckEpoch, err := s.proposePartition(ctx, m.Epoch, table, part, stuck)
+	if err != nil {
+		return 0, fmt.Errorf("switchover to %s: hold writes: %w", to, err)
+	}
+	release := func() {
+		rctx, cancel := s.opContext()
+		defer cancel()
+		for range 10 {
+			m, err := s.read(rctx)
+			if err != nil {
+				return
+			}
+			t := m.TableByID(table)
+			if t == nil || t.Partitions[part].State != placement.PartitionStuck {
+				return
+			}
+			np := t.Partitions[part].Clone()
+			np.State = placement.PartitionActive
+			if _, err := s.proposePartition(rctx, m.Epoch, table, part, np); err == nil || !errors.Is(err, errConflict) {
+				return
+			}
+		}
+	}
+
+	// 3. Wait until the slave has everything the master committed.
+	wctx, cancel := context.WithTimeout(ctx, stuckTimeout)
+	err = s.waitCaughtUp(wctx, table, part, fromAddr, toAddr, stuckEpoch, 0)
+	cancel()
+	if err != nil {
+		release()
+		return 0, fmt.Errorf("switchover to %s: %w", to, err)
+	}
+
+	// 4. Commit the new master.
+	m, err = s.read(ctx)
+	if err != nil {
+		release()
+		return 0, err
+	}
+	if p, err = check(m); err != nil || p.Master != from || p.State != placement.PartitionStuck {
+		release()
+		if err == nil {
+			err = wire.Errorf(wire.CodeWait, "table %d partition %d changed during the switchover", table, part)
+		}
+		return 0, err
+	}
+	np := p.Clone()
+	np.Master = to
+	np.Slaves = slices.DeleteFunc(np.Slaves, func(n placement.NodeID) bool { return n == to })
+	np.Slaves = append(np.Slaves, from)
+	np.Gen = p.Gen + 1
+	np.State = placement.PartitionActive
+	np.InSync = nil
+	epoch, err := s.proposePartition(ctx, m.Epoch, table, part, np)
+	if err != nil {
+		release()
+		return 0, fmt.Errorf("switchover to %s: commit: %w", to, err)
+	}
+	s.events.add(Event{Time: time.Now(), Kind: "switchover", Table: table, Partition: part, Node: to, From: from, Gen: np.Gen, Epoch: epoch})
+	s.log.Info("meta: switchover", "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch)
+	return epoch, nil
+}
+
+var errConflict = errors.New("meta: the map changed")
+
+// proposePartition commits one partition's new assignment if the map is
+// still at epoch expect.
+func (s *Server) proposePartition(ctx context.Context, expect placement.Epoch, table placement.TableID, part placement.PartitionID, np placement.Partition) (placement.Epoch, error) {
+	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: expect,
+		Partitions: []partitionChange{{Table: table, Partition: part, New: np}}})
+	if err != nil {
+		return 0, err
+	}
+	switch code {
+	case resOK:
+		return res.Epoch, nil
+	case resConflict:
+		return 0, fmt.Errorf("%w: %s", errConflict, res.Err)
+	}
+	return 0, wire.Errorf(wire.CodeInvalid, "%s", res.Err)
+}
+
+// waitCaughtUp polls the master and the slave until the slave is at most
+// slack records behind. With minEpoch set, the master must have applied a
+// map of at least that epoch first (then its seq is final).
+func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part placement.PartitionID, masterAddr, slaveAddr string, minEpoch placement.Epoch, slack uint64) error {
+	wait := time.Millisecond
+	var last error
+	for {
+		ms, err := s.replicaStatus(ctx, masterAddr, table, part)
+		if err == nil && ms.epoch < minEpoch {
+			err = fmt.Errorf("master at %s has not applied epoch %d yet", masterAddr, minEpoch)
+		}
+		var ss nodeReplica
+		if err == nil {
+			ss, err = s.replicaStatus(ctx, slaveAddr, table, part)
+		}
+		if err == nil {
+			switch {
+			case ss.Incomplete:
+				err = fmt.Errorf("slave at %s holds no complete copy", slaveAddr)
+			case ss.Seq+slack < ms.Seq:
+				err = fmt.Errorf("slave at %s is %d records behind", slaveAddr, ms.Seq-ss.Seq)
+			default:
+				return nil
+			}
+		}
+		last = err
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return wire.Errorf(wire.CodeTimeout, "slave did not catch up: %v", last)
+		case <-s.stop:
+			t.Stop()
+			return errClosed
+		case <-t.C:
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
+type nodeReplica struct {
+	wire.ReplicaStatus
+	epoch placement.Epoch
+}
+
+// replicaStatus asks the node at addr for one replica's status.
+func (s *Server) replicaStatus(ctx context.Context, addr string, table placement.TableID, part placement.PartitionID) (nodeReplica, error) {
+	var reply wire.NodeStatusReply
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := s.pool.Call(cctx, addr, wire.KindNodeStatus, &wire.NodeStatusRequest{}, &reply); err != nil {
+		return nodeReplica{}, err
+	}
+	for _, r := range reply.Replicas {
+		if r.Table == table && r.Partition == part {
+			return nodeReplica{ReplicaStatus: r, epoch: reply.Epoch}, nil
+		}
+	}
+	return nodeReplica{}, fmt.Errorf("node at %s holds no replica of table %d partition %d", addr, table, part)
+}
+
+// handleRebalance spreads masters evenly by planned switchovers.
+func (s *Server) handleRebalance(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.RebalanceRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if !req.MastersOnly {
+		return nil, wire.Errorf(wire.CodeInvalid, "only master rebalancing runs; replica moves need migration, which this version plans (see plan) but does not execute")
+	}
+	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "rebalancing is run by the meta leader", Addr: s.leaderAddr(s.Map())}
+	}
+	epoch, err := s.rebalanceMasters(ctx, req.Table)
+	if err != nil {
+		return nil, err
+	}
+	return &wire.EpochReply{Epoch: epoch}, nil
+}
+
+// rebalanceMasters plans master-only moves and runs them as switchovers,
+// a few at a time. It returns the epoch after the last one.
+func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.Epoch, error) {
+	m, err := s.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	tables := m.Tables
+	if table != "" {
+		t := m.Table(table)
+		if t == nil {
+			return 0, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", table), Epoch: m.Epoch}
+		}
+		tables = []placement.Table{*t}
+	}
+	plan, err := placement.RebalanceMasters(m.Nodes, tables)
+	if err != nil {
+		return 0, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
+	}
+	var errs []error
+	for _, step := range plan.Steps(4) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, mv := range step {
+			if mv.Kind != placement.ChangeMaster {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.switchover(ctx, mv.Table, mv.Partition, mv.To); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("table %d partition %d → %s: %w", mv.Table, mv.Partition, mv.To, err))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return s.Map().Epoch, wire.Errorf(wire.CodeWait, "%d of the planned switchovers failed, first: %v", len(errs), errs[0])
+	}
+	return s.Map().Epoch, nil
+}
+
+// autoSchedule decides when the leader next rebalances masters on its own.
+type autoSchedule struct {
+	mu       sync.Mutex
+	after    time.Time
+	running  bool
+	attempts int
+}
+
+// maxAutoAttempts bounds the retries after one trigger.
+const maxAutoAttempts = 10
+
+// schedule asks for a rebalance at t (a fresh trigger resets the retries).
+func (a *autoSchedule) schedule(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.after = t
+	a.attempts = 0
+}
+
+// retry asks for another attempt at t, unless the retries are used up.
+func (a *autoSchedule) retry(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.attempts < maxAutoAttempts && a.after.IsZero() {
+		a.after = t
+	}
+}
+
+// due reports whether a rebalance should start now, and marks it running.
+func (a *autoSchedule) due(now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running || a.after.IsZero() || now.Before(a.after) {
+		return false
+	}
+	a.after = time.Time{}
+	a.running = true
+	a.attempts++
+	return true
+}
+
+func (a *autoSchedule) finish() {
+	a.mu.Lock()
+	a.running = false
+	a.mu.Unlock()
+}
