@@ -344,31 +344,51 @@ func (t *Table) Flush(ctx context.Context) error {
 			return fmt.Errorf("%w: %s", ErrTableNotFound, t.name)
 		}
 	}
+	// Flush is not a multi-key operation, so MaxMultiKeys does not limit
+	// the partition count; but each round flushes at most MaxMultiKeys
+	// partitions, so no request carries more groups than servers accept.
 	n := len(tbl.Partitions)
-	if err := t.c.limits.CheckMulti(n); err != nil {
-		return fromWire(err)
+	step := max(t.c.limits.MaxMultiKeys, 1)
+	send := func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
+		req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch, Groups: make([]wire.WriteGroup, len(idxs))}
+		for j := range idxs {
+			req.Groups[j] = wire.WriteGroup{Partition: parts[j], Ops: []wire.Op{{Type: wire.OpFlush}}}
+		}
+		var reply wire.WriteReply
+		if err := t.c.pool.Call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
+			return nil, err
+		}
+		if len(reply.Groups) != len(idxs) {
+			return nil, fmt.Errorf("zeppelin: node %s answered %d groups for %d", addr, len(reply.Groups), len(idxs))
+		}
+		errs := make([]error, len(idxs))
+		for j, g := range reply.Groups {
+			if g.Err != nil {
+				errs[j] = g.Err
+			}
+		}
+		return errs, nil
 	}
-	err = t.multi(ctx, n, func(i, _ int) placement.PartitionID { return placement.PartitionID(i) },
-		func(i int) []byte { return fmt.Appendf(nil, "partition %d", i) }, true,
-		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
-			req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch, Groups: make([]wire.WriteGroup, len(idxs))}
-			for j := range idxs {
-				req.Groups[j] = wire.WriteGroup{Partition: parts[j], Ops: []wire.Op{{Type: wire.OpFlush}}}
+	var all MultiError
+	for lo := 0; lo < n; lo += step {
+		hi := min(lo+step, n)
+		keyOf := func(i int) []byte { return fmt.Appendf(nil, "partition %d", lo+i) }
+		err := t.multi(ctx, hi-lo, func(i, _ int) placement.PartitionID { return placement.PartitionID(lo + i) }, keyOf, true, send)
+		var me *MultiError
+		switch {
+		case err == nil:
+			for i := range hi - lo {
+				all.Succeeded = append(all.Succeeded, keyOf(i))
 			}
-			var reply wire.WriteReply
-			if err := t.c.pool.Call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
-				return nil, err
-			}
-			if len(reply.Groups) != len(idxs) {
-				return nil, fmt.Errorf("zeppelin: node %s answered %d groups for %d", addr, len(reply.Groups), len(idxs))
-			}
-			errs := make([]error, len(idxs))
-			for j, g := range reply.Groups {
-				if g.Err != nil {
-					errs[j] = g.Err
-				}
-			}
-			return errs, nil
-		})
-	return err
+		case errors.As(err, &me):
+			all.Failed = append(all.Failed, me.Failed...)
+			all.Succeeded = append(all.Succeeded, me.Succeeded...)
+		default:
+			return err
+		}
+	}
+	if len(all.Failed) > 0 {
+		return &all
+	}
+	return nil
 }

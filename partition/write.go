@@ -117,7 +117,8 @@ func (r *Replica) IsMaster() (gen uint64, ok bool) {
 //     it; Done when the key was live.
 //   - OpPersist: Done when the live key had an expiry, which is removed.
 //   - OpDeleteTag (Key = the hashtag): deletes up to Options.MaxTagDelete
-//     live keys with that hashtag; Int is how many (loop until 0).
+//     live keys with that hashtag, fewer when their bytes would not fit in
+//     one transaction; Int is how many (loop until 0).
 //   - OpFlush: deletes every key (a fresh data incarnation); Done.
 //
 // Client-visible problems are *wire.Error values: CodeInvalid (bad op, limit
@@ -594,11 +595,23 @@ func (e *evaluator) eval(ops []wire.Op) ([]wire.OpResult, error) {
 	return res, nil
 }
 
-// deleteTag deletes up to maxTagDel live keys whose hashtag is tag: first
-// those in the index, in key order, then those only this group created.
+// deleteTag deletes up to maxTagDel live keys whose hashtag is tag, and no
+// more than fit in one transaction with their record: first those in the
+// index, in key order, then those only this group created. It deletes at
+// least one key when any is live.
 func (e *evaluator) deleteTag(tag []byte) (int64, error) {
 	limit := e.r.maxTagDel
+	// Each victim costs a data and an index delete and an effect in the
+	// record; a quarter of Badger's transaction limit leaves room for the
+	// rest of the group.
+	budget, spent := e.r.s.batchBytes, 0
 	var victims [][]byte
+	add := func(k []byte) bool {
+		victims = append(victims, k)
+		spent += 3*len(k) + 64
+		return len(victims) < limit && spent < budget
+	}
+	more := true
 	seen := make(map[string]bool)
 	if !e.cleared {
 		tp := tagPrefix(e.ip, tag)
@@ -610,9 +623,9 @@ func (e *evaluator) deleteTag(tag []byte) (int64, error) {
 			}
 			seen[string(uk)] = true
 			if c.present {
-				victims = append(victims, append([]byte(nil), uk...))
+				more = add(append([]byte(nil), uk...))
 			}
-			return len(victims) < limit, nil
+			return more, nil
 		})
 		if err != nil {
 			return 0, err
@@ -626,10 +639,10 @@ func (e *evaluator) deleteTag(tag []byte) (int64, error) {
 	}
 	slices.Sort(created)
 	for _, k := range created {
-		if len(victims) >= limit {
+		if !more {
 			break
 		}
-		victims = append(victims, []byte(k))
+		more = add([]byte(k))
 	}
 	for _, k := range victims {
 		e.del(k)
