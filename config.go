@@ -299,6 +299,10 @@ func (c Config) Validate() error {
 	if l.MaxKeySize < 0 || l.MaxValueSize < 0 || l.MaxBatchOps < 0 || l.MaxMultiKeys < 0 {
 		add("limits must not be negative: %+v", l)
 	}
+	if ld := l.WithDefaults(); ld.MaxMultiKeys > ld.MaxBatchOps {
+		add("Limits.MaxMultiKeys (%d) must not exceed Limits.MaxBatchOps (%d): the keys of one partition in an MSet are written as one batch",
+			ld.MaxMultiKeys, ld.MaxBatchOps)
+	}
 	if c.Retention.MaxRecords < 0 || c.Retention.MaxBytes < 0 || c.Retention.MaxAge < 0 ||
 		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 {
 		add("retention must not be negative: %+v", c.Retention)

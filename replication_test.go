@@ -134,7 +134,7 @@ func TestReplicationConvergesAfter20kWrites(t *testing.T) {
 		}
 	}
 	got := make(map[string]string)
-	tbl := c.LeaderMap().Table("r")
+	tbl := c.Map().Table("r")
 	for _, p := range tbl.Partitions {
 		ds, err := c.Dump("r", p.ID)
 		if err != nil {
@@ -168,7 +168,7 @@ func TestStoppedSlaveCatchesUpByStreaming(t *testing.T) {
 	waitOps(t, cl, "r")
 
 	const victim = 2
-	slaves := slaveOf(c.LeaderMap(), "r", c.Member(victim).Name)
+	slaves := slaveOf(c.Map(), "r", c.Member(victim).Name)
 	// The victim must hold data and stream before it is stopped.
 	c.Eventually(10*time.Second, func() error {
 		for _, p := range slaves {
@@ -243,7 +243,7 @@ func TestSlaveBehindRetainedLogFullSyncs(t *testing.T) {
 	c.WaitConverged("r", 30*time.Second)
 
 	const victim = 2
-	before := slaveOf(c.LeaderMap(), "r", c.Member(victim).Name)
+	before := slaveOf(c.Map(), "r", c.Member(victim).Name)
 	seqs := make(map[placement.PartitionID]uint64)
 	for _, p := range before {
 		st, _ := replicaStatus(c, victim, tbl.ID, p)
@@ -254,6 +254,9 @@ func TestSlaveBehindRetainedLogFullSyncs(t *testing.T) {
 	// Wait until every master has purged past what the victim holds.
 	c.Eventually(30*time.Second, func() error {
 		m := c.LeaderMap()
+		if m == nil {
+			return fmt.Errorf("no meta leader")
+		}
 		for _, p := range before {
 			master := m.Table("r").Partitions[p].Master
 			for i := range c.Len() {

@@ -25,6 +25,10 @@ import (
 // ErrClosed is returned by Server methods after Close.
 var ErrClosed = errors.New("zeppelin: server closed")
 
+// drainTimeout bounds how long Close waits for slaves to acknowledge the
+// last records of the partitions this process masters.
+const drainTimeout = 2 * time.Second
+
 // Server is one process's membership in a cluster.
 type Server struct {
 	cfg     Config
@@ -434,9 +438,11 @@ func (s *Server) Meta() *meta.Server { return s.meta }
 // compatibility.
 func (s *Server) Node() *node.Server { return s.node }
 
-// Close stops every role and releases every port and file. In-flight
-// requests are answered or fail; the data is left consistent on disk. It
-// is idempotent.
+// Close stops every role and releases every port and file. A data node
+// first refuses new writes and waits (up to two seconds) until its
+// connected slaves hold its last records, so a planned restart loses no
+// acknowledged write even in async mode. In-flight requests are answered
+// or fail; the data is left consistent on disk. It is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
 	return s.closeErr
@@ -451,6 +457,14 @@ func (s *Server) shutdown() error {
 		close(s.stop)
 	}
 	var errs []error
+	if s.node != nil && s.ln != nil {
+		// Let the slaves take the last records before the listener goes.
+		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+		if err := s.node.Drain(ctx); err != nil {
+			s.log.Warn("zeppelin: closing with slaves behind", "err", err)
+		}
+		cancel()
+	}
 	if s.rpc != nil {
 		errs = append(errs, s.rpc.Close())
 	} else if s.ln != nil {

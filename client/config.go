@@ -64,5 +64,9 @@ func (c Config) Validate() error {
 	if l.MaxKeySize < 0 || l.MaxValueSize < 0 || l.MaxBatchOps < 0 || l.MaxMultiKeys < 0 {
 		errs = append(errs, fmt.Errorf("client: negative limit in %+v", l))
 	}
+	if ld := l.WithDefaults(); ld.MaxMultiKeys > ld.MaxBatchOps {
+		errs = append(errs, fmt.Errorf("client: MaxMultiKeys (%d) must not exceed MaxBatchOps (%d): the keys of one partition in an MSet are written as one batch",
+			ld.MaxMultiKeys, ld.MaxBatchOps))
+	}
 	return errors.Join(errs...)
 }

@@ -52,6 +52,16 @@ type partitionChange struct {
 	Partition placement.PartitionID `msgpack:"p"`
 	// The partition's new assignment (its ID is set from Partition).
 	New placement.Partition `msgpack:"new"`
+	// Expect, when set, makes the change apply only if the partition is
+	// still exactly as the proposer saw it (compare-and-set), so changes to
+	// different partitions do not invalidate each other.
+	Expect *placement.Partition `msgpack:"expect,omitempty"`
+}
+
+// samePartition reports whether two assignments are equal.
+func samePartition(a, b *placement.Partition) bool {
+	return a.Master == b.Master && a.Gen == b.Gen && a.State == b.State &&
+		slices.Equal(a.Slaves, b.Slaves) && slices.Equal(a.InSync, b.InSync)
 }
 
 // apply executes cmd on m, which the caller owns (a clone of the current
@@ -189,6 +199,9 @@ func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, erro
 			if m.Node(n) == nil {
 				return resNotFound, nil, fmt.Errorf("update: unknown node %q", n)
 			}
+		}
+		if pc.Expect != nil && !samePartition(pc.Expect, &t.Partitions[pc.Partition]) {
+			return resConflict, nil, fmt.Errorf("table %s partition %d changed", t.Name, pc.Partition)
 		}
 	}
 	for _, ns := range cmd.NodeStates {

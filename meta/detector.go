@@ -35,18 +35,15 @@ func (d *detector) init() {
 	d.nodes = make(map[placement.NodeID]*nodeReport)
 }
 
-// enterTerm resets the detector when term is a new leadership term and
-// reports whether it was.
-func (d *detector) enterTerm(term uint64, now time.Time) bool {
+// enterTerm resets the detector when term is a new leadership term.
+func (d *detector) enterTerm(term uint64, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.term != term {
 		d.term = term
 		d.since = now
 		clear(d.nodes)
-		return true
 	}
-	return false
 }
 
 // observe records a heartbeat received in term.

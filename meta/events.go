@@ -8,11 +8,12 @@ import (
 )
 
 // Event is something the meta group decided: a node declared down or up,
-// a failover, a switchover. Events are kept in memory by the member that
-// proposed them, for operators and tests.
+// a failover, a switchover, or this member starting to lead. Time is when
+// the decision was taken, before it was committed. Events are kept in
+// memory by the member that proposed them, for operators and tests.
 type Event struct {
 	Time      time.Time
-	Kind      string // "down", "up", "failover", "unavailable", "switchover"
+	Kind      string // "leader", "down", "up", "failover", "unavailable", "released", "switchover"
 	Table     placement.TableID
 	Partition placement.PartitionID
 	Node      placement.NodeID // the node concerned (new master for failover/switchover)

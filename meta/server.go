@@ -73,11 +73,14 @@ type Server struct {
 	leaderTerm atomic.Uint64
 	wake       chan struct{} // leadership changed
 
-	det    detector
-	sw     switchovers
-	auto   autoSchedule
-	events eventLog
-	pool   *rpc.Pool
+	det  detector
+	sw   switchovers
+	auto autoSchedule
+	// ledTerm is the last term this member ran leader duties in; only
+	// the run goroutine uses it.
+	ledTerm uint64
+	events  eventLog
+	pool    *rpc.Pool
 
 	// base is cancelled by Close; background proposals derive from it.
 	base       context.Context

@@ -301,7 +301,12 @@ func (s *Server) leaderDuties() {
 		return
 	}
 	now := time.Now()
-	if s.det.enterTerm(term, now) {
+	s.det.enterTerm(term, now)
+	if term != s.ledTerm {
+		// First pass of this leadership term (the detector may already
+		// have started it on an early heartbeat).
+		s.ledTerm = term
+		s.events.add(Event{Time: now, Kind: "leader", Epoch: s.Map().Epoch})
 		// A new leader looks at the master balance once it has heard
 		// from everyone.
 		s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
@@ -310,7 +315,7 @@ func (s *Server) leaderDuties() {
 	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)
 	parts = append(parts, s.unstick(m, parts)...)
 	if len(states) > 0 || len(parts) > 0 {
-		s.applyChanges(m, states, parts)
+		s.applyChanges(now, m, states, parts)
 	}
 	if s.auto.due(now) {
 		s.wg.Add(1)
@@ -322,8 +327,9 @@ func (s *Server) leaderDuties() {
 }
 
 // applyChanges proposes node state changes and partition reassignments
-// computed against map m, and records what was committed.
-func (s *Server) applyChanges(m *placement.Map, states []nodeStateChange, parts []partitionChange) {
+// decided at time now against map m, and records what was committed. The
+// events carry the decision time, which precedes the commit.
+func (s *Server) applyChanges(now time.Time, m *placement.Map, states []nodeStateChange, parts []partitionChange) {
 	ctx, cancel := s.opContext()
 	defer cancel()
 	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: m.Epoch, NodeStates: states, Partitions: parts})
@@ -335,7 +341,6 @@ func (s *Server) applyChanges(m *placement.Map, states []nodeStateChange, parts 
 		s.log.Debug("meta: failover proposal not applied", "result", code, "err", res.Err)
 		return
 	}
-	now := time.Now()
 	var evs []Event
 	for _, ns := range states {
 		kind := "down"

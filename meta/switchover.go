@@ -150,28 +150,18 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 	// 2. Hold writes.
 	stuck := p.Clone()
 	stuck.State = placement.PartitionStuck
-	stuckEpoch, err := s.proposePartition(ctx, m.Epoch, table, part, stuck)
+	stuckEpoch, err := s.proposePartition(ctx, table, part, p, stuck)
 	if err != nil {
 		return 0, fmt.Errorf("switchover to %s: hold writes: %w", to, err)
 	}
 	release := func() {
 		rctx, cancel := s.opContext()
 		defer cancel()
-		for range 10 {
-			m, err := s.read(rctx)
-			if err != nil {
-				return
-			}
-			t := m.TableByID(table)
-			if t == nil || t.Partitions[part].State != placement.PartitionStuck {
-				return
-			}
-			np := t.Partitions[part].Clone()
-			np.State = placement.PartitionActive
-			if _, err := s.proposePartition(rctx, m.Epoch, table, part, np); err == nil || !errors.Is(err, errConflict) {
-				return
-			}
-		}
+		active := stuck.Clone()
+		active.State = placement.PartitionActive
+		// Fails harmlessly when the partition moved on meanwhile (a
+		// failover made it active with another master).
+		_, _ = s.proposePartition(rctx, table, part, &stuck, active)
 	}
 
 	// 3. Wait until the slave has everything the master committed.
@@ -203,7 +193,7 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 	np.Gen = p.Gen + 1
 	np.State = placement.PartitionActive
 	np.InSync = nil
-	epoch, err := s.proposePartition(ctx, m.Epoch, table, part, np)
+	epoch, err := s.proposePartition(ctx, table, part, p, np)
 	if err != nil {
 		release()
 		return 0, fmt.Errorf("switchover to %s: commit: %w", to, err)
@@ -215,11 +205,12 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 
 var errConflict = errors.New("meta: the map changed")
 
-// proposePartition commits one partition's new assignment if the map is
-// still at epoch expect.
-func (s *Server) proposePartition(ctx context.Context, expect placement.Epoch, table placement.TableID, part placement.PartitionID, np placement.Partition) (placement.Epoch, error) {
-	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: expect,
-		Partitions: []partitionChange{{Table: table, Partition: part, New: np}}})
+// proposePartition commits one partition's new assignment if the
+// partition is still exactly expect.
+func (s *Server) proposePartition(ctx context.Context, table placement.TableID, part placement.PartitionID, expect *placement.Partition, np placement.Partition) (placement.Epoch, error) {
+	cur := expect.Clone()
+	code, res, err := s.propose(ctx, &command{Op: opUpdate,
+		Partitions: []partitionChange{{Table: table, Partition: part, New: np, Expect: &cur}}})
 	if err != nil {
 		return 0, err
 	}

@@ -76,10 +76,15 @@ func (s *Server) serving(table placement.TableID, part placement.PartitionID, ep
 	if r.part.State().Incomplete {
 		return nil, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self)
 	}
-	if p.Master == self {
-		if write && info.stuck {
+	if p.Master == self && write {
+		if s.draining.Load() {
+			return nil, s.errorf(wire.CodeClosed, "node %s is shutting down", self)
+		}
+		if info.stuck {
 			return nil, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
 		}
+		// The lease fences writes only: reads go on while the meta group
+		// is unreachable, from the master's own (possibly stale) copy.
 		if info.fenced && !s.leaseValid() {
 			return nil, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
 		}

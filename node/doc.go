@@ -25,6 +25,8 @@
 // fenced table a master whose lease has lapsed answers writes with a wait,
 // so it stops before the meta group may promote another master (the meta
 // group waits DownTimeout, longer than the lease, after the last heartbeat).
+// Reads are not fenced: a master cut off from the meta group keeps serving
+// them from its copy.
 //
 // # Replication
 //

@@ -104,6 +104,8 @@ type Server struct {
 	registered atomic.Bool
 	// storeID identifies the store (chosen when it was created).
 	storeID string
+	// draining is set by Drain: writes are refused, replication goes on.
+	draining atomic.Bool
 
 	// leaseUntil is the monotonic deadline (ns since start) of the master
 	// lease.
@@ -190,6 +192,34 @@ func (s *Server) Close() error {
 		err = s.store.Close()
 	})
 	return err
+}
+
+// Drain prepares a controlled shutdown: the node refuses new writes (clients
+// go to the next master after a failover) while it keeps serving
+// replication, and Drain returns once every connected slave has
+// acknowledged the last record of every partition this node masters, or
+// when ctx ends. In async mode this is what makes a planned restart lose
+// nothing.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	for {
+		behind := 0
+		for _, r := range s.replicaList() {
+			if r.info.Load().role == wire.RoleMaster {
+				behind += r.unacked()
+			}
+		}
+		if behind == 0 {
+			return nil
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("node: %d slave replicas still behind: %w", behind, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // Ready is closed once the node is registered and has pulled a fresh map.

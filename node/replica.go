@@ -185,6 +185,24 @@ func (r *replica) keepFrom() uint64 {
 	return keep
 }
 
+// unacked counts the connected slaves that have not acknowledged the
+// master's last record.
+func (r *replica) unacked() int {
+	info := r.info.Load()
+	last := r.part.State().Seq
+	connected := max(5*r.s.cfg.FetchWait, 2*time.Second)
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, id := range info.slaves {
+		if sp := r.progress[id]; sp != nil && now.Sub(sp.lastFetch) < connected && sp.acked < last {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *replica) status() wire.ReplicaStatus {
 	st := r.part.State()
 	info := r.info.Load()

@@ -147,3 +147,16 @@ func (c *Cluster) WaitConverged(table string, timeout time.Duration) {
 	c.t.Helper()
 	c.Eventually(timeout, func() error { return c.Converged(table) })
 }
+
+// Map waits until some member leads the meta group and returns its map.
+func (c *Cluster) Map() *placement.Map {
+	c.t.Helper()
+	var m *placement.Map
+	c.Eventually(20*time.Second, func() error {
+		if m = c.LeaderMap(); m == nil {
+			return fmt.Errorf("no meta leader")
+		}
+		return nil
+	})
+	return m
+}
