@@ -83,6 +83,9 @@ type Config struct {
 	// Join lists RPC addresses of any existing members to find the cluster
 	// through.
 	Join []string
+	// HTTPAddr, when set, serves /metrics (Prometheus), /status (JSON), a
+	// read-only dashboard at / and /debug/pprof.
+	HTTPAddr string
 
 	// MetaID is this process's replica ID in the meta group (meta role).
 	// Default 1 when MetaMembers is empty.
@@ -230,6 +233,9 @@ func (c Config) Validate() error {
 	}
 	if c.GossipAddr != "off" {
 		checkAddr("GossipAddr", c.GossipAddr, true)
+	}
+	if c.HTTPAddr != "" {
+		checkAddr("HTTPAddr", c.HTTPAddr, true)
 	}
 	for _, j := range c.Join {
 		checkAddr("Join address", j, false)

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
@@ -47,6 +50,10 @@ type Server struct {
 	node *node.Server
 	disc *discovery
 
+	reg    *prometheus.Registry
+	http   *http.Server
+	httpLn net.Listener
+
 	clientOnce sync.Once
 	cli        *client.Client
 	cliErr     error
@@ -78,7 +85,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("zeppelin: create %s: %w", cfg.Dir, err)
 	}
-	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), stop: make(chan struct{})}
+	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), stop: make(chan struct{}), reg: newRegistry()}
 	if s.lock, err = lockDir(cfg.Dir); err != nil {
 		return nil, err
 	}
@@ -128,6 +135,11 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 		if s.disc, err = startDiscovery(cfg.GossipAddr, self, cfg.Expert.SmallFootprint, s.log, s.discoveryChanged); err != nil {
 			return nil, err
+		}
+	}
+	if cfg.HTTPAddr != "" {
+		if err := s.startHTTP(cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("zeppelin: listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
 	}
 	s.wg.Add(1)
@@ -194,6 +206,7 @@ func (s *Server) startMeta() error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
 		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},
+		Metrics:           s.reg,
 		Logger:            s.log,
 	})
 	if err != nil {
@@ -264,6 +277,7 @@ func (s *Server) startData() error {
 		FetchWait:         cfg.Expert.FetchWait,
 		FetchBytes:        cfg.Expert.FetchBytes,
 		SnapshotChunk:     cfg.Expert.SnapshotChunk,
+		Metrics:           s.reg,
 		Logger:            s.log,
 	})
 	if err != nil {
@@ -464,6 +478,9 @@ func (s *Server) shutdown() error {
 			s.log.Warn("zeppelin: closing with slaves behind", "err", err)
 		}
 		cancel()
+	}
+	if s.http != nil {
+		errs = append(errs, s.http.Close())
 	}
 	if s.rpc != nil {
 		errs = append(errs, s.rpc.Close())

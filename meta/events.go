@@ -4,6 +4,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
@@ -24,6 +26,8 @@ type Event struct {
 
 // eventLog is a bounded in-memory log.
 type eventLog struct {
+	decisions *prometheus.CounterVec
+
 	mu     sync.Mutex
 	events []Event
 }
@@ -31,6 +35,9 @@ type eventLog struct {
 const maxEvents = 4096
 
 func (l *eventLog) add(evs ...Event) {
+	for _, e := range evs {
+		l.decisions.WithLabelValues(e.Kind).Inc()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, evs...)

@@ -13,6 +13,7 @@ import (
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
 	"github.com/lni/dragonboat/v4/raftio"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
@@ -58,6 +59,9 @@ type Config struct {
 
 	// Dial configures connections to data nodes (switchovers poll them).
 	Dial rpc.DialConfig
+
+	// Metrics registers the member's Prometheus metrics (none when nil).
+	Metrics prometheus.Registerer
 
 	// Logger receives the member's logs.
 	Logger *slog.Logger
@@ -169,6 +173,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.det.init()
+	s.events.decisions = newDecisionCounter()
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.events.decisions, &metaCollector{s: s})
+	}
 	listener.s.Store(s)
 
 	rc := config.Config{

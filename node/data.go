@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
@@ -137,6 +138,16 @@ func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
 }
 
 func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
+	start := time.Now()
+	res := s.writeGroup1(ctx, req, g)
+	s.observe("write", req.Table, start, res.Err)
+	if res.Err == nil {
+		s.countOps(req.Table, g.Ops)
+	}
+	return res
+}
+
+func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
 		return wire.GroupResult{Err: err}
 	}
@@ -172,10 +183,25 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 		return nil, err
 	}
 	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
+	kind := readKind(req.Op)
 	for i, k := range req.Keys {
+		start := time.Now()
 		reply.Results[i] = s.read1(ctx, req, k)
+		s.observe(kind, req.Table, start, reply.Results[i].Err)
 	}
 	return reply, nil
+}
+
+func readKind(op wire.ReadOp) string {
+	switch op {
+	case wire.ReadGet:
+		return "get"
+	case wire.ReadExists:
+		return "exists"
+	case wire.ReadTTL:
+		return "ttl"
+	}
+	return "read"
 }
 
 func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
@@ -223,14 +249,19 @@ func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
 	if req.Limit <= 0 || req.Limit > s.cfg.Limits.MaxMultiKeys {
 		return nil, s.errorf(wire.CodeInvalid, "list limit %d outside 1..%d (MaxMultiKeys)", req.Limit, s.cfg.Limits.MaxMultiKeys)
 	}
+	start := time.Now()
 	r, werr := s.serving(req.Table, req.Partition, req.Epoch, false, false)
 	if werr != nil {
+		s.observe("list", req.Table, start, werr)
 		return nil, werr
 	}
 	keys, vals, more, err := r.part.List(req.Tag, req.After, req.Limit, req.Values)
 	if err != nil {
-		return nil, s.partErr(ctx, err)
+		werr := s.partErr(ctx, err)
+		s.observe("list", req.Table, start, werr)
+		return nil, werr
 	}
+	s.observe("list", req.Table, start, nil)
 	return &wire.ListReply{Keys: keys, Values: vals, More: more}, nil
 }
 

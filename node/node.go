@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/partition"
@@ -59,6 +61,9 @@ type Config struct {
 	FetchBytes int
 	// SnapshotChunk bounds one full-sync chunk.
 	SnapshotChunk int
+
+	// Metrics registers the node's Prometheus metrics (none when nil).
+	Metrics prometheus.Registerer
 
 	Logger *slog.Logger
 }
@@ -115,7 +120,8 @@ type Server struct {
 	mu       sync.RWMutex
 	replicas map[rkey]*replica
 
-	snaps snapshots
+	snaps   snapshots
+	metrics *metrics
 
 	pullReq  chan placement.Epoch // wake the map loop
 	hbNow    chan struct{}        // send a heartbeat now
@@ -160,6 +166,7 @@ func Start(cfg Config) (*Server, error) {
 		cancel:   cancel,
 	}
 	s.snaps.init()
+	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.loadLocal(); err != nil {
 		cancel()
 		return nil, err

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// metrics are the node's Prometheus metrics. Request counters and latency
+// histograms are updated on the request path; replica figures are read
+// from the replicas when scraped.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	ops      *prometheus.CounterVec
+
+	children sync.Map // childKey → *reqChildren
+}
+
+type childKey struct {
+	kind  string
+	table placement.TableID
+}
+
+type reqChildren struct {
+	latency prometheus.Observer
+	ok      prometheus.Counter
+}
+
+func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zeppelin", Subsystem: "node", Name: "requests_total",
+			Help: "Data requests served, by kind (get, exists, ttl, write, list), table and result (ok or the error code).",
+		}, []string{"kind", "table", "result"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "zeppelin", Subsystem: "node", Name: "request_duration_seconds",
+			Help:    "Time to serve a data request, by kind and table.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 18), // 25µs .. 3.3s
+		}, []string{"kind", "table"}),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "zeppelin", Subsystem: "node", Name: "write_ops_total",
+			Help: "Write operations applied on this node as master, by operation and table.",
+		}, []string{"op", "table"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.ops, &replicaCollector{s: s})
+	}
+	return m
+}
+
+// tableName labels a table by name (its ID when the map does not know it).
+func (s *Server) tableName(id placement.TableID) string {
+	if m := s.cur.Load(); m != nil {
+		if t := m.TableByID(id); t != nil {
+			return t.Name
+		}
+	}
+	return "id:" + strconv.FormatUint(uint64(id), 10)
+}
+
+// observe records one request of kind on table that started at start and
+// ended with err (nil for success).
+func (s *Server) observe(kind string, table placement.TableID, start time.Time, err *wire.Error) {
+	m := s.metrics
+	k := childKey{kind, table}
+	v, ok := m.children.Load(k)
+	if !ok {
+		name := s.tableName(table)
+		v, _ = m.children.LoadOrStore(k, &reqChildren{
+			latency: m.latency.WithLabelValues(kind, name),
+			ok:      m.requests.WithLabelValues(kind, name, "ok"),
+		})
+	}
+	c := v.(*reqChildren)
+	c.latency.Observe(time.Since(start).Seconds())
+	if err == nil {
+		c.ok.Inc()
+		return
+	}
+	m.requests.WithLabelValues(kind, s.tableName(table), err.Code.String()).Inc()
+}
+
+func (s *Server) countOps(table placement.TableID, ops []wire.Op) {
+	name := s.tableName(table)
+	for _, op := range ops {
+		s.metrics.ops.WithLabelValues(op.Type.String(), name).Inc()
+	}
+}
+
+// replicaCollector reports every replica's position and lag when scraped.
+type replicaCollector struct{ s *Server }
+
+var (
+	descSeq = prometheus.NewDesc("zeppelin_replica_seq",
+		"Sequence of the last binlog record of a replica.", []string{"table", "partition", "role"}, nil)
+	descFirst = prometheus.NewDesc("zeppelin_replica_first_seq",
+		"Oldest retained binlog record of a replica.", []string{"table", "partition"}, nil)
+	descGen = prometheus.NewDesc("zeppelin_replica_gen",
+		"Generation of the last binlog record of a replica.", []string{"table", "partition"}, nil)
+	descLagRecords = prometheus.NewDesc("zeppelin_replica_lag_records",
+		"Records a slave replica is behind its master.", []string{"table", "partition"}, nil)
+	descLagSeconds = prometheus.NewDesc("zeppelin_replica_lag_seconds",
+		"Age of the newest record a slave has applied while it is behind its master.", []string{"table", "partition"}, nil)
+	descFullSyncs = prometheus.NewDesc("zeppelin_replica_full_syncs_total",
+		"Full syncs a slave replica completed since the node started.", []string{"table", "partition"}, nil)
+	descIncomplete = prometheus.NewDesc("zeppelin_replica_incomplete",
+		"1 while a replica holds no complete copy (a full sync is under way).", []string{"table", "partition"}, nil)
+	descEpoch = prometheus.NewDesc("zeppelin_node_map_epoch",
+		"Epoch of the cluster map the node serves under.", nil, nil)
+	descLease = prometheus.NewDesc("zeppelin_node_master_lease_valid",
+		"1 while the node's master lease from the meta leader is current.", nil, nil)
+)
+
+func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSeq, descFirst, descGen, descLagRecords, descLagSeconds, descFullSyncs, descIncomplete, descEpoch, descLease} {
+		ch <- d
+	}
+}
+
+func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(s.Epoch()))
+	lease := 0.0
+	if s.leaseValid() {
+		lease = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descLease, prometheus.GaugeValue, lease)
+	for _, r := range s.replicaStatuses() {
+		t, p := s.tableName(r.Table), strconv.FormatUint(uint64(r.Partition), 10)
+		ch <- prometheus.MustNewConstMetric(descSeq, prometheus.GaugeValue, float64(r.Seq), t, p, r.Role.String())
+		ch <- prometheus.MustNewConstMetric(descFirst, prometheus.GaugeValue, float64(r.FirstSeq), t, p)
+		ch <- prometheus.MustNewConstMetric(descGen, prometheus.GaugeValue, float64(r.Gen), t, p)
+		incomplete := 0.0
+		if r.Incomplete {
+			incomplete = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descIncomplete, prometheus.GaugeValue, incomplete, t, p)
+		if r.Role == wire.RoleSlave {
+			ch <- prometheus.MustNewConstMetric(descLagRecords, prometheus.GaugeValue, float64(r.LagRecords), t, p)
+			ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, float64(r.LagMs)/1000, t, p)
+			ch <- prometheus.MustNewConstMetric(descFullSyncs, prometheus.CounterValue, float64(r.FullSyncs), t, p)
+		}
+	}
+}
