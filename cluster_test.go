@@ -88,6 +88,7 @@ func TestClusterRestartEachServer(t *testing.T) {
 	c.CreateTable("t", client.TableOptions{Partitions: 16, Replication: 3})
 	ctx := ctxFor(t, 120*time.Second)
 	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "t", 2_000)
+	c.WaitConverged("t", 30*time.Second) // Stop is a crash: slaves must hold everything
 	epochBefore := c.Server(0).Meta().Map().Epoch
 	for i := range 3 {
 		c.Stop(i)
@@ -110,6 +111,7 @@ func TestClusterMetaLeaderLoss(t *testing.T) {
 	c.CreateTable("t", client.TableOptions{Partitions: 16, Replication: 3})
 	ctx := ctxFor(t, 60*time.Second)
 	writeKeys(t, ctx, []*client.Client{c.Client(0), c.Client(1), c.Client(2)}, "t", 1_000)
+	c.WaitConverged("t", 30*time.Second) // Stop is a crash: slaves must hold everything
 
 	leader := c.WaitMetaLeader()
 	c.Stop(leader)

@@ -425,6 +425,7 @@ func TestMetaLeaderKilledDuringNodeFailure(t *testing.T) {
 	c.CreateTable("f", client.TableOptions{Partitions: 6, Replication: 3})
 	ctx := ctxFor(t, time.Minute)
 	writeKeys(t, ctx, []*client.Client{c.NewClient("w")}, "f", 300)
+	c.WaitConverged("f", 30*time.Second) // a kill loses what slaves have not received
 	leader := c.WaitMetaLeader()
 	victim := c.Map().Table("f").Partitions[0].Master
 	c.Stop(memberIndex(c, victim))
@@ -523,6 +524,7 @@ func TestMastersRebalancedAfterNodeReturns(t *testing.T) {
 	c.CreateTable("b", client.TableOptions{Partitions: 12, Replication: 3})
 	ctx := ctxFor(t, time.Minute)
 	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "b", 500)
+	c.WaitConverged("b", 30*time.Second) // a kill loses what slaves have not received
 	victim := 2
 	name := placement.NodeID(c.Member(victim).Name)
 	c.Stop(victim)
@@ -555,6 +557,8 @@ func TestMetaMemberLoss(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	writeKeys(t, ctx, []*client.Client{cl}, "fenced", 300)
 	writeKeys(t, ctx, []*client.Client{cl}, "open", 300)
+	c.WaitConverged("open", 30*time.Second) // kills below must not cost writes
+	c.WaitConverged("fenced", 30*time.Second)
 
 	// One member down, the leader: everything keeps working, failover
 	// included.
@@ -674,4 +678,82 @@ func TestRandomKillRestartConverges(t *testing.T) {
 	c.WaitConverged("chaos", time.Minute)
 	c.WaitConverged("chaosf", time.Minute)
 	checkOneMaster(t, c.Map())
+}
+
+func TestGracefulShutdownHandsOffAndLosesNothing(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3})
+	c.CreateTable("g", client.TableOptions{Partitions: 12, Replication: 3})
+	cl := c.NewClient("w")
+	tb := cl.Table("g")
+	ctx := ctxFor(t, time.Minute)
+
+	var mu sync.Mutex
+	var acked [][]byte
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Appendf(nil, "g%d-%d", w, i)
+				if _, err := tb.Set(ctx, k, []byte("v")); err != nil {
+					t.Errorf("write during the shutdown: %v", err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, k)
+				mu.Unlock()
+			}
+		}()
+	}
+	waitOps(t, cl, "g")
+	victim := 1
+	name := placement.NodeID(c.Member(victim).Name)
+	mastered := mastersOf(c.Map(), "g")[name]
+	start := time.Now()
+	c.Shutdown(victim)
+	t.Logf("shutdown of %s (master of %d partitions) took %v", name, mastered, time.Since(start).Round(time.Millisecond))
+	time.Sleep(100 * time.Millisecond) // writes go on after it
+	close(stop)
+	wg.Wait()
+
+	if n := mastersOf(c.Map(), "g")[name]; n != 0 {
+		t.Errorf("%s still masters %d partitions after shutting down", name, n)
+	}
+	switchovers := 0
+	for i := range c.Len() {
+		s := c.Server(i)
+		if s == nil || s.Meta() == nil {
+			continue
+		}
+		for _, e := range s.Meta().Events() {
+			switch {
+			case e.Kind == "switchover" && e.From == name:
+				switchovers++
+			case e.Kind == "failover" && e.From == name:
+				t.Errorf("partition %d failed over from %s: the shutdown did not hand it off", e.Partition, name)
+			}
+		}
+	}
+	if switchovers != mastered {
+		t.Errorf("%d switchovers away from %s, want %d", switchovers, name, mastered)
+	}
+	for lo := 0; lo < len(acked); lo += 1000 {
+		res, err := tb.MGet(ctx, acked[lo:min(lo+1000, len(acked))])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range res {
+			if !r.Found {
+				t.Fatalf("acknowledged write %s lost", acked[lo+j])
+			}
+		}
+	}
+	t.Logf("%d acknowledged writes, none lost", len(acked))
 }

@@ -28,10 +28,6 @@ import (
 // ErrClosed is returned by Server methods after Close.
 var ErrClosed = errors.New("zeppelin: server closed")
 
-// drainTimeout bounds how long Close waits for slaves to acknowledge the
-// last records of the partitions this process masters.
-const drainTimeout = 2 * time.Second
-
 // Server is one process's membership in a cluster.
 type Server struct {
 	cfg     Config
@@ -452,11 +448,46 @@ func (s *Server) Meta() *meta.Server { return s.meta }
 // compatibility.
 func (s *Server) Node() *node.Server { return s.node }
 
-// Close stops every role and releases every port and file. A data node
-// first refuses new writes and waits (up to two seconds) until its
-// connected slaves hold its last records, so a planned restart loses no
-// acknowledged write even in async mode. In-flight requests are answered
-// or fail; the data is left consistent on disk. It is idempotent.
+// Shutdown stops the process gracefully: the meta leader first hands every
+// partition this data node masters to a caught-up slave by planned
+// switchovers (clients move over within milliseconds), then the node
+// refuses writes to whatever it still masters and waits until its
+// connected slaves hold its last records; then it closes. A planned stop
+// therefore neither pauses writes for a failure-detection timeout nor
+// loses an acknowledged write, even in async mode. What could not be done
+// before ctx ended (partitions without a caught-up slave, an unreachable
+// meta group, slaves still behind) is logged as a warning and the server
+// closes anyway; the error is Close's.
+func (s *Server) Shutdown(ctx context.Context) error {
+	select {
+	case <-s.stop:
+		return s.Close()
+	default:
+	}
+	if s.node != nil {
+		var reply wire.HandOffReply
+		err := s.metaCall.Call(ctx, true, wire.KindMetaHandOff, &wire.HandOffRequest{Node: placement.NodeID(s.nodeID)}, &reply)
+		switch {
+		case err != nil:
+			s.log.Warn("zeppelin: could not hand off master roles: its partitions fail over after DownTimeout", "err", err)
+		case len(reply.Failed) > 0:
+			s.log.Warn("zeppelin: some master roles not handed off", "moved", reply.Moved, "kept", len(reply.Failed), "first", reply.Failed[0])
+		default:
+			s.log.Info("zeppelin: handed off master roles", "moved", reply.Moved)
+		}
+		if err := s.node.Drain(ctx); err != nil {
+			s.log.Warn("zeppelin: closing with slaves behind", "err", err)
+		}
+	}
+	return s.Close()
+}
+
+// Close stops every role at once and releases every port and file: for a
+// data node it is what a crash looks like to the cluster (its partitions
+// fail over after DownTimeout; in async mode, writes its slaves had not
+// received yet are lost). Use Shutdown for a planned stop. In-flight
+// requests are answered or fail; the data is left consistent on disk. It
+// is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.shutdown() })
 	return s.closeErr
@@ -471,14 +502,6 @@ func (s *Server) shutdown() error {
 		close(s.stop)
 	}
 	var errs []error
-	if s.node != nil && s.ln != nil {
-		// Let the slaves take the last records before the listener goes.
-		ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-		if err := s.node.Drain(ctx); err != nil {
-			s.log.Warn("zeppelin: closing with slaves behind", "err", err)
-		}
-		cancel()
-	}
 	if s.http != nil {
 		errs = append(errs, s.http.Close())
 	}

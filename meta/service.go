@@ -29,6 +29,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindMetaPlan, s.handlePlan)
 	srv.Handle(wire.KindMetaSetMaster, s.handleSetMaster)
 	srv.Handle(wire.KindMetaRebalance, s.handleRebalance)
+	srv.Handle(wire.KindMetaHandOff, s.handleHandOff)
 }
 
 // maxRequestElements bounds the arrays of one meta request (a heartbeat

@@ -397,3 +397,77 @@ func (a *autoSchedule) finish() {
 	a.running = false
 	a.mu.Unlock()
 }
+
+// handleHandOff moves every master role of a node that is about to stop
+// to its most caught-up slave, by planned switchovers, a few at a time.
+func (s *Server) handleHandOff(ctx context.Context, body []byte) (any, error) {
+	req, err := decode[wire.HandOffRequest](body)
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
+		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "hand-offs are run by the meta leader", Addr: s.leaderAddr(s.Map())}
+	}
+	m, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type move struct {
+		table placement.TableID
+		part  placement.PartitionID
+		to    placement.NodeID
+	}
+	var moves []move
+	reply := &wire.HandOffReply{}
+	v := s.det.view()
+	for _, t := range m.Tables {
+		for _, p := range t.Partitions {
+			if p.Master != req.Node {
+				continue
+			}
+			to := bestSlave(t.ID, p, m, v)
+			if to == "" {
+				reply.Failed = append(reply.Failed, fmt.Sprintf("table %s partition %d: no up, complete slave", t.Name, p.ID))
+				continue
+			}
+			moves = append(moves, move{t.ID, p.ID, to})
+		}
+	}
+	var mu sync.Mutex
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, mv := range moves {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, err := s.switchover(ctx, mv.table, mv.part, mv.to)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				reply.Failed = append(reply.Failed, fmt.Sprintf("table %d partition %d → %s: %v", mv.table, mv.part, mv.to, err))
+				return
+			}
+			reply.Moved++
+		}()
+	}
+	wg.Wait()
+	reply.Epoch = s.Map().Epoch
+	s.log.Info("meta: handed off master roles", "node", req.Node, "moved", reply.Moved, "failed", len(reply.Failed))
+	return reply, nil
+}
+
+// bestSlave returns the up, complete slave of p with the highest reported
+// (gen, seq), ties broken by node ID, or "" when there is none.
+func bestSlave(table placement.TableID, p placement.Partition, m *placement.Map, v view) placement.NodeID {
+	eff := make(map[placement.NodeID]placement.NodeState, len(m.Nodes))
+	for _, n := range m.Nodes {
+		eff[n.ID] = n.State
+	}
+	np, changed := failover(table, p, eff, v)
+	if !changed {
+		return ""
+	}
+	return np.Master
+}

@@ -221,7 +221,8 @@ func (c *Cluster) NewClient(name string, seeds ...string) *client.Client {
 	return cl
 }
 
-// Stop closes member i gracefully; its directory is kept.
+// Stop closes member i at once (zeppelin.Server.Close), as a crash looks to
+// the rest of the cluster; its directory is kept.
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
 	c.mu.Lock()
@@ -233,6 +234,24 @@ func (c *Cluster) Stop(i int) {
 	}
 	if err := s.Close(); err != nil {
 		c.t.Logf("testcluster: close %s: %v", c.members[i].Name, err)
+	}
+}
+
+// Shutdown stops member i gracefully (zeppelin.Server.Shutdown: master
+// roles handed off, slaves caught up); its directory is kept.
+func (c *Cluster) Shutdown(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	s := c.members[i].Srv
+	c.members[i].Srv = nil
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		c.t.Errorf("testcluster: shutdown %s: %v", c.members[i].Name, err)
 	}
 }
 

@@ -24,6 +24,7 @@ const (
 	KindMetaStatus      Kind = 16 // StatusRequest → StatusReply
 	KindMetaPlan        Kind = 17 // PlanRequest → PlanReply
 	KindMetaRebalance   Kind = 18 // RebalanceRequest → EpochReply
+	KindMetaHandOff     Kind = 19 // HandOffRequest → HandOffReply
 
 	// Data service (answered by data nodes).
 	KindRead       Kind = 30 // ReadRequest → ReadReply
@@ -51,6 +52,7 @@ var kindNames = map[Kind]string{
 	KindMetaStatus:      "meta.status",
 	KindMetaPlan:        "meta.plan",
 	KindMetaRebalance:   "meta.rebalance",
+	KindMetaHandOff:     "meta.hand_off",
 	KindRead:            "read",
 	KindWrite:           "write",
 	KindList:            "list",

@@ -248,6 +248,20 @@ type RebalanceRequest struct {
 	MastersOnly bool   `msgpack:"mo"`
 }
 
+// HandOffRequest asks the meta leader to move every master role of Node to
+// one of its slaves by planned switchovers (before a graceful shutdown).
+type HandOffRequest struct {
+	Node placement.NodeID `msgpack:"n"`
+}
+
+// HandOffReply reports how many partitions changed master and which could
+// not (no caught-up slave, or the switchover failed).
+type HandOffReply struct {
+	Epoch  placement.Epoch `msgpack:"e"`
+	Moved  int             `msgpack:"m"`
+	Failed []string        `msgpack:"f,omitempty"`
+}
+
 // ---- data service ----
 
 // OpType is the type of one write operation.
