@@ -195,29 +195,7 @@ func (c *Conn) readLoop(fr *wire.FrameReader) {
 
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
-	w := newCoalescer(c.nc)
-	for {
-		var b []byte
-		select {
-		case b = <-c.out:
-		case <-c.done:
-			return
-		}
-	drain:
-		for {
-			if err := w.write(b); err != nil {
-				c.shutdown(err)
-				return
-			}
-			select {
-			case b = <-c.out:
-			default:
-				break drain
-			}
-		}
-		if err := w.flush(); err != nil {
-			c.shutdown(err)
-			return
-		}
+	if err := pump(c.out, c.done, newCoalescer(c.nc)); err != nil {
+		c.shutdown(err)
 	}
 }

@@ -315,31 +315,37 @@ func (c *serverConn) call(h HandlerFunc, f wire.Frame) (reply any, err error) {
 func (c *serverConn) writeLoop() {
 	defer c.s.wg.Done()
 	defer c.close()
-	w := newCoalescer(c.nc)
+	_ = pump(c.out, c.done, newCoalescer(c.nc))
+}
+
+// pump writes the frames queued on out until done is closed, a write
+// fails, or a nil frame asks to stop (after flushing what came before it).
+// Every frame already queued is written before one flush, so concurrent
+// replies or requests share system calls.
+func pump(out <-chan []byte, done <-chan struct{}, w *coalescer) error {
 	for {
 		var b []byte
 		select {
-		case b = <-c.out:
-		case <-c.done:
-			return
+		case b = <-out:
+		case <-done:
+			return nil
 		}
 	drain:
 		for {
 			if b == nil {
-				_ = w.flush()
-				return
+				return w.flush()
 			}
 			if err := w.write(b); err != nil {
-				return
+				return err
 			}
 			select {
-			case b = <-c.out:
+			case b = <-out:
 			default:
 				break drain
 			}
 		}
 		if err := w.flush(); err != nil {
-			return
+			return err
 		}
 	}
 }

@@ -221,14 +221,21 @@ func (c *Cluster) NewClient(name string, seeds ...string) *client.Client {
 	return cl
 }
 
+// take marks member i stopped and returns its server (nil when it was
+// not running).
+func (c *Cluster) take(i int) *zeppelin.Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.members[i].Srv
+	c.members[i].Srv = nil
+	return s
+}
+
 // Stop closes member i at once (zeppelin.Server.Close), as a crash looks to
 // the rest of the cluster; its directory is kept.
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
-	c.mu.Lock()
-	s := c.members[i].Srv
-	c.members[i].Srv = nil
-	c.mu.Unlock()
+	s := c.take(i)
 	if s == nil {
 		return
 	}
@@ -241,10 +248,7 @@ func (c *Cluster) Stop(i int) {
 // roles handed off, slaves caught up); its directory is kept.
 func (c *Cluster) Shutdown(i int) {
 	c.t.Helper()
-	c.mu.Lock()
-	s := c.members[i].Srv
-	c.members[i].Srv = nil
-	c.mu.Unlock()
+	s := c.take(i)
 	if s == nil {
 		return
 	}
