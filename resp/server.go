@@ -1,0 +1,271 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/client"
+)
+
+// Config configures a Server. Only Client is required.
+type Config struct {
+	// Client runs every command. It is required; the server does not
+	// close it.
+	Client *client.Client
+	// DefaultTable is the table a connection uses before SELECT (default
+	// "default").
+	DefaultTable string
+	// MaxBulk is the largest bulk string accepted (default: the client's
+	// MaxValueSize + 1 KiB). A request that declares a longer one is a
+	// protocol error: the connection gets an error and is closed before
+	// any of the payload is read.
+	MaxBulk int
+	// MaxArgs is the most arguments one command may have (default:
+	// max(2×MaxMultiKeys+1, 1024) from the client's limits). More is a
+	// protocol error, like an oversized bulk string.
+	MaxArgs int
+	// Name is the server name reported by INFO and HELLO (default
+	// "zeppelin").
+	Name string
+	// Logger receives connection errors and recovered panics (discarded
+	// when nil).
+	Logger *slog.Logger
+}
+
+// Stats are a Server's counters since New.
+type Stats struct {
+	// Connections is the number of open connections.
+	Connections int64
+	// TotalConnections is the number of connections accepted.
+	TotalConnections uint64
+	// Commands is the number of commands processed (queued commands of a
+	// transaction count once when queued; EXEC counts too).
+	Commands uint64
+	// Errors is the number of error replies sent, protocol errors
+	// included.
+	Errors uint64
+	// ProtocolErrors is the number of connections closed for malformed
+	// input or exceeded request limits.
+	ProtocolErrors uint64
+	// Panics is the number of connections closed because a command
+	// panicked (a bug; each one is logged).
+	Panics uint64
+	// NetInputBytes and NetOutputBytes count the bytes read from and
+	// written to clients.
+	NetInputBytes, NetOutputBytes uint64
+}
+
+// Server serves the Redis protocol on any number of listeners. Create it
+// with New, call Serve for each listener, and Close it when done. It is
+// safe for concurrent use.
+type Server struct {
+	cfg      Config
+	c        *client.Client
+	log      *slog.Logger
+	cmds     map[string]*command
+	cmdList  []*command // sorted by name
+	started  time.Time
+	ctx      context.Context // cancelled by Close: aborts commands in flight
+	cancel   context.CancelFunc
+	maxQuery int // largest request buffered, all arguments together
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // Serve loops and connection goroutines
+
+	nextID         atomic.Int64
+	connections    atomic.Int64
+	totalConns     atomic.Uint64
+	commands       atomic.Uint64
+	errorReplies   atomic.Uint64
+	protocolErrors atomic.Uint64
+	panics         atomic.Uint64
+	netIn, netOut  atomic.Uint64
+}
+
+// queryLimit is the most bytes one request may occupy, all arguments
+// together: Redis's client-query-buffer-limit default.
+const queryLimit = 1 << 30
+
+// New validates cfg, fills in its defaults and returns a Server. It does
+// not contact the cluster.
+func New(cfg Config) (*Server, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("resp: Config.Client is required"))
+	}
+	if cfg.MaxBulk < 0 {
+		errs = append(errs, fmt.Errorf("resp: negative MaxBulk %d", cfg.MaxBulk))
+	}
+	if cfg.MaxArgs < 0 {
+		errs = append(errs, fmt.Errorf("resp: negative MaxArgs %d", cfg.MaxArgs))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	lim := cfg.Client.Limits()
+	if cfg.DefaultTable == "" {
+		cfg.DefaultTable = "default"
+	}
+	if cfg.MaxBulk == 0 {
+		cfg.MaxBulk = lim.MaxValueSize + 1<<10
+	}
+	if cfg.MaxArgs == 0 {
+		cfg.MaxArgs = max(lim.MaxMultiKeys*2+1, 1024)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "zeppelin"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg,
+		c:         cfg.Client,
+		log:       log,
+		started:   time.Now(),
+		ctx:       ctx,
+		cancel:    cancel,
+		maxQuery:  max(queryLimit, cfg.MaxBulk+inlineMax),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	s.cmds, s.cmdList = commandTable()
+	return s, nil
+}
+
+// Serve accepts connections on ln and serves each one in its own
+// goroutine. It blocks until Close, then returns nil; it returns an error
+// only when accepting fails for good. Serve may be called for several
+// listeners at once; Close closes them all. A Serve called after Close
+// closes ln and returns nil.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait and retry, as
+				// net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("resp: accept failed; retrying", "err", err, "in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.ctx.Done():
+					return nil
+				}
+				continue
+			}
+			ln.Close()
+			return fmt.Errorf("resp: accept on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		s.startConn(nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// startConn registers nc and starts its goroutine, unless the server is
+// closed.
+func (s *Server) startConn(nc net.Conn) {
+	c := newConn(s, nc)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.connections.Add(1)
+	s.totalConns.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.connections.Add(-1)
+		}()
+		c.serve()
+	}()
+}
+
+// Close stops the server: it closes every listener and connection,
+// aborts commands in flight and waits for every goroutine it started (and
+// for running Serve calls to return). It is idempotent and always returns
+// nil.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Connections:      s.connections.Load(),
+		TotalConnections: s.totalConns.Load(),
+		Commands:         s.commands.Load(),
+		Errors:           s.errorReplies.Load(),
+		ProtocolErrors:   s.protocolErrors.Load(),
+		Panics:           s.panics.Load(),
+		NetInputBytes:    s.netIn.Load(),
+		NetOutputBytes:   s.netOut.Load(),
+	}
+}

@@ -1,0 +1,595 @@
+package resp
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// parseInt parses a signed 64-bit decimal integer the way Redis's
+// string2ll does: no sign other than a leading '-', no leading zeros, no
+// spaces.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	if len(b) == 1 && b[0] == '0' {
+		return 0, true
+	}
+	p := b
+	if p[0] == '-' {
+		p = p[1:]
+	}
+	if len(p) == 0 || p[0] < '1' || p[0] > '9' {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	return v, err == nil
+}
+
+// maxTTLMillis is the longest TTL a time.Duration can carry.
+const maxTTLMillis = math.MaxInt64 / int64(time.Millisecond)
+
+func invalidExpire(cmd string) string { return "ERR invalid expire time in '" + cmd + "' command" }
+
+// equalFold reports whether b equals the lower-case ASCII word s, ignoring
+// case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		ch := b[i]
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		if ch != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) cmdGet(args [][]byte) {
+	if c.r < c.w && c.tx == nil && c.getRun(args[1]) {
+		return
+	}
+	c.get(args[1])
+}
+
+func (c *conn) get(key []byte) {
+	v, err := c.table.Get(c.s.ctx, key)
+	switch {
+	case err == nil:
+		c.out.bulk(v)
+	case errors.Is(err, client.ErrNotFound):
+		c.out.null()
+	default:
+		c.clientError(err)
+	}
+}
+
+// maxGetRun bounds the GETs answered by one MGet.
+const maxGetRun = 256
+
+// masterOf returns the master of key's partition in tbl.
+func masterOf(tbl *placement.Table, key []byte) placement.NodeID {
+	return tbl.Partitions[placement.PartitionOf(key, len(tbl.Partitions))].Master
+}
+
+// getRun answers a GET of first together with the GETs that immediately
+// follow it in the read buffer, as long as the client's map places their
+// keys on the same master node: they are sent as one MGet, which that
+// node answers by reading the keys one after another in order, the same
+// as separate GETs but in one round trip. Keys on another node end the run,
+// because the client reads different nodes in parallel, which could show
+// two keys out of order. getRun reports false, having done nothing, when
+// there is no such run.
+func (c *conn) getRun(first []byte) bool {
+	// Look at the next command before anything else: most GETs are not
+	// followed by another.
+	next := func(pos int) (key []byte, n int) {
+		a, n, _, err := parse(c.rbuf[pos:c.w], c.peek, c.s.cfg.MaxBulk, c.s.cfg.MaxArgs)
+		c.peek = a
+		if err != nil || n == 0 || len(a) != 2 || !equalFold(a[0], "get") {
+			return nil, 0
+		}
+		return a[1], n
+	}
+	second, n := next(c.r)
+	if n == 0 {
+		return false
+	}
+	m, err := c.s.c.Map(c.s.ctx)
+	if err != nil {
+		return false
+	}
+	tbl := m.Table(c.table.Name())
+	if tbl == nil || len(tbl.Partitions) == 0 {
+		return false
+	}
+	node := masterOf(tbl, first)
+	if node == "" || masterOf(tbl, second) != node {
+		return false
+	}
+	keys := append(c.runKeys[:0], first, second)
+	pos := c.r + n
+	limit := min(maxGetRun, c.s.c.Limits().MaxMultiKeys)
+	for len(keys) < limit {
+		key, n := next(pos)
+		if n == 0 || masterOf(tbl, key) != node {
+			break
+		}
+		keys = append(keys, key)
+		pos += n
+	}
+	defer func() {
+		clear(keys) // do not keep the read buffer alive
+		clear(c.peek)
+		c.runKeys = keys[:0]
+	}()
+	c.r = pos
+	c.cmds += uint64(len(keys) - 1)
+	res, err := c.table.MGet(c.s.ctx, keys)
+	if err != nil {
+		c.getRunFailed(keys, res, err)
+		return true
+	}
+	for _, r := range res {
+		if r.Found {
+			c.out.bulk(r.Value)
+		} else {
+			c.out.null()
+		}
+	}
+	return true
+}
+
+// getRunFailed answers the GETs of a run whose MGet failed.
+func (c *conn) getRunFailed(keys [][]byte, res []client.Result, err error) {
+	var me *client.MultiError
+	switch {
+	case errors.As(err, &me) && len(res) == len(keys):
+		failed := make(map[string]error, len(me.Failed))
+		for _, f := range me.Failed {
+			failed[string(f.Key)] = f.Err
+		}
+		for i, k := range keys {
+			if e, ok := failed[string(k)]; ok {
+				c.clientError(e)
+			} else if res[i].Found {
+				c.out.bulk(res[i].Value)
+			} else {
+				c.out.null()
+			}
+		}
+	case errors.Is(err, client.ErrInvalid):
+		// A key over the limits fails the whole MGet: answer each GET on
+		// its own, so only that key gets the error.
+		for _, k := range keys {
+			c.get(k)
+		}
+	default:
+		for range keys {
+			c.clientError(err)
+		}
+	}
+}
+
+// setSpec is a parsed SET: SET key value [NX | XX] [GET] [EX s | PX ms |
+// EXAT unix-s | PXAT unix-ms | KEEPTTL].
+type setSpec struct {
+	key, value []byte
+	nx, xx     bool
+	get        bool
+	keepTTL    bool
+	expUnit    string // "", "ex", "px", "exat", "pxat"
+	expArg     []byte
+}
+
+func parseSet(args [][]byte) (setSpec, string) {
+	sp := setSpec{key: args[1], value: args[2]}
+	for i := 3; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case equalFold(a, "nx") && !sp.xx:
+			sp.nx = true
+		case equalFold(a, "xx") && !sp.nx:
+			sp.xx = true
+		case equalFold(a, "get"):
+			sp.get = true
+		case equalFold(a, "keepttl") && sp.expUnit == "":
+			sp.keepTTL = true
+		case (equalFold(a, "ex") || equalFold(a, "px") || equalFold(a, "exat") || equalFold(a, "pxat")) &&
+			sp.expUnit == "" && !sp.keepTTL && i+1 < len(args):
+			sp.expUnit = string(toLower(a))
+			sp.expArg = args[i+1]
+			i++
+		default:
+			return sp, errSyntax
+		}
+	}
+	return sp, ""
+}
+
+func toLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, ch := range b {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		out[i] = ch
+	}
+	return out
+}
+
+// ttl converts the expiry option to a relative TTL (0: none). An absolute
+// expiry already past becomes 1 ms, so the key vanishes at once.
+func (sp *setSpec) ttl(cmd string, now time.Time) (time.Duration, string) {
+	if sp.expUnit == "" {
+		return 0, ""
+	}
+	v, ok := parseInt(sp.expArg)
+	if !ok {
+		return 0, errNotInteger
+	}
+	if v <= 0 {
+		return 0, invalidExpire(cmd)
+	}
+	ms := v
+	if sp.expUnit == "ex" || sp.expUnit == "exat" {
+		if v > math.MaxInt64/1000 {
+			return 0, invalidExpire(cmd)
+		}
+		ms = v * 1000
+	}
+	if sp.expUnit == "exat" || sp.expUnit == "pxat" {
+		ms -= now.UnixMilli()
+		if ms <= 0 {
+			ms = 1
+		}
+	}
+	if ms > maxTTLMillis {
+		return 0, invalidExpire(cmd)
+	}
+	return time.Duration(ms) * time.Millisecond, ""
+}
+
+func (sp *setSpec) options(ttl time.Duration) []client.SetOption {
+	opts := make([]client.SetOption, 0, 3)
+	if sp.nx {
+		opts = append(opts, client.IfAbsent())
+	}
+	if sp.xx {
+		opts = append(opts, client.IfPresent())
+	}
+	if sp.keepTTL {
+		opts = append(opts, client.KeepTTL())
+	}
+	if ttl > 0 {
+		opts = append(opts, client.WithTTL(ttl))
+	}
+	return opts
+}
+
+func (c *conn) cmdSet(args [][]byte) {
+	if len(args) == 3 {
+		// Plain SET, the common case.
+		if _, err := c.table.Set(c.s.ctx, args[1], args[2]); err != nil {
+			c.clientError(err)
+			return
+		}
+		c.out.ok()
+		return
+	}
+	sp, e := parseSet(args)
+	if e != "" {
+		c.error(e)
+		return
+	}
+	ttl, e := sp.ttl("set", time.Now())
+	if e != "" {
+		c.error(e)
+		return
+	}
+	opts := sp.options(ttl)
+	if sp.get {
+		r, err := c.table.SetGet(c.s.ctx, sp.key, sp.value, opts...)
+		switch {
+		case err != nil:
+			c.clientError(err)
+		case r.Existed:
+			c.out.bulk(r.Old)
+		default:
+			c.out.null()
+		}
+		return
+	}
+	written, err := c.table.Set(c.s.ctx, sp.key, sp.value, opts...)
+	switch {
+	case err != nil:
+		c.clientError(err)
+	case written:
+		c.out.ok()
+	default:
+		c.out.null()
+	}
+}
+
+func (c *conn) cmdSetNX(args [][]byte) {
+	written, err := c.table.Set(c.s.ctx, args[1], args[2], client.IfAbsent())
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.boolInt(written)
+}
+
+// setexTTL parses the TTL of SETEX (seconds) or PSETEX (milliseconds).
+func setexTTL(args [][]byte) (time.Duration, string) {
+	cmd := string(toLower(args[0]))
+	v, ok := parseInt(args[2])
+	if !ok {
+		return 0, errNotInteger
+	}
+	if v <= 0 || (cmd == "setex" && v > math.MaxInt64/1000) {
+		return 0, invalidExpire(cmd)
+	}
+	if cmd == "setex" {
+		v *= 1000
+	}
+	if v > maxTTLMillis {
+		return 0, invalidExpire(cmd)
+	}
+	return time.Duration(v) * time.Millisecond, ""
+}
+
+func (c *conn) cmdSetEX(args [][]byte) {
+	ttl, e := setexTTL(args)
+	if e != "" {
+		c.error(e)
+		return
+	}
+	if _, err := c.table.Set(c.s.ctx, args[1], args[3], client.WithTTL(ttl)); err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.ok()
+}
+
+func (c *conn) cmdGetSet(args [][]byte) {
+	r, err := c.table.SetGet(c.s.ctx, args[1], args[2])
+	switch {
+	case err != nil:
+		c.clientError(err)
+	case r.Existed:
+		c.out.bulk(r.Old)
+	default:
+		c.out.null()
+	}
+}
+
+func (c *conn) cmdMGet(args [][]byte) {
+	res, err := c.table.MGet(c.s.ctx, args[1:])
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.array(len(res))
+	for _, r := range res {
+		if r.Found {
+			c.out.bulk(r.Value)
+		} else {
+			c.out.null()
+		}
+	}
+}
+
+// pairs returns the key-value pairs of MSET's arguments.
+func pairs(args [][]byte) ([]client.KV, bool) {
+	if len(args)%2 != 1 {
+		return nil, false
+	}
+	kvs := make([]client.KV, 0, len(args)/2)
+	for i := 1; i+1 < len(args); i += 2 {
+		kvs = append(kvs, client.KV{Key: args[i], Value: args[i+1]})
+	}
+	return kvs, true
+}
+
+func (c *conn) cmdMSet(args [][]byte) {
+	kvs, ok := pairs(args)
+	if !ok {
+		c.error("ERR wrong number of arguments for 'mset' command")
+		return
+	}
+	if err := c.table.MSet(c.s.ctx, kvs); err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.ok()
+}
+
+// incrDelta returns the increment of INCR, DECR, INCRBY or DECRBY: the
+// first letter tells the sign, the arity whether there is an argument.
+func incrDelta(args [][]byte) (int64, string) {
+	neg := args[0][0] == 'd' || args[0][0] == 'D'
+	delta := int64(1)
+	if len(args) == 3 {
+		v, ok := parseInt(args[2])
+		if !ok {
+			return 0, errNotInteger
+		}
+		if neg && v == math.MinInt64 {
+			return 0, "ERR decrement would overflow"
+		}
+		delta = v
+	}
+	if neg {
+		delta = -delta
+	}
+	return delta, ""
+}
+
+func (c *conn) cmdIncr(args [][]byte) {
+	delta, e := incrDelta(args)
+	if e != "" {
+		c.error(e)
+		return
+	}
+	n, err := c.table.IncrBy(c.s.ctx, args[1], delta)
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.int(n)
+}
+
+func (c *conn) cmdDel(args [][]byte) {
+	if len(args) == 2 {
+		found, err := c.table.Delete(c.s.ctx, args[1])
+		if err != nil {
+			c.clientError(err)
+			return
+		}
+		c.out.boolInt(found)
+		return
+	}
+	n, err := c.table.MDelete(c.s.ctx, args[1:])
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.int(int64(n))
+}
+
+func (c *conn) cmdExists(args [][]byte) {
+	if len(args) == 2 {
+		found, err := c.table.Exists(c.s.ctx, args[1])
+		if err != nil {
+			c.clientError(err)
+			return
+		}
+		c.out.boolInt(found)
+		return
+	}
+	// Redis counts a key as many times as it is named.
+	found, err := c.table.MExists(c.s.ctx, args[1:])
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	n := 0
+	for _, f := range found {
+		if f {
+			n++
+		}
+	}
+	c.out.int(int64(n))
+}
+
+func (c *conn) cmdType(args [][]byte) {
+	found, err := c.table.Exists(c.s.ctx, args[1])
+	switch {
+	case err != nil:
+		c.clientError(err)
+	case found:
+		c.out.simple("string")
+	default:
+		c.out.simple("none")
+	}
+}
+
+// expireTTL parses EXPIRE key seconds or PEXPIRE key milliseconds. A TTL
+// ≤ 0 deletes the key, as in Redis.
+func expireTTL(args [][]byte) (time.Duration, string) {
+	cmd := string(toLower(args[0]))
+	if len(args) > 3 {
+		for _, a := range args[3:] {
+			if !(equalFold(a, "nx") || equalFold(a, "xx") || equalFold(a, "gt") || equalFold(a, "lt")) {
+				return 0, "ERR Unsupported option " + string(a)
+			}
+		}
+		return 0, "ERR the NX, XX, GT and LT options of " + cmd + " are not supported"
+	}
+	v, ok := parseInt(args[2])
+	if !ok {
+		return 0, errNotInteger
+	}
+	if cmd == "expire" {
+		if v > math.MaxInt64/1000 || v < math.MinInt64/1000 {
+			return 0, invalidExpire(cmd)
+		}
+		v *= 1000
+	}
+	if v > maxTTLMillis {
+		return 0, invalidExpire(cmd)
+	}
+	if v <= 0 {
+		return -1, ""
+	}
+	return time.Duration(v) * time.Millisecond, ""
+}
+
+func (c *conn) cmdExpire(args [][]byte) {
+	ttl, e := expireTTL(args)
+	if e != "" {
+		c.error(e)
+		return
+	}
+	found, err := c.table.Expire(c.s.ctx, args[1], ttl)
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.boolInt(found)
+}
+
+func (c *conn) cmdTTL(args [][]byte) {
+	d, err := c.table.TTL(c.s.ctx, args[1])
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		c.out.int(-2)
+	case err != nil:
+		c.clientError(err)
+	case d == client.NoTTL:
+		c.out.int(-1)
+	case len(args[0]) == 4: // PTTL
+		c.out.int(d.Milliseconds())
+	default:
+		// Redis rounds to the nearest second.
+		c.out.int((d.Milliseconds() + 500) / 1000)
+	}
+}
+
+func (c *conn) cmdPersist(args [][]byte) {
+	had, err := c.table.Persist(c.s.ctx, args[1])
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.boolInt(had)
+}
+
+func (c *conn) cmdFlushDB(args [][]byte) {
+	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
+		c.error(errSyntax)
+		return
+	}
+	if err := c.table.Flush(c.s.ctx); err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.ok()
+}
+
+func (c *conn) cmdTime([][]byte) {
+	now := time.Now()
+	c.out.array(2)
+	c.out.bulk(strconv.AppendInt(nil, now.Unix(), 10))
+	c.out.bulk(strconv.AppendInt(nil, int64(now.Nanosecond()/1000), 10))
+}
