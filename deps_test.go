@@ -35,6 +35,7 @@ func TestDependencyDirection(t *testing.T) {
 		"partition":          {"github.com/lni/dragonboat", mod + "/node", mod + "/meta", mod + "/client", mod + "/internal/rpc"},
 		"node":               {"github.com/lni/dragonboat", mod + "/meta", mod + "/client"},
 		"meta":               {"github.com/dgraph-io/badger", mod + "/node", mod + "/partition", mod + "/client"},
+		"resp":               {"github.com/dgraph-io/badger", "github.com/lni/dragonboat", mod + "/meta", mod + "/node", mod + "/partition"},
 	}
 	for pkg, bad := range forbidden {
 		for _, d := range deps(t, mod+"/"+pkg) {

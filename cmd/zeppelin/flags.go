@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// metaMembersValue is a pflag.Value for --meta-members: a comma-separated
+// list of ID=host:port.
+type metaMembersValue map[uint64]string
+
+var _ pflag.Value = (*metaMembersValue)(nil)
+
+func (m *metaMembersValue) String() string {
+	ids := slices.Sorted(maps.Keys(*m))
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprintf("%d=%s", id, (*m)[id])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (m *metaMembersValue) Set(s string) error {
+	out := make(map[uint64]string)
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(item, "=")
+		if !ok || addr == "" {
+			return fmt.Errorf("%q is not ID=host:port", item)
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(idStr), 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("%q: the ID must be a positive integer", item)
+		}
+		if _, dup := out[id]; dup {
+			return fmt.Errorf("meta member %d is listed twice", id)
+		}
+		out[id] = strings.TrimSpace(addr)
+	}
+	*m = out
+	return nil
+}
+
+func (m *metaMembersValue) Type() string { return "id=addr,..." }
+
+// sizeValue is a pflag.Value for a byte count: an integer with an optional
+// KiB, MiB, GiB (or KB, MB, GB: decimal) suffix.
+type sizeValue int64
+
+var _ pflag.Value = (*sizeValue)(nil)
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1},
+}
+
+func (s *sizeValue) String() string {
+	v := int64(*s)
+	for _, u := range sizeUnits[:3] {
+		if v != 0 && v%u.mult == 0 {
+			return fmt.Sprintf("%d%s", v/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func (s *sizeValue) Set(str string) error {
+	str = strings.TrimSpace(str)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(str, u.suffix) {
+			str, mult = strings.TrimSpace(strings.TrimSuffix(str, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want a byte count such as 1048576 or 64MiB")
+	}
+	if n < 0 {
+		return fmt.Errorf("must not be negative")
+	}
+	if n > (1<<62)/mult {
+		return fmt.Errorf("too large")
+	}
+	*s = sizeValue(n * mult)
+	return nil
+}
+
+func (s *sizeValue) Type() string { return "bytes" }
+
+// choiceValue is a pflag.Value that accepts one of a fixed set of words.
+type choiceValue struct {
+	value   string
+	choices []string
+}
+
+var _ pflag.Value = (*choiceValue)(nil)
+
+func newChoice(def string, choices ...string) *choiceValue {
+	return &choiceValue{value: def, choices: choices}
+}
+
+func (c *choiceValue) String() string { return c.value }
+
+func (c *choiceValue) Set(s string) error {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !slices.Contains(c.choices, s) {
+		return fmt.Errorf("want one of %s", strings.Join(c.choices, ", "))
+	}
+	c.value = s
+	return nil
+}
+
+func (c *choiceValue) Type() string { return strings.Join(c.choices, "|") }
