@@ -494,6 +494,19 @@ func (e *evaluator) eval(ops []wire.Op) ([]wire.OpResult, error) {
 		out := &res[i]
 		switch op.Type {
 		case wire.OpSet:
+			if op.Cond == wire.CondNone && !op.ReturnOld && !op.KeepTTL {
+				// A plain set needs nothing of the old value: skip the read.
+				var exp int64
+				if op.TTL > 0 {
+					var err error
+					if exp, err = e.expiry(i, op.TTL); err != nil {
+						return nil, err
+					}
+				}
+				e.put(op.Key, op.Value, exp)
+				out.Done = true
+				continue
+			}
 			c, err := e.get(op.Key)
 			if err != nil {
 				return nil, err

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -330,6 +331,7 @@ func pump(out <-chan []byte, done <-chan struct{}, w *coalescer) error {
 		case <-done:
 			return nil
 		}
+		yielded := false
 	drain:
 		for {
 			if b == nil {
@@ -341,7 +343,18 @@ func pump(out <-chan []byte, done <-chan struct{}, w *coalescer) error {
 			select {
 			case b = <-out:
 			default:
-				break drain
+				if yielded {
+					break drain
+				}
+				// Let goroutines that are about to queue a frame do so,
+				// so one system call carries them all.
+				yielded = true
+				runtime.Gosched()
+				select {
+				case b = <-out:
+				default:
+					break drain
+				}
 			}
 		}
 		if err := w.flush(); err != nil {
