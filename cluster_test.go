@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +14,8 @@ import (
 	"github.com/zeppelin-kv/zeppelin"
 	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 func key(i int) []byte   { return fmt.Appendf(nil, "key-%05d", i) }
@@ -205,6 +210,29 @@ func TestClusterBadInput(t *testing.T) {
 		t.Errorf("value over the server's limit: %v, want ErrInvalid", err)
 	}
 
+	// Garbage and an oversized frame on raw sockets to the server's RPC
+	// port: each is answered with an error or a closed connection, and
+	// the server keeps serving.
+	for _, payload := range [][]byte{
+		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		append([]byte{0, 0, 0, 20, byte(wire.KindHello)}, make([]byte, 28)...),
+	} {
+		nc, err := net.Dial("tcp", c.Addr(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(payload)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(nc); err != nil {
+			t.Errorf("payload %q: connection not closed cleanly: %v", payload[:8], err)
+		}
+		nc.Close()
+	}
+	if v, err := tb.Get(ctx, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("get after malformed frames: %q %v", v, err)
+	}
+
 	other := c.NewClient("closed")
 	other.Close()
 	if _, err := other.Table("t").Get(ctx, []byte("k")); !errors.Is(err, client.ErrClosed) {
@@ -217,5 +245,110 @@ func TestClusterBadInput(t *testing.T) {
 	}
 	if err := srv.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestPlanDryRunThroughAdminAPI(t *testing.T) {
+	both := zeppelin.RoleMeta | zeppelin.RoleData
+	c := testcluster.New(t, testcluster.Options{Servers: 4, Roles: []zeppelin.Roles{both, both, both, zeppelin.RoleData}})
+	c.CreateTable("p", client.TableOptions{Partitions: 16, Replication: 2})
+	ctx := ctxFor(t, time.Minute)
+	cl := c.NewClient("admin")
+
+	plan, err := cl.PlanRebalance(ctx, "p", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.ReplicaMoves != 0 || plan.MasterChanges != 0 {
+		t.Fatalf("a fresh table needs no moves, the plan has %d replica moves and %d master changes:\n%s",
+			plan.ReplicaMoves, plan.MasterChanges, plan.Summary)
+	}
+	// A node goes down: its partitions fail over, leaving masters uneven
+	// and replicas on a down node. The dry run shows what a rebalance
+	// would do and changes nothing.
+	victim := "n4"
+	c.WaitConverged("p", 30*time.Second)
+	c.Stop(3)
+	c.Eventually(30*time.Second, func() error {
+		if n := mastersOf(c.LeaderMap(), "p")[placement.NodeID(victim)]; n != 0 {
+			return fmt.Errorf("%s still masters %d partitions", victim, n)
+		}
+		return nil
+	})
+	epoch := c.Map().Epoch
+	plan, err = cl.PlanRebalance(ctx, "p", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, p := range c.Map().Table("p").Partitions {
+		if p.HasReplica(placement.NodeID(victim)) {
+			held++
+		}
+	}
+	moves := 0
+	for _, m := range plan.Moves {
+		if m.Kind == "add" {
+			moves++
+		}
+		if m.Kind == "remove" && m.From != placement.NodeID(victim) {
+			t.Errorf("the plan removes a replica from up node %s: %+v", m.From, m)
+		}
+	}
+	if plan.ReplicaMoves < held || moves < held || plan.Minimum < held {
+		t.Errorf("the down node held %d replicas; the plan moves %d (adds %d, minimum %d):\n%s", held, plan.ReplicaMoves, moves, plan.Minimum, plan.Summary)
+	}
+	if !strings.Contains(plan.Summary, "n4") {
+		t.Errorf("the summary does not mention the down node:\n%s", plan.Summary)
+	}
+	masters, err := cl.PlanRebalance(ctx, "p", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range masters.Moves {
+		if m.Kind != "master" {
+			t.Errorf("a masters-only plan moves data: %+v", m)
+		}
+	}
+	if c.Map().Epoch != epoch {
+		t.Errorf("a dry run changed the map: epoch %d -> %d", epoch, c.Map().Epoch)
+	}
+	t.Logf("plan after losing %s:\n%s", victim, plan.Summary)
+}
+
+func TestMetaRestartsFromSnapshots(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3, Configure: func(_ int, cfg *zeppelin.Config) {
+		cfg.Expert.MetaSnapshotEntries = 5 // snapshot and compact the log every few changes
+	}})
+	ctx := ctxFor(t, 2*time.Minute)
+	cl := c.NewClient("admin")
+	for i := range 12 {
+		if _, err := cl.CreateTable(ctx, fmt.Sprintf("t%02d", i), client.TableOptions{Partitions: 2, Replication: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.DropTable(ctx, "t03"); err != nil {
+		t.Fatal(err)
+	}
+	want := c.Map()
+	for i := range c.Len() {
+		c.Stop(i)
+	}
+	for i := range c.Len() {
+		c.Restart(i, false)
+	}
+	c.WaitReady()
+	for i := range c.Len() {
+		c.Eventually(20*time.Second, func() error {
+			got := c.Server(i).Meta().Map()
+			if got.Epoch < want.Epoch || len(got.Tables) != 11 || got.Table("t03") != nil || got.Table("t11") == nil {
+				return fmt.Errorf("member %d after restart: epoch %d (want ≥ %d), %d tables", i, got.Epoch, want.Epoch, len(got.Tables))
+			}
+			return nil
+		})
+	}
+	c.WaitServing("t11")
+	if _, err := cl.Table("t11").Set(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -155,6 +155,9 @@ type ExpertConfig struct {
 	FetchBytes int
 	// SnapshotChunk bounds one full-sync chunk (default 4 MiB).
 	SnapshotChunk int
+	// MetaSnapshotEntries is how many meta log entries trigger a snapshot
+	// of the meta state machine (default 10,000).
+	MetaSnapshotEntries uint64
 }
 
 // DefaultConfig returns a production configuration storing its state in

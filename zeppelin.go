@@ -199,6 +199,7 @@ func (s *Server) startMeta() error {
 		ElectionRTT:       cfg.ElectionRTT,
 		HeartbeatRTT:      cfg.HeartbeatRTT,
 		SmallLogDB:        cfg.Expert.SmallFootprint,
+		SnapshotEntries:   cfg.Expert.MetaSnapshotEntries,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
 		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},

@@ -76,6 +76,7 @@ type Server struct {
 	leaderID   atomic.Uint64
 	leaderTerm atomic.Uint64
 	wake       chan struct{} // leadership changed
+	notifyCh   chan struct{} // a change was committed: tell the nodes
 
 	det  detector
 	sw   switchovers
@@ -164,12 +165,13 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("meta: open raft host at %s (%s): %w", cfg.Dir, cfg.RaftAddr, err)
 	}
 	s := &Server{
-		cfg:  cfg,
-		log:  log.With("component", "meta", "replica", cfg.ReplicaID),
-		nh:   nh,
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		pool: rpc.NewPool(cfg.Dial),
+		cfg:      cfg,
+		log:      log.With("component", "meta", "replica", cfg.ReplicaID),
+		nh:       nh,
+		wake:     make(chan struct{}, 1),
+		notifyCh: make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		pool:     rpc.NewPool(cfg.Dial),
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.det.init()
@@ -207,8 +209,9 @@ func Start(cfg Config) (*Server, error) {
 		nh.Close()
 		return nil, fmt.Errorf("meta: start replica %d: %w", cfg.ReplicaID, err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.run()
+	go s.notifier()
 	return s, nil
 }
 
@@ -319,6 +322,9 @@ func (s *Server) propose(ctx context.Context, cmd *command) (uint64, updateResul
 				if err := wire.Unmarshal(r.Data, &res); err != nil {
 					return 0, res, err
 				}
+			}
+			if r.Value == resOK {
+				s.kickNotify()
 			}
 			return r.Value, res, nil
 		}

@@ -18,6 +18,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindWrite, s.handleWrite)
 	srv.Handle(wire.KindList, s.handleList)
 	srv.Handle(wire.KindNodeStatus, s.handleNodeStatus)
+	srv.Handle(wire.KindNodeNotify, s.handleNotify)
 	srv.Handle(wire.KindReplHandshake, s.handleHandshake)
 	srv.Handle(wire.KindReplFetch, s.handleFetch)
 	srv.Handle(wire.KindSnapBegin, s.handleSnapBegin)
@@ -263,6 +264,19 @@ func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
 	}
 	s.observe("list", req.Table, start, nil)
 	return &wire.ListReply{Keys: keys, Values: vals, More: more}, nil
+}
+
+// handleNotify pulls the map at once when the meta group announces a newer
+// epoch.
+func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
+	req, err := decode[wire.NotifyRequest](s, body)
+	if err != nil {
+		return nil, err
+	}
+	if req.Epoch > s.Epoch() {
+		s.requestPull(req.Epoch)
+	}
+	return &wire.EpochReply{Epoch: s.Epoch()}, nil
 }
 
 func (s *Server) handleNodeStatus(context.Context, []byte) (any, error) {

@@ -31,6 +31,7 @@ const (
 	KindWrite      Kind = 31 // WriteRequest → WriteReply
 	KindList       Kind = 32 // ListRequest → ListReply
 	KindNodeStatus Kind = 33 // NodeStatusRequest → NodeStatusReply
+	KindNodeNotify Kind = 34 // NotifyRequest → EpochReply
 
 	// Replication (slave → master).
 	KindReplHandshake Kind = 40 // HandshakeRequest → HandshakeReply
@@ -57,6 +58,7 @@ var kindNames = map[Kind]string{
 	KindWrite:           "write",
 	KindList:            "list",
 	KindNodeStatus:      "node.status",
+	KindNodeNotify:      "node.notify",
 	KindReplHandshake:   "repl.handshake",
 	KindReplFetch:       "repl.fetch",
 	KindSnapBegin:       "snap.begin",

@@ -421,6 +421,12 @@ type ListReply struct {
 	More   bool     `msgpack:"m,omitempty"`
 }
 
+// NotifyRequest tells a data node that the map has reached Epoch, so it
+// pulls it now instead of at its next heartbeat.
+type NotifyRequest struct {
+	Epoch placement.Epoch `msgpack:"e"`
+}
+
 // NodeStatusRequest asks a data node for its replicas' states.
 type NodeStatusRequest struct{}
 

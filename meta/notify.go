@@ -1,0 +1,58 @@
+package meta
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// Data nodes learn of a new map from their next heartbeat reply, up to a
+// heartbeat interval late. After every change this member commits, the
+// notifier tells every node the new epoch at once, so a failover or a
+// switchover reaches the new master's slaves within milliseconds: the
+// window in which a new master's writes exist nowhere else shrinks from a
+// heartbeat interval to a round trip. Heartbeats remain the fallback when
+// a notification is lost.
+
+// kickNotify asks the notifier to announce the current map.
+func (s *Server) kickNotify() {
+	select {
+	case s.notifyCh <- struct{}{}:
+	default:
+	}
+}
+
+// notifier announces new epochs to the data nodes until the member stops.
+func (s *Server) notifier() {
+	defer s.wg.Done()
+	var sent placement.Epoch
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.notifyCh:
+		}
+		m := s.Map()
+		if m.Epoch <= sent {
+			continue
+		}
+		sent = m.Epoch
+		ctx, cancel := context.WithTimeout(s.base, 500*time.Millisecond)
+		var wg sync.WaitGroup
+		for _, n := range m.Nodes {
+			if n.State == placement.NodeDown || n.Addr == "" {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = s.pool.Call(ctx, n.Addr, wire.KindNodeNotify, &wire.NotifyRequest{Epoch: m.Epoch}, nil)
+			}()
+		}
+		wg.Wait()
+		cancel()
+	}
+}

@@ -1,0 +1,158 @@
+package meta
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+	"time"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+func update(t *testing.T, s sm.IStateMachine, cmd *command) (uint64, updateResult) {
+	t.Helper()
+	b, err := wire.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Update(sm.Entry{Cmd: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res updateResult
+	if err := wire.Unmarshal(r.Data, &res); err != nil {
+		t.Fatal(err)
+	}
+	return r.Value, res
+}
+
+func mapOf(t *testing.T, s sm.IStateMachine) *placement.Map {
+	t.Helper()
+	v, err := s.Lookup(queryMap{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(*placement.Map)
+}
+
+// script is a sequence of commands with the results they must give.
+func script() []struct {
+	cmd  command
+	want uint64
+} {
+	table := placement.Table{Name: "t", Replication: 2, Partitions: []placement.Partition{
+		{ID: 0, Master: "a", Slaves: []placement.NodeID{"b"}, Gen: 1},
+		{ID: 1, Master: "b", Slaves: []placement.NodeID{"a"}, Gen: 1},
+	}}
+	p0 := table.Partitions[0]
+	moved := placement.Partition{Master: "b", Slaves: []placement.NodeID{"a"}, Gen: 2}
+	return []struct {
+		cmd  command
+		want uint64
+	}{
+		{command{Op: opRegisterNode, Node: &placement.Node{ID: "a", Addr: "a:1"}}, resOK},
+		{command{Op: opRegisterNode, Node: &placement.Node{ID: "b", Addr: "b:1", Weight: 2}}, resOK},
+		{command{Op: opRegisterNode, Node: &placement.Node{ID: ""}}, resInvalid},
+		{command{Op: opSetMember, Member: &placement.MetaMember{ID: 1, RPCAddr: "m:1", RaftAddr: "m:2"}}, resOK},
+		{command{Op: opCreateTable, Table: &table}, resOK},
+		{command{Op: opCreateTable, Table: &table}, resExists},
+		{command{Op: opUpdate, ExpectEpoch: 1, Partitions: []partitionChange{{Table: 1, Partition: 0, New: moved}}}, resConflict},
+		{command{Op: opUpdate, Partitions: []partitionChange{{Table: 1, Partition: 0, New: moved, Expect: &moved}}}, resConflict},
+		{command{Op: opUpdate, Partitions: []partitionChange{{Table: 1, Partition: 0, New: moved, Expect: &p0}}}, resOK},
+		{command{Op: opUpdate, Partitions: []partitionChange{{Table: 1, Partition: 0, New: moved, Expect: &p0}}}, resConflict},
+		{command{Op: opUpdate, NodeStates: []nodeStateChange{{Node: "a", State: placement.NodeDown}}}, resOK},
+		{command{Op: opUpdate, NodeStates: []nodeStateChange{{Node: "zz", State: placement.NodeDown}}}, resNotFound},
+		{command{Op: opDropTable, Name: "nope"}, resNotFound},
+	}
+}
+
+func TestStateMachineIsDeterministicAndSnapshots(t *testing.T) {
+	a, b := newStateMachine(1, 1), newStateMachine(1, 2)
+	for i, step := range script() {
+		for _, s := range []sm.IStateMachine{a, b} {
+			if got, res := update(t, s, &step.cmd); got != step.want {
+				t.Fatalf("step %d (%v): result %d (%s), want %d", i, step.cmd.Op, got, res.Err, step.want)
+			}
+		}
+	}
+	m := mapOf(t, a)
+	if !reflect.DeepEqual(m, mapOf(t, b)) {
+		t.Fatal("two state machines applying the same commands differ")
+	}
+	if m.Epoch != 6 || m.Table("t").ID != 1 || m.NextTableID != 2 || m.Node("a").State != placement.NodeDown ||
+		m.Table("t").Partitions[0].Master != "b" || m.Node("b").Weight != 2 {
+		t.Fatalf("map after the script: %+v", m)
+	}
+
+	var buf bytes.Buffer
+	if err := a.SaveSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := newStateMachine(1, 3)
+	if err := c.RecoverFromSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, mapOf(t, c)) {
+		t.Fatalf("recovered map differs:\n%+v\n%+v", m, mapOf(t, c))
+	}
+	if err := c.RecoverFromSnapshot(bytes.NewReader([]byte{0xc1, 0xff}), nil, nil); err == nil {
+		t.Fatal("a corrupt snapshot was accepted")
+	}
+	// A map handed out by Lookup never changes afterwards.
+	before := mapOf(t, a)
+	update(t, a, &command{Op: opDropTable, Name: "t"})
+	if before.Table("t") == nil || mapOf(t, a).Table("t") != nil {
+		t.Fatal("Lookup's map was mutated by a later update")
+	}
+}
+
+func report(node placement.NodeID, last time.Time, reps ...wire.ReplicaStatus) *nodeReport {
+	r := &nodeReport{last: last, replicas: map[replicaKey]wire.ReplicaStatus{}}
+	for _, rs := range reps {
+		r.replicas[replicaKey{rs.Table, rs.Partition}] = rs
+	}
+	return r
+}
+
+func TestFailoverChoosesHighestCompleteSlave(t *testing.T) {
+	now := time.Now()
+	m := &placement.Map{Epoch: 5,
+		Nodes: []placement.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}, {ID: "d"}},
+		Tables: []placement.Table{{ID: 1, Name: "t", Partitions: []placement.Partition{
+			{ID: 0, Master: "a", Slaves: []placement.NodeID{"b", "c", "d"}, Gen: 3},
+			{ID: 1, Master: "b", Slaves: []placement.NodeID{"a"}, Gen: 1},
+			{ID: 2, Master: "a", Slaves: []placement.NodeID{"d"}, Gen: 1},
+		}}}}
+	rs := func(p placement.PartitionID, gen, seq uint64, incomplete bool) wire.ReplicaStatus {
+		return wire.ReplicaStatus{Table: 1, Partition: p, Gen: gen, Seq: seq, Incomplete: incomplete}
+	}
+	v := view{since: now.Add(-time.Hour), nodes: map[placement.NodeID]*nodeReport{
+		// a is silent; b has the longest log but an older generation.
+		"b": report("b", now, rs(0, 2, 90, false), rs(1, 1, 5, false)),
+		"c": report("c", now, rs(0, 3, 40, false)),
+		"d": report("d", now, rs(0, 3, 80, true), rs(2, 1, 7, true)),
+	}}
+	states, parts := changes(m, v, now, time.Second)
+	if len(states) != 1 || states[0].Node != "a" || states[0].State != placement.NodeDown {
+		t.Fatalf("node states: %+v, want a down", states)
+	}
+	if len(parts) != 2 {
+		t.Fatalf("changes: %+v, want partitions 0 and 2", parts)
+	}
+	p0, p2 := parts[0].New, parts[1].New
+	if p0.Master != "c" || p0.Gen != 4 || !p0.IsSlave("a") || p0.IsSlave("c") {
+		t.Errorf("partition 0: %+v, want c (highest (gen, seq) among complete slaves) at gen 4 with a kept as a slave", p0)
+	}
+	if p2.Master != "" || !p2.IsSlave("a") || !p2.IsSlave("d") || p2.Gen != 1 {
+		t.Errorf("partition 2: %+v, want no master (its only slave is incomplete)", p2)
+	}
+
+	// A new leader declares nothing down during its grace period.
+	v.since = now.Add(-500 * time.Millisecond)
+	if states, parts := changes(m, v, now, time.Second); len(states) != 0 || len(parts) != 0 {
+		t.Errorf("during the grace period: %+v %+v, want nothing", states, parts)
+	}
+}
