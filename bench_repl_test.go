@@ -189,6 +189,21 @@ func BenchmarkFailover(b *testing.B) {
 			lost := 0
 			const kills = 10
 			for k := range kills {
+				// Steady state first: every slave streaming and nearly
+				// caught up (a node restarted a moment ago may still be
+				// loading).
+				if err := testcluster.Poll(2*time.Minute, func() error {
+					for i := 3; i < 6; i++ {
+						for _, r := range c.Server(i).Node().Status().Replicas {
+							if r.Role == wire.RoleSlave && (r.State != wire.ReplStreaming || r.Incomplete || r.LagRecords > 50) {
+								return fmt.Errorf("%s: table %d partition %d slave %v lag %d", c.Member(i).Name, r.Table, r.Partition, r.State, r.LagRecords)
+							}
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
 				c.WaitMetaLeader()
 				counts := mastersOf(c.LeaderMap(), "f")
 				var victim placement.NodeID

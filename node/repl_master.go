@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -197,10 +198,7 @@ func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) 
 		return nil, s.partErr(ctx, err)
 	}
 	id := s.snaps.add(r.key, snap)
-	reply := &wire.SnapBeginReply{ID: id, Gen: snap.Gen, Seq: snap.Seq}
-	for _, h := range snap.History {
-		reply.History = append(reply.History, wire.GenStart{Gen: h.Gen, Seq: h.Seq})
-	}
+	reply := &wire.SnapBeginReply{ID: id, Gen: snap.Gen, Seq: snap.Seq, History: slices.Clone(snap.History)}
 	s.log.Info("node: full sync started", "table", req.Table, "partition", req.Partition, "slave", req.Node, "gen", snap.Gen, "seq", snap.Seq)
 	return reply, nil
 }

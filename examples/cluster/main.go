@@ -125,11 +125,11 @@ func run(dir string, nkeys int, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	n, err := demo.IncrBy(ctx, []byte("visits"), 41)
-	if err != nil {
+	if _, err := demo.IncrBy(ctx, []byte("visits"), 41); err != nil {
 		return err
 	}
-	if n, err = demo.Incr(ctx, []byte("visits")); err != nil {
+	n, err := demo.Incr(ctx, []byte("visits"))
+	if err != nil {
 		return err
 	}
 	if _, err := demo.Batch([]byte("cart:7")).

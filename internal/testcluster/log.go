@@ -15,12 +15,11 @@ import (
 // fails (or with -v). It drops records once the test has finished, because
 // background goroutines of other tests may still hold the logger.
 type testHandler struct {
-	t      testing.TB
-	level  slog.Level
-	done   *atomic.Bool
-	attrs  []slog.Attr
-	prefix string
-	mu     *sync.Mutex
+	t     testing.TB
+	level slog.Level
+	done  *atomic.Bool
+	attrs []slog.Attr
+	mu    *sync.Mutex
 }
 
 func newTestLogger(t testing.TB) *slog.Logger {
