@@ -93,3 +93,39 @@ func BenchmarkClient(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEmbedded measures the client of a server's own process
+// (srv.Client()), the way a program embedding the store uses it.
+func BenchmarkEmbedded(b *testing.B) {
+	value := make([]byte, 100)
+	for _, g := range []int{1, 64} {
+		b.Run(fmt.Sprintf("Set/goroutines=%d", g), func(b *testing.B) {
+			c := testcluster.New(b, testcluster.Options{Servers: 1})
+			c.CreateTable("bench", client.TableOptions{Partitions: 64, Replication: 1})
+			tb := c.Client(0).Table("bench")
+			runLoad(b, g, func(ctx context.Context, _, i int) error {
+				_, err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("Get/goroutines=%d", g), func(b *testing.B) {
+			c := testcluster.New(b, testcluster.Options{Servers: 1})
+			c.CreateTable("bench", client.TableOptions{Partitions: 64, Replication: 1})
+			tb := c.Client(0).Table("bench")
+			ctx := context.Background()
+			kvs := make([]client.KV, 10_000)
+			for i := range kvs {
+				kvs[i] = client.KV{Key: fmt.Appendf(nil, "k%d", i), Value: value}
+			}
+			for lo := 0; lo < len(kvs); lo += 1000 {
+				if err := tb.MSet(ctx, kvs[lo:lo+1000]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runLoad(b, g, func(ctx context.Context, _, i int) error {
+				_, err := tb.Get(ctx, kvs[i%len(kvs)].Key)
+				return err
+			})
+		})
+	}
+}

@@ -352,3 +352,24 @@ func TestMetaRestartsFromSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEmbeddedClientSkipsTheNetwork(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 1})
+	c.CreateTable("e", client.TableOptions{Partitions: 8, Replication: 1})
+	ctx := ctxFor(t, 30*time.Second)
+	tb := c.Client(0).Table("e")
+	if _, err := tb.Set(ctx, []byte("warm"), []byte("up")); err != nil {
+		t.Fatal(err)
+	}
+	// The process can no longer reach its own RPC port: only in-process
+	// calls work.
+	c.Hub.Block("n1", "n1")
+	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "e", 200)
+	checkKeys(t, ctx, c.Client(0), "e", 200)
+	if page, err := tb.List(ctx, []byte("none"), client.ListOptions{}); err != nil || len(page.KVs) != 0 {
+		t.Fatalf("list: %+v %v", page, err)
+	}
+	c.Hub.Heal()
+	// A client of another process sees the same data over the network.
+	checkKeys(t, ctx, c.NewClient("remote"), "e", 200)
+}

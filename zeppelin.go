@@ -402,7 +402,13 @@ func (s *Server) Client() *client.Client {
 		cfg.Limits = s.cfg.Limits
 		cfg.Name = s.nodeID
 		cfg.Logger = s.log
-		s.cli, s.cliErr = client.NewWithNetwork(cfg, s.network)
+		if s.node != nil {
+			// Requests to partitions this process masters skip the
+			// network.
+			s.cli, s.cliErr = client.NewInProcess(cfg, s.network, s.advertise, s.node)
+		} else {
+			s.cli, s.cliErr = client.NewWithNetwork(cfg, s.network)
+		}
 	})
 	if s.cliErr != nil {
 		// Only a programming error gets here: the configuration was

@@ -27,6 +27,11 @@ type Client struct {
 	cur       atomic.Pointer[placement.Map]
 	refreshMu sync.Mutex // serialises map pulls
 
+	// local serves, in-process, requests addressed to localAddr (the data
+	// node of the process the client lives in).
+	local     Local
+	localAddr string
+
 	closed atomic.Bool
 }
 
@@ -41,6 +46,38 @@ func New(cfg Config) (*Client, error) {
 func NewWithNetwork(cfg Config, network transport.Network) (*Client, error) {
 	cfg.network = network
 	return newClient(cfg)
+}
+
+// Local serves data requests in-process. The zeppelin package gives the
+// client of a process its own data node, so calls to partitions that node
+// masters skip the network (and the encoding) entirely.
+type Local interface {
+	// ServeLocal answers req of kind into resp (both the wire message
+	// types of that kind) and reports whether it handled the kind.
+	ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) (bool, error)
+}
+
+// NewInProcess is NewWithNetwork for a client living in the process of a
+// data node: requests to addr (the node's advertised address) go to local
+// directly. Request slices are not retained once a call returns.
+func NewInProcess(cfg Config, network transport.Network, addr string, local Local) (*Client, error) {
+	c, err := NewWithNetwork(cfg, network)
+	if err != nil {
+		return nil, err
+	}
+	c.local, c.localAddr = local, addr
+	return c, nil
+}
+
+// call sends one data request to the node at addr, in-process when that
+// is this process's own node.
+func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, resp any) error {
+	if c.local != nil && addr == c.localAddr {
+		if ok, err := c.local.ServeLocal(ctx, kind, req, resp); ok {
+			return err
+		}
+	}
+	return c.pool.Call(ctx, addr, kind, req, resp)
 }
 
 func newClient(cfg Config) (*Client, error) {

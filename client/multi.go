@@ -185,7 +185,7 @@ func (t *Table) mread(ctx context.Context, op wire.ReadOp, keys [][]byte) ([]wir
 				req.Keys[j] = wire.KeyRef{Partition: parts[j], Key: keys[i]}
 			}
 			var reply wire.ReadReply
-			if err := t.c.pool.Call(ctx, addr, wire.KindRead, &req, &reply); err != nil {
+			if err := t.c.call(ctx, addr, wire.KindRead, &req, &reply); err != nil {
 				return nil, err
 			}
 			if len(reply.Results) != len(idxs) {
@@ -269,7 +269,7 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 				members[g] = append(members[g], j)
 			}
 			var reply wire.WriteReply
-			if err := t.c.pool.Call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
+			if err := t.c.call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
 				return nil, err
 			}
 			if len(reply.Groups) != len(req.Groups) {
@@ -355,7 +355,7 @@ func (t *Table) Flush(ctx context.Context) error {
 			req.Groups[j] = wire.WriteGroup{Partition: parts[j], Ops: []wire.Op{{Type: wire.OpFlush}}}
 		}
 		var reply wire.WriteReply
-		if err := t.c.pool.Call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
+		if err := t.c.call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
 			return nil, err
 		}
 		if len(reply.Groups) != len(idxs) {

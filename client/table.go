@@ -40,7 +40,7 @@ func (t *Table) write(ctx context.Context, rk []byte, ops []wire.Op, idempotent 
 		}
 		req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch, Groups: []wire.WriteGroup{{Partition: part, Ops: ops}}}
 		var reply wire.WriteReply
-		if err := t.c.pool.Call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
+		if err := t.c.call(ctx, addr, wire.KindWrite, &req, &reply); err != nil {
 			return err
 		}
 		if len(reply.Groups) != 1 {
@@ -86,7 +86,7 @@ func (t *Table) read1(ctx context.Context, op wire.ReadOp, key []byte) (wire.Rea
 		}
 		req := wire.ReadRequest{Table: tbl.ID, Epoch: m.Epoch, Op: op, Keys: []wire.KeyRef{{Partition: part, Key: key}}}
 		var reply wire.ReadReply
-		if err := t.c.pool.Call(ctx, addr, wire.KindRead, &req, &reply); err != nil {
+		if err := t.c.call(ctx, addr, wire.KindRead, &req, &reply); err != nil {
 			return err
 		}
 		if len(reply.Results) != 1 {
@@ -248,7 +248,7 @@ func (t *Table) List(ctx context.Context, tag []byte, o ListOptions) (Page, erro
 		}
 		req := wire.ListRequest{Table: tbl.ID, Epoch: m.Epoch, Partition: part, Tag: tag, After: o.After, Limit: o.Limit, Values: o.Values}
 		var reply wire.ListReply
-		if err := t.c.pool.Call(ctx, addr, wire.KindList, &req, &reply); err != nil {
+		if err := t.c.call(ctx, addr, wire.KindList, &req, &reply); err != nil {
 			return err
 		}
 		page = Page{KVs: make([]KV, len(reply.Keys)), More: reply.More}

@@ -115,15 +115,48 @@ func (s *Server) partErr(ctx context.Context, err error) *wire.Error {
 	return s.errorf(wire.CodeInternal, "%v", err)
 }
 
+// ServeLocal answers a data request of the node's own process without the
+// network: req and resp are the wire messages of kind (a write, a read or
+// a list). It reports false for other kinds.
+func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("node: panic serving a local request", "kind", kind, "panic", r)
+			ok, err = true, wire.Errorf(wire.CodeInternal, "%v failed: %v", kind, r)
+		}
+	}()
+	switch kind {
+	case wire.KindWrite:
+		*resp.(*wire.WriteReply) = *s.write(ctx, req.(*wire.WriteRequest))
+	case wire.KindRead:
+		*resp.(*wire.ReadReply) = *s.read(ctx, req.(*wire.ReadRequest))
+	case wire.KindList:
+		r, err := s.list(ctx, req.(*wire.ListRequest))
+		if err != nil {
+			return true, err
+		}
+		*resp.(*wire.ListReply) = *r
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
 func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
 	req, err := decode[wire.WriteRequest](s, body)
 	if err != nil {
 		return nil, err
 	}
+	return s.write(ctx, req), nil
+}
+
+// write applies every group of req, groups of different partitions in
+// parallel.
+func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteReply {
 	reply := &wire.WriteReply{Groups: make([]wire.GroupResult, len(req.Groups))}
 	if len(req.Groups) == 1 {
 		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
-		return reply, nil
+		return reply
 	}
 	// Groups of different partitions commit in parallel.
 	var wg sync.WaitGroup
@@ -135,7 +168,7 @@ func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
 		}()
 	}
 	wg.Wait()
-	return reply, nil
+	return reply
 }
 
 func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
@@ -183,6 +216,11 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.read(ctx, req), nil
+}
+
+// read reads every key of req, in order.
+func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadReply {
 	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
 	kind := readKind(req.Op)
 	for i, k := range req.Keys {
@@ -190,7 +228,7 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 		reply.Results[i] = s.read1(ctx, req, k)
 		s.observe(kind, req.Table, start, reply.Results[i].Err)
 	}
-	return reply, nil
+	return reply
 }
 
 func readKind(op wire.ReadOp) string {
@@ -244,6 +282,11 @@ func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.list(ctx, req)
+}
+
+// list answers one page of a hashtag's keys.
+func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListReply, error) {
 	if len(req.Tag) == 0 {
 		return nil, s.errorf(wire.CodeInvalid, "empty hashtag")
 	}
