@@ -32,7 +32,8 @@ type TableOptions struct {
 	// Replication is the number of replicas of each partition, master
 	// included (default 3, at most the number of data nodes).
 	Replication int
-	// Mode is the replication mode (async by default).
+	// Mode is the replication mode. Only async is available in this
+	// version; CreateTable refuses sync.
 	Mode placement.Mode
 	// Fenced makes masters stop accepting writes when their meta lease
 	// lapses, so two masters never accept writes at once (always on for

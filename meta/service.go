@@ -209,7 +209,11 @@ func validateCreate(req *wire.CreateTableRequest) error {
 		return wire.Errorf(wire.CodeInvalid, "create table: partitions must be within 1..%d, got %d", maxPartitions, req.Partitions)
 	case req.Replication < 1 || req.Replication > maxReplication:
 		return wire.Errorf(wire.CodeInvalid, "create table: replication must be within 1..%d, got %d", maxReplication, req.Replication)
-	case req.Mode != placement.ModeAsync && req.Mode != placement.ModeSync:
+	case req.Mode == placement.ModeSync:
+		// The in-sync set and its acknowledgements are not built yet: a
+		// sync table would silently behave as an async one.
+		return wire.Errorf(wire.CodeInvalid, "create table: replication mode sync is not available yet (use async, with Fenced for a single writer)")
+	case req.Mode != placement.ModeAsync:
 		return wire.Errorf(wire.CodeInvalid, "create table: unknown mode %d", req.Mode)
 	case req.Domain > placement.DomainZone:
 		return wire.Errorf(wire.CodeInvalid, "create table: unknown failure domain %d", req.Domain)
