@@ -462,9 +462,9 @@ func (s *Server) Node() *node.Server { return s.node }
 // connected slaves hold its last records; then it closes. A planned stop
 // therefore neither pauses writes for a failure-detection timeout nor
 // loses an acknowledged write, even in async mode. What could not be done
-// before ctx ended (partitions without a caught-up slave, an unreachable
-// meta group, slaves still behind) is logged as a warning and the server
-// closes anyway; the error is Close's.
+// before ctx ended (partitions without a caught-up slave, slaves still
+// behind) or within twice DownTimeout (an unreachable meta group) is logged
+// as a warning and the server closes anyway; the error is Close's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-s.stop:
@@ -472,8 +472,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	default:
 	}
 	if s.node != nil {
+		// Waiting longer than the failure detector would is pointless:
+		// without a meta quorum (the whole cluster stopping, say) the
+		// partitions fail over after DownTimeout anyway.
+		hctx, cancel := context.WithTimeout(ctx, 2*s.cfg.DownTimeout)
 		var reply wire.HandOffReply
-		err := s.metaCall.Call(ctx, true, wire.KindMetaHandOff, &wire.HandOffRequest{Node: placement.NodeID(s.nodeID)}, &reply)
+		err := s.metaCall.Call(hctx, true, wire.KindMetaHandOff, &wire.HandOffRequest{Node: placement.NodeID(s.nodeID)}, &reply)
+		cancel()
 		switch {
 		case err != nil:
 			s.log.Warn("zeppelin: could not hand off master roles: its partitions fail over after DownTimeout", "err", err)
