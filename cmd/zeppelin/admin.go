@@ -84,7 +84,7 @@ func newTableCreateCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Create a table with a fixed number of partitions, each replicated on
 --replication data nodes in distinct failure domains. The command returns
 when the meta group has committed the table.`,
-		Example: "  zeppelin table create users --partitions 64 --replication 3 --mode sync",
+		Example: "  zeppelin table create users --partitions 64 --replication 3 --fenced",
 		Args:    usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if partitions < 1 || replication < 1 {
@@ -119,7 +119,7 @@ when the meta group has committed the table.`,
 	fs := cmd.Flags()
 	fs.IntVar(&partitions, "partitions", 16, "number of partitions (fixed for the table's life)")
 	fs.IntVar(&replication, "replication", 3, "replicas of each partition, master included (at most the number of data nodes)")
-	fs.Var(mode, "mode", "replication mode: async (acknowledge on the master's commit) or sync (acknowledge when every in-sync replica has the write)")
+	fs.Var(mode, "mode", "replication mode: async (acknowledge on the master's commit); sync (acknowledge when every in-sync replica has the write) is not built yet and is refused")
 	fs.BoolVar(&fenced, "fenced", false, "masters stop accepting writes when their meta lease lapses, so two masters never accept writes at once (always on with --mode sync)")
 	fs.IntVar(&minInSync, "min-in-sync", 0, "smallest in-sync set a sync table accepts writes with (default: replication/2+1)")
 	fs.Var(domain, "domain", "failure domain replicas are spread across")

@@ -153,9 +153,14 @@ func TestThreeProcessCluster(t *testing.T) {
 		if !strings.Contains(out, "created table t") {
 			t.Errorf("table create printed %q", out)
 		}
-		out = c.admin(t, 1, "table", "create", "t2", "--partitions", "4", "--replication", "2", "--mode", "sync", "--json")
+		// Sync mode is not built yet: asking for it is refused with a clear
+		// line and creates nothing.
+		if r := runBin(t, 30*time.Second, "table", "create", "t2", "--partitions", "4", "--mode", "sync", "--addr", c.rpc[1]); r.code != 1 || !strings.Contains(r.stderr, "sync is not available") {
+			t.Errorf("creating a sync table: exit %d, stderr %q", r.code, r.stderr)
+		}
+		out = c.admin(t, 1, "table", "create", "t2", "--partitions", "4", "--replication", "2", "--fenced", "--json")
 		var tv tableJSON
-		if err := json.Unmarshal([]byte(out), &tv); err != nil || tv.Name != "t2" || tv.Mode != "sync" || !tv.Fenced || tv.PartitionCount != 4 {
+		if err := json.Unmarshal([]byte(out), &tv); err != nil || tv.Name != "t2" || tv.Mode != "async" || !tv.Fenced || tv.PartitionCount != 4 {
 			t.Errorf("table create --json: %v %+v\n%s", err, tv, out)
 		}
 
