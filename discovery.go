@@ -2,6 +2,7 @@ package zeppelin
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -115,7 +116,7 @@ func (d *discovery) metaMembers() []placement.MetaMember {
 			out = append(out, placement.MetaMember{ID: p.MetaID, RaftAddr: p.Raft, RPCAddr: p.RPC})
 		}
 	}
-	slices.SortFunc(out, func(a, b placement.MetaMember) int { return int(a.ID) - int(b.ID) })
+	slices.SortFunc(out, func(a, b placement.MetaMember) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 

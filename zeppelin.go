@@ -50,9 +50,9 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 
-	clientOnce sync.Once
-	cli        *client.Client
-	cliErr     error
+	cliMu   sync.Mutex
+	cli     *client.Client
+	stopped bool // set by shutdown, under cliMu
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -394,26 +394,31 @@ func (s *Server) WaitReady(ctx context.Context) error {
 }
 
 // Client returns a client of the cluster, shared by every caller and closed
-// with the server.
+// with the server (after Close, its calls return client.ErrClosed). Calls
+// to partitions this process masters are served in-process.
 func (s *Server) Client() *client.Client {
-	s.clientOnce.Do(func() {
+	s.cliMu.Lock()
+	defer s.cliMu.Unlock()
+	if s.cli == nil {
 		cfg := client.DefaultConfig(s.advertise)
 		cfg.Timeout = s.cfg.ClientTimeout
 		cfg.Limits = s.cfg.Limits
 		cfg.Name = s.nodeID
 		cfg.Logger = s.log
+		var err error
 		if s.node != nil {
-			// Requests to partitions this process masters skip the
-			// network.
-			s.cli, s.cliErr = client.NewInProcess(cfg, s.network, s.advertise, s.node)
+			s.cli, err = client.NewInProcess(cfg, s.network, s.advertise, s.node)
 		} else {
-			s.cli, s.cliErr = client.NewWithNetwork(cfg, s.network)
+			s.cli, err = client.NewWithNetwork(cfg, s.network)
 		}
-	})
-	if s.cliErr != nil {
-		// Only a programming error gets here: the configuration was
-		// validated by Start.
-		panic(s.cliErr)
+		if err != nil {
+			// Only a programming error gets here: the configuration was
+			// validated by Start.
+			panic(err)
+		}
+		if s.stopped {
+			s.cli.Close()
+		}
 	}
 	return s.cli
 }
@@ -519,11 +524,17 @@ func (s *Server) shutdown() error {
 	}
 	if s.rpc != nil {
 		errs = append(errs, s.rpc.Close())
-	} else if s.ln != nil {
-		errs = append(errs, s.ln.Close())
 	}
-	if s.cli != nil {
-		errs = append(errs, s.cli.Close())
+	if s.ln != nil {
+		// Serve closes it, but a Start that failed never got that far.
+		_ = s.ln.Close()
+	}
+	s.cliMu.Lock()
+	s.stopped = true
+	cli := s.cli
+	s.cliMu.Unlock()
+	if cli != nil {
+		errs = append(errs, cli.Close())
 	}
 	if s.node != nil {
 		errs = append(errs, s.node.Close())

@@ -24,8 +24,11 @@ type Client struct {
 	pool   *rpc.Pool
 	meta   *rpc.MetaCaller
 
-	cur       atomic.Pointer[placement.Map]
-	refreshMu sync.Mutex // serialises map pulls
+	cur atomic.Pointer[placement.Map]
+	// One map pull at a time; callers that need one meanwhile wait for it,
+	// each within its own deadline.
+	flightMu sync.Mutex
+	flight   *pullFlight
 
 	// local serves, in-process, requests addressed to localAddr (the data
 	// node of the process the client lives in).
@@ -176,15 +179,44 @@ func (c *Client) mapFor(ctx context.Context) (*placement.Map, error) {
 	return c.cur.Load(), nil
 }
 
+// pullFlight is a map pull in progress.
+type pullFlight struct {
+	done chan struct{}
+	err  error
+}
+
 // refresh pulls the map unless one newer than seen has arrived meanwhile.
 // It tries to reach at least epoch want, asking the leader when a follower
-// answers with an older map.
+// answers with an older map. A caller that finds a pull in progress waits
+// for it (or for its own ctx) instead of starting another.
 func (c *Client) refresh(ctx context.Context, seen, want placement.Epoch) error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
 	if m := c.cur.Load(); m != nil && m.Epoch > seen && m.Epoch >= want {
 		return nil
 	}
+	c.flightMu.Lock()
+	if f := c.flight; f != nil {
+		c.flightMu.Unlock()
+		select {
+		case <-f.done:
+			return f.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f := &pullFlight{done: make(chan struct{})}
+	c.flight = f
+	c.flightMu.Unlock()
+	f.err = c.pull(ctx, want)
+	c.flightMu.Lock()
+	c.flight = nil
+	c.flightMu.Unlock()
+	close(f.done)
+	return f.err
+}
+
+// pull fetches the map from the meta group, from the leader when a member
+// answers with one older than want.
+func (c *Client) pull(ctx context.Context, want placement.Epoch) error {
 	for _, leaderOnly := range []bool{false, true} {
 		var known placement.Epoch
 		if m := c.cur.Load(); m != nil {
@@ -200,9 +232,17 @@ func (c *Client) refresh(ctx context.Context, seen, want placement.Epoch) error 
 			}
 			return err
 		}
-		if reply.Map != nil && (c.cur.Load() == nil || reply.Map.Epoch > c.cur.Load().Epoch) {
-			c.cur.Store(reply.Map)
-			c.meta.SetMembers(reply.Map.Meta)
+		if reply.Map != nil {
+			for {
+				cur := c.cur.Load()
+				if cur != nil && reply.Map.Epoch <= cur.Epoch {
+					break
+				}
+				if c.cur.CompareAndSwap(cur, reply.Map) {
+					c.meta.SetMembers(reply.Map.Meta)
+					break
+				}
+			}
 		}
 		if m := c.cur.Load(); m != nil && m.Epoch >= want {
 			return nil
@@ -398,6 +438,10 @@ func route(m *placement.Map, name string, part placement.PartitionID) (*placemen
 	t := m.Table(name)
 	if t == nil {
 		return nil, "", tableErr{name}
+	}
+	if int(part) >= len(t.Partitions) {
+		// The table was dropped and created again, smaller, meanwhile.
+		return t, "", fmt.Errorf("zeppelin: table %s has %d partitions now, no partition %d", name, len(t.Partitions), part)
 	}
 	p := &t.Partitions[part]
 	if p.Master == "" {

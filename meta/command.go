@@ -31,6 +31,9 @@ const (
 // can evolve.
 type command struct {
 	Op op `msgpack:"op"`
+	// ID identifies the proposal: a retried proposal that did commit the
+	// first time is answered with the first result, not applied again.
+	ID uint64 `msgpack:"id,omitempty"`
 	// ExpectEpoch, when non-zero, makes the command apply only if the map
 	// is still at that epoch.
 	ExpectEpoch placement.Epoch       `msgpack:"ee,omitempty"`
@@ -73,7 +76,7 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 	}
 	switch cmd.Op {
 	case opRegisterNode:
-		return applyRegister(m, cmd.Node)
+		return applyRegister(m, cmd.Node, false)
 	case opSetMember:
 		return applySetMember(m, cmd.Member)
 	case opCreateTable:
@@ -92,12 +95,18 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 	return resInvalid, nil, fmt.Errorf("unknown command %d", cmd.Op)
 }
 
-func applyRegister(m *placement.Map, n *placement.Node) (uint64, *placement.Table, error) {
+// applyRegister adds or updates a node. A known node whose store changed
+// has lost its data: that is registered only together with the failover
+// of what it mastered (newStore), never as a plain update.
+func applyRegister(m *placement.Map, n *placement.Node, newStore bool) (uint64, *placement.Table, error) {
 	if n == nil || n.ID == "" || n.Addr == "" {
 		return resInvalid, nil, fmt.Errorf("register: node needs an ID and an address")
 	}
 	if n.Weight <= 0 {
 		n.Weight = 1
+	}
+	if cur := m.Node(n.ID); cur != nil && cur.StoreID != "" && cur.StoreID != n.StoreID && !newStore {
+		return resConflict, nil, fmt.Errorf("register: node %s came back with another store", n.ID)
 	}
 	if cur := m.Node(n.ID); cur != nil {
 		if cur.Addr == n.Addr && cur.Labels == n.Labels && cur.Weight == n.Weight && cur.StoreID == n.StoreID {
@@ -177,7 +186,7 @@ func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, erro
 	if cmd.Node != nil {
 		// A node that lost its store re-registers together with the
 		// failover of what it mastered.
-		if code, _, err := applyRegister(m, cmd.Node); code != resOK {
+		if code, _, err := applyRegister(m, cmd.Node, true); code != resOK {
 			return code, nil, err
 		}
 	}

@@ -62,6 +62,15 @@ func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Tim
 	d.nodes[req.Node] = r
 }
 
+// restartGrace starts the grace period over: the leader could not confirm
+// its leadership, so heartbeats may have gone unacknowledged meanwhile and
+// the silence it sees is its own.
+func (d *detector) restartGrace(now time.Time) {
+	d.mu.Lock()
+	d.since = now
+	d.mu.Unlock()
+}
+
 // forget drops what the detector knows of node (its reports describe a
 // store that no longer exists).
 func (d *detector) forget(node placement.NodeID) {
@@ -134,19 +143,47 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 		eff[n.ID] = st
 	}
 
+	if !graceOver {
+		// A new leader (or one that could not confirm its leadership)
+		// promotes nobody until it has heard from everyone who is alive:
+		// the first replica to report is not the best one.
+		return states, nil
+	}
 	var parts []partitionChange
 	for _, t := range m.Tables {
 		for _, p := range t.Partitions {
-			if p.Master != "" && eff[p.Master] != placement.NodeDown {
+			switch {
+			case p.Master == "":
+				// Recover a masterless partition only once every replica
+				// has reported or is down, so the best copy wins.
+				unheard := func(n placement.NodeID) bool { return eff[n] != placement.NodeDown && v.nodes[n] == nil }
+				if slices.ContainsFunc(p.Slaves, unheard) {
+					continue
+				}
+			case eff[p.Master] == placement.NodeDown:
+			case masterIncomplete(t.ID, p, v):
+				// A master without a complete copy serves nothing; a
+				// complete slave should take over.
+			default:
 				continue
 			}
 			np, changed := failover(t.ID, p, eff, v)
-			if changed {
+			if changed && np.Master != p.Master {
 				parts = append(parts, partitionChange{Table: t.ID, Partition: p.ID, New: np})
 			}
 		}
 	}
 	return states, parts
+}
+
+// masterIncomplete reports whether p's master says its copy is incomplete.
+func masterIncomplete(table placement.TableID, p placement.Partition, v view) bool {
+	r := v.nodes[p.Master]
+	if r == nil {
+		return false
+	}
+	rs, ok := r.replicas[replicaKey{table, p.ID}]
+	return ok && rs.Incomplete
 }
 
 // failover picks a new master for a partition whose master is down or
@@ -155,6 +192,16 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 // master (unavailable) and the old master stays among the replicas, so it
 // can rejoin.
 func failover(table placement.TableID, p placement.Partition, eff map[placement.NodeID]placement.NodeState, v view) (placement.Partition, bool) {
+	// The longest copy reported by any replica: an empty replica is never
+	// promoted over one that holds records.
+	var longest uint64
+	for _, n := range p.Replicas() {
+		if r := v.nodes[n]; r != nil {
+			if rs, ok := r.replicas[replicaKey{table, p.ID}]; ok {
+				longest = max(longest, rs.Seq)
+			}
+		}
+	}
 	var best placement.NodeID
 	var bestGen, bestSeq uint64
 	for _, n := range p.Slaves {
@@ -166,7 +213,7 @@ func failover(table placement.TableID, p placement.Partition, eff map[placement.
 			continue
 		}
 		rs, ok := r.replicas[replicaKey{table, p.ID}]
-		if !ok || rs.Incomplete {
+		if !ok || rs.Incomplete || (rs.Seq == 0 && longest > 0) {
 			continue
 		}
 		if best == "" || rs.Gen > bestGen || (rs.Gen == bestGen && rs.Seq > bestSeq) ||

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -306,8 +307,11 @@ func (s *Server) read(ctx context.Context) (*placement.Map, error) {
 	}
 }
 
-// propose commits cmd and returns its result code and data.
+// propose commits cmd and returns its result code and data. Retries after
+// a timeout carry the same proposal ID, so a command that did commit is not
+// applied twice.
 func (s *Server) propose(ctx context.Context, cmd *command) (uint64, updateResult, error) {
+	cmd.ID = rand.Uint64() | 1
 	b, err := wire.Marshal(cmd)
 	if err != nil {
 		return 0, updateResult{}, err

@@ -74,10 +74,14 @@ func (s *Server) handleRegister(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if code != resOK {
-		return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
+	switch code {
+	case resOK:
+		return &wire.RegisterReply{Epoch: res.Epoch}, nil
+	case resConflict:
+		// The store changed after all (this member's map was behind).
+		return s.registerLostStore(ctx, n)
 	}
-	return &wire.RegisterReply{Epoch: res.Epoch}, nil
+	return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
 }
 
 // registerLostStore re-registers a node that came back with a new store:
@@ -315,6 +319,16 @@ func (s *Server) leaderDuties() {
 		// A new leader looks at the master balance once it has heard
 		// from everyone.
 		s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
+	}
+	// Confirm leadership first: heartbeats are acknowledged only after a
+	// linearizable read, so while reads fail, nodes look silent through
+	// no fault of theirs.
+	rctx, cancel := context.WithTimeout(s.base, max(s.cfg.HeartbeatInterval, 100*time.Millisecond))
+	_, err := s.read(rctx)
+	cancel()
+	if err != nil {
+		s.det.restartGrace(now)
+		return
 	}
 	m := s.Map()
 	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)

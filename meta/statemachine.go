@@ -16,12 +16,36 @@ import (
 // handed out by Lookup stays valid and unchanged.
 type stateMachine struct {
 	m *placement.Map
+	// recent remembers the results of the last proposals by ID, oldest
+	// first in order, so a retried proposal is answered, not applied
+	// again. It is part of the snapshot: every replica deduplicates alike.
+	recent map[uint64]recentResult
+	order  []uint64
+}
+
+// maxRecent bounds the remembered proposals.
+const maxRecent = 4096
+
+type recentResult struct {
+	Code uint64 `msgpack:"c"`
+	Data []byte `msgpack:"d"`
+}
+
+type recentEntry struct {
+	ID uint64 `msgpack:"id"`
+	recentResult
+}
+
+// snapshotBody is what a snapshot holds.
+type snapshotBody struct {
+	Map    *placement.Map `msgpack:"map"`
+	Recent []recentEntry  `msgpack:"recent"`
 }
 
 var _ sm.IStateMachine = (*stateMachine)(nil)
 
 func newStateMachine(uint64, uint64) sm.IStateMachine {
-	return &stateMachine{m: &placement.Map{NextTableID: 1}}
+	return &stateMachine{m: &placement.Map{NextTableID: 1}, recent: make(map[uint64]recentResult)}
 }
 
 // queryMap asks Lookup for the current map.
@@ -39,12 +63,28 @@ func (s *stateMachine) Update(e sm.Entry) (sm.Result, error) {
 	if err := wire.Unmarshal(e.Cmd, &cmd); err != nil {
 		return s.result(resInvalid, nil, err), nil
 	}
+	if r, ok := s.recent[cmd.ID]; ok && cmd.ID != 0 {
+		return sm.Result{Value: r.Code, Data: r.Data}, nil
+	}
 	next := s.m.Clone()
 	code, table, err := apply(next, &cmd)
 	if code == resOK {
 		s.m = next
 	}
-	return s.result(code, table, err), nil
+	res := s.result(code, table, err)
+	if cmd.ID != 0 {
+		s.remember(cmd.ID, recentResult{Code: res.Value, Data: res.Data})
+	}
+	return res, nil
+}
+
+func (s *stateMachine) remember(id uint64, r recentResult) {
+	s.recent[id] = r
+	s.order = append(s.order, id)
+	if len(s.order) > maxRecent {
+		delete(s.recent, s.order[0])
+		s.order = s.order[1:]
+	}
 }
 
 func (s *stateMachine) result(code uint64, table *placement.Table, err error) sm.Result {
@@ -68,7 +108,11 @@ func (s *stateMachine) Lookup(q any) (any, error) {
 }
 
 func (s *stateMachine) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
-	b, err := wire.Marshal(s.m)
+	body := snapshotBody{Map: s.m, Recent: make([]recentEntry, 0, len(s.order))}
+	for _, id := range s.order {
+		body.Recent = append(body.Recent, recentEntry{ID: id, recentResult: s.recent[id]})
+	}
+	b, err := wire.Marshal(&body)
 	if err != nil {
 		return err
 	}
@@ -81,11 +125,19 @@ func (s *stateMachine) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <
 	if err != nil {
 		return err
 	}
-	var m placement.Map
-	if err := wire.Unmarshal(b, &m); err != nil {
+	var body snapshotBody
+	if err := wire.Unmarshal(b, &body); err != nil {
 		return fmt.Errorf("meta: recover snapshot: %w", err)
 	}
-	s.m = &m
+	if body.Map == nil {
+		return fmt.Errorf("meta: recover snapshot: no map")
+	}
+	s.m = body.Map
+	s.recent = make(map[uint64]recentResult, len(body.Recent))
+	s.order = s.order[:0]
+	for _, e := range body.Recent {
+		s.remember(e.ID, e.recentResult)
+	}
 	return nil
 }
 

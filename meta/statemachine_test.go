@@ -156,3 +156,80 @@ func TestFailoverChoosesHighestCompleteSlave(t *testing.T) {
 		t.Errorf("during the grace period: %+v %+v, want nothing", states, parts)
 	}
 }
+
+func TestRecoveryWaitsForTheBestCopy(t *testing.T) {
+	now := time.Now()
+	rs := func(p placement.PartitionID, gen, seq uint64, incomplete bool) wire.ReplicaStatus {
+		return wire.ReplicaStatus{Table: 1, Partition: p, Gen: gen, Seq: seq, Incomplete: incomplete}
+	}
+	m := &placement.Map{Epoch: 9,
+		Nodes: []placement.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}},
+		Tables: []placement.Table{{ID: 1, Name: "t", Partitions: []placement.Partition{
+			{ID: 0, Master: "", Slaves: []placement.NodeID{"b", "c", "a"}, Gen: 4}, // every replica was down
+			{ID: 1, Master: "a", Slaves: []placement.NodeID{"b", "c"}, Gen: 2},     // master lost its copy
+			{ID: 2, Master: "c", Slaves: []placement.NodeID{"b"}, Gen: 1},          // c is silent
+		}}}}
+	old := now.Add(-time.Hour)
+	// A new leader has heard only from b so far: nothing is promoted
+	// before its grace period is over, although b would be eligible.
+	v := view{since: now.Add(-500 * time.Millisecond), nodes: map[placement.NodeID]*nodeReport{
+		"b": report("b", now, rs(0, 4, 10, false), rs(1, 2, 50, false), rs(2, 0, 0, false)),
+	}}
+	if _, parts := changes(m, v, now, time.Second); len(parts) != 0 {
+		t.Fatalf("promotions during the grace period: %+v", parts)
+	}
+	// After the grace period everyone alive has reported: a has the
+	// longest copy of partition 0 and says its copy of partition 1 is
+	// incomplete; c has been silent since long before.
+	v.since = old
+	v.nodes["a"] = report("a", now, rs(0, 4, 12, false), rs(1, 2, 70, true))
+	v.nodes["c"] = report("c", old, rs(0, 4, 11, false), rs(2, 1, 30, false))
+	_, parts := changes(m, v, now, time.Second)
+	got := map[placement.PartitionID]placement.Partition{}
+	for _, pc := range parts {
+		got[pc.Partition] = pc.New
+	}
+	if p := got[0]; p.Master != "a" || p.Gen != 5 {
+		t.Errorf("partition 0: %+v, want a (the longest copy) at gen 5", p)
+	}
+	if p := got[1]; p.Master != "b" || !p.IsSlave("a") {
+		t.Errorf("partition 1: %+v, want b to replace the master whose copy is incomplete", p)
+	}
+	if p, ok := got[2]; ok && p.Master == "b" {
+		t.Errorf("partition 2: the empty replica b was promoted over c's 30 records: %+v", p)
+	}
+}
+
+func TestRetriedProposalIsAnsweredNotReapplied(t *testing.T) {
+	s := newStateMachine(1, 1)
+	update(t, s, &command{Op: opRegisterNode, Node: &placement.Node{ID: "a", Addr: "a:1"}})
+	table := placement.Table{Name: "t", Replication: 1, Partitions: []placement.Partition{{ID: 0, Master: "a", Gen: 1}}}
+	create := command{Op: opCreateTable, Table: &table, ID: 77}
+	code, first := update(t, s, &create)
+	if code != resOK {
+		t.Fatalf("create: %d %s", code, first.Err)
+	}
+	// The same proposal again (a retry after a timeout): same answer.
+	code, again := update(t, s, &create)
+	if code != resOK || again.Table == nil || again.Table.ID != first.Table.ID || mapOf(t, s).Epoch != first.Epoch {
+		t.Fatalf("retry: %d %+v, want the first result %+v and no change", code, again, first)
+	}
+	// A new proposal of the same table is a real conflict.
+	create.ID = 78
+	if code, _ := update(t, s, &create); code != resExists {
+		t.Fatalf("a second create: %d, want exists", code)
+	}
+	// The memory of proposals survives a snapshot.
+	var buf bytes.Buffer
+	if err := s.SaveSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := newStateMachine(1, 2)
+	if err := r.RecoverFromSnapshot(&buf, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	create.ID = 77
+	if code, res := update(t, r, &create); code != resOK || res.Table.ID != first.Table.ID {
+		t.Fatalf("retry after a snapshot: %d %+v", code, res)
+	}
+}

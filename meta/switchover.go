@@ -141,7 +141,7 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 
 	// 1. Let the slave catch up while writes still flow.
 	cctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-	err = s.waitCaughtUp(cctx, table, part, fromAddr, toAddr, 0, catchUpSlack)
+	err = s.waitCaughtUp(cctx, table, part, p.Gen, fromAddr, toAddr, 0, catchUpSlack)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("switchover to %s: %w", to, err)
@@ -166,7 +166,7 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 
 	// 3. Wait until the slave has everything the master committed.
 	wctx, cancel := context.WithTimeout(ctx, stuckTimeout)
-	err = s.waitCaughtUp(wctx, table, part, fromAddr, toAddr, stuckEpoch, 0)
+	err = s.waitCaughtUp(wctx, table, part, p.Gen, fromAddr, toAddr, stuckEpoch, 0)
 	cancel()
 	if err != nil {
 		release()
@@ -223,10 +223,12 @@ func (s *Server) proposePartition(ctx context.Context, table placement.TableID, 
 	return 0, wire.Errorf(wire.CodeInvalid, "%s", res.Err)
 }
 
-// waitCaughtUp polls the master and the slave until the slave is at most
-// slack records behind. With minEpoch set, the master must have applied a
-// map of at least that epoch first (then its seq is final).
-func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part placement.PartitionID, masterAddr, slaveAddr string, minEpoch placement.Epoch, slack uint64) error {
+// waitCaughtUp polls the master and the slave until the slave streams from
+// the master under map generation gen and is at most slack records behind
+// (with slack 0: holds exactly the master's (gen, seq)). With minEpoch set,
+// the master must have applied a map of at least that epoch first (then
+// its seq is final).
+func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part placement.PartitionID, gen uint64, masterAddr, slaveAddr string, minEpoch placement.Epoch, slack uint64) error {
 	wait := time.Millisecond
 	var last error
 	for {
@@ -239,11 +241,20 @@ func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part
 			ss, err = s.replicaStatus(ctx, slaveAddr, table, part)
 		}
 		if err == nil {
+			// A replica that is not streaming from this master (an old
+			// master that rejoined and has not been resynchronised, say)
+			// may report a long log that is not the master's.
 			switch {
 			case ss.Incomplete:
 				err = fmt.Errorf("slave at %s holds no complete copy", slaveAddr)
+			case ss.Role != wire.RoleSlave || ss.MapGen != gen || ss.State != wire.ReplStreaming:
+				err = fmt.Errorf("replica at %s is not streaming from the master of generation %d (%v, %v, generation %d)", slaveAddr, gen, ss.Role, ss.State, ss.MapGen)
+			case ss.Seq > ms.Seq:
+				err = fmt.Errorf("slave at %s is ahead of its master (%d > %d): it has diverged", slaveAddr, ss.Seq, ms.Seq)
 			case ss.Seq+slack < ms.Seq:
 				err = fmt.Errorf("slave at %s is %d records behind", slaveAddr, ms.Seq-ss.Seq)
+			case slack == 0 && ss.Gen != ms.Gen:
+				err = fmt.Errorf("slave at %s holds (gen %d, seq %d), the master (gen %d, seq %d)", slaveAddr, ss.Gen, ss.Seq, ms.Gen, ms.Seq)
 			default:
 				return nil
 			}

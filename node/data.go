@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -35,63 +36,64 @@ func decode[T any](s *Server, body []byte) (*T, error) {
 }
 
 // serving returns the replica that may serve a request for partition part
-// of table, or the error telling the client where to go or to wait.
-func (s *Server) serving(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, *wire.Error) {
+// of table, with the table's partition count in the map it decided by, or
+// the error telling the client where to go or to wait.
+func (s *Server) serving(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, int, *wire.Error) {
 	if s.ctx.Err() != nil {
-		return nil, errClosedWire
+		return nil, 0, errClosedWire
 	}
 	m := s.cur.Load()
 	if m == nil || !s.fresh.Load() {
-		return nil, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
+		return nil, 0, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
 	}
 	if epoch > m.Epoch {
 		// The client knows a newer map: catch up before answering, the
 		// partition may have moved.
 		s.requestPull(epoch)
-		return nil, s.errorf(wire.CodeStaleEpoch, "node %s is at epoch %d, request at %d", s.cfg.NodeID, m.Epoch, epoch)
+		return nil, 0, s.errorf(wire.CodeStaleEpoch, "node %s is at epoch %d, request at %d", s.cfg.NodeID, m.Epoch, epoch)
 	}
 	t := m.TableByID(table)
 	if t == nil {
-		return nil, s.errorf(wire.CodeTableNotFound, "no table with ID %d at epoch %d", table, m.Epoch)
+		return nil, 0, s.errorf(wire.CodeTableNotFound, "no table with ID %d at epoch %d", table, m.Epoch)
 	}
 	if int(part) >= len(t.Partitions) {
-		return nil, s.errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), part)
+		return nil, 0, s.errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), part)
 	}
 	p := &t.Partitions[part]
 	self := s.cfg.NodeID
 	if p.Master != self && !(allowSlave && !write && p.IsSlave(self)) {
 		if p.Master == "" {
-			return nil, s.errorf(wire.CodeUnavailable, "table %s partition %d has no master (every replica is down)", t.Name, part)
+			return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d has no master (every replica is down)", t.Name, part)
 		}
 		e := s.errorf(wire.CodeMoved, "table %s partition %d is mastered by %s", t.Name, part, p.Master)
 		e.Addr = m.NodeAddr(p.Master)
-		return nil, e
+		return nil, 0, e
 	}
 	r := s.replica(rkey{table, part})
 	if r == nil {
-		return nil, s.errorf(wire.CodeWait, "table %s partition %d is opening", t.Name, part)
+		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is opening", t.Name, part)
 	}
 	info := r.info.Load()
 	if info.mapGen != p.Gen || (p.Master == self && info.role != wire.RoleMaster) {
-		return nil, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part)
+		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part)
 	}
 	if r.part.State().Incomplete {
-		return nil, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self)
+		return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self)
 	}
 	if p.Master == self && write {
 		if s.draining.Load() {
-			return nil, s.errorf(wire.CodeClosed, "node %s is shutting down", self)
+			return nil, 0, s.errorf(wire.CodeClosed, "node %s is shutting down", self)
 		}
 		if info.stuck {
-			return nil, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
+			return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
 		}
 		// The lease fences writes only: reads go on while the meta group
 		// is unreachable, from the master's own (possibly stale) copy.
 		if info.fenced && !s.leaseValid() {
-			return nil, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
+			return nil, 0, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
 		}
 	}
-	return r, nil
+	return r, len(t.Partitions), nil
 }
 
 // partErr maps a partition error to the wire.
@@ -127,7 +129,9 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 	}()
 	switch kind {
 	case wire.KindWrite:
-		*resp.(*wire.WriteReply) = *s.write(ctx, req.(*wire.WriteRequest))
+		// The partition may still read the operations after a cancelled
+		// caller has returned and reused its buffers: give it its own.
+		*resp.(*wire.WriteReply) = *s.write(ctx, cloneWrite(req.(*wire.WriteRequest)))
 	case wire.KindRead:
 		*resp.(*wire.ReadReply) = *s.read(ctx, req.(*wire.ReadRequest))
 	case wire.KindList:
@@ -140,6 +144,21 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 		return false, nil
 	}
 	return true, nil
+}
+
+// cloneWrite deep-copies a write request's keys and values.
+func cloneWrite(req *wire.WriteRequest) *wire.WriteRequest {
+	out := *req
+	out.Groups = make([]wire.WriteGroup, len(req.Groups))
+	for i, g := range req.Groups {
+		out.Groups[i] = wire.WriteGroup{Partition: g.Partition, Ops: make([]wire.Op, len(g.Ops))}
+		for j, op := range g.Ops {
+			op.Key = bytes.Clone(op.Key)
+			op.Value = bytes.Clone(op.Value)
+			out.Groups[i].Ops[j] = op
+		}
+	}
+	return &out
 }
 
 func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
@@ -185,11 +204,10 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
 		return wire.GroupResult{Err: err}
 	}
-	r, werr := s.serving(req.Table, g.Partition, req.Epoch, true, false)
+	r, n, werr := s.serving(req.Table, g.Partition, req.Epoch, true, false)
 	if werr != nil {
 		return wire.GroupResult{Err: werr}
 	}
-	n := len(r.s.cur.Load().TableByID(req.Table).Partitions)
 	for _, op := range g.Ops {
 		var want placement.PartitionID
 		switch op.Type {
@@ -247,11 +265,11 @@ func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef
 	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
 		return wire.ReadResult{Err: err}
 	}
-	r, werr := s.serving(req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	r, n, werr := s.serving(req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
 	if werr != nil {
 		return wire.ReadResult{Err: werr}
 	}
-	if n := len(s.cur.Load().TableByID(req.Table).Partitions); placement.PartitionOf(k.Key, n) != k.Partition {
+	if placement.PartitionOf(k.Key, n) != k.Partition {
 		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)}
 	}
 	switch req.Op {
@@ -294,7 +312,7 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 		return nil, s.errorf(wire.CodeInvalid, "list limit %d outside 1..%d (MaxMultiKeys)", req.Limit, s.cfg.Limits.MaxMultiKeys)
 	}
 	start := time.Now()
-	r, werr := s.serving(req.Table, req.Partition, req.Epoch, false, false)
+	r, _, werr := s.serving(req.Table, req.Partition, req.Epoch, false, false)
 	if werr != nil {
 		s.observe("list", req.Table, start, werr)
 		return nil, werr

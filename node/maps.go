@@ -77,6 +77,10 @@ func (s *Server) loadLocal() error {
 // applyMap makes the node's replicas match a fresh map m: open new ones,
 // set roles, drop those no longer assigned here, then persist m.
 func (s *Server) applyMap(m *placement.Map) {
+	if cur := s.cur.Load(); cur != nil && m.Epoch < cur.Epoch {
+		s.log.Warn("node: refusing a map older than the one it has", "epoch", m.Epoch, "have", cur.Epoch)
+		return
+	}
 	self := s.cfg.NodeID
 	type assignment struct {
 		t *placement.Table
@@ -95,10 +99,22 @@ func (s *Server) applyMap(m *placement.Map) {
 	for k, a := range want {
 		r := s.replica(k)
 		if r == nil {
-			p, err := s.store.Replica(uint32(k.table), uint32(k.part))
+			p, created, err := s.store.Open(uint32(k.table), uint32(k.part))
 			if err != nil {
 				s.log.Error("node: open replica", "table", a.t.Name, "partition", k.part, "err", err)
 				continue
+			}
+			if created && a.p.Gen > 1 {
+				// A new copy of a partition that has changed masters, so
+				// holds data elsewhere: it holds nothing until a full sync
+				// has filled it, and must never be promoted (or serve) as
+				// an empty copy. At generation 1 an empty copy is the
+				// start of the only history the partition has had; meta
+				// never promotes it over a replica that reported records.
+				if err := p.BeginLoad(); err != nil {
+					s.log.Error("node: mark new replica incomplete", "table", a.t.Name, "partition", k.part, "err", err)
+					continue
+				}
 			}
 			r = newReplica(s, k, p)
 			s.mu.Lock()

@@ -327,8 +327,14 @@ func (s *Server) heartbeat() {
 		}
 		return
 	}
-	s.leaseUntil.Store(int64(sent + s.cfg.MasterLease))
-	if reply.Epoch > s.Epoch() || !s.fresh.Load() {
+	// The lease renews only while the node's map is the leader's: a node
+	// that was replaced while cut off must apply the newer map (and learn
+	// it is master no more) before it may take fenced writes again. The
+	// heartbeat sent right after applying a map renews it.
+	if reply.Epoch <= req.Epoch && s.fresh.Load() {
+		s.leaseUntil.Store(int64(sent + s.cfg.MasterLease))
+	}
+	if reply.Epoch > req.Epoch || !s.fresh.Load() {
 		s.requestPull(reply.Epoch)
 	}
 }
@@ -362,18 +368,30 @@ func (s *Server) mapLoop() {
 			}
 			s.log.Debug("node: pull failed", "err", err)
 			retry = time.After(s.cfg.HeartbeatInterval / 2)
+			continue
 		}
+		// Served: the next tick or request pulls again.
+		want = 0
 	}
 }
 
+// pull asks the meta group for a map newer than the node's (at least want
+// when want is set). A restarted node, whose map came from disk, asks for
+// one at least as new as that map: a meta member that lags behind it (its
+// own, say) must not make it go back to an older assignment and drop
+// replicas it still holds.
 func (s *Server) pull(want placement.Epoch) error {
 	ctx, cancel := context.WithTimeout(s.ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
 	defer cancel()
-	known := placement.Epoch(0)
-	if s.fresh.Load() {
-		known = s.Epoch()
+	fresh := s.fresh.Load()
+	var known placement.Epoch
+	if cur := s.cur.Load(); cur != nil {
+		known = cur.Epoch
+		if !fresh && known > 0 {
+			known-- // the persisted epoch itself is fine as a first fresh map
+		}
 	}
-	if want != 0 && known >= want {
+	if want != 0 && fresh && known >= want {
 		return nil
 	}
 	for _, leader := range []bool{false, true} {
@@ -381,11 +399,11 @@ func (s *Server) pull(want placement.Epoch) error {
 		if err != nil {
 			return err
 		}
-		if m != nil && (m.Epoch > s.Epoch() || !s.fresh.Load()) {
+		if m != nil && m.Epoch > known {
 			s.applyMap(m)
 			known = m.Epoch
 		}
-		if known >= want {
+		if s.fresh.Load() && known >= want {
 			break
 		}
 	}
@@ -422,7 +440,7 @@ func (s *Server) maintenanceLoop() {
 func (s *Server) purge() {
 	for _, r := range s.replicaList() {
 		keep := r.keepFrom()
-		if _, err := r.part.Purge(s.cfg.Retention, keep); err != nil && !errors.Is(err, partition.ErrClosed) {
+		if _, err := r.part.Purge(s.cfg.Retention, keep); err != nil && !errors.Is(err, partition.ErrClosed) && !errors.Is(err, partition.ErrIncomplete) {
 			s.log.Warn("node: binlog purge failed", "table", r.key.table, "partition", r.key.part, "err", err)
 		}
 	}

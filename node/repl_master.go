@@ -95,6 +95,11 @@ func (s *Server) handleFetch(ctx context.Context, body []byte) (any, error) {
 		if err != nil && wctx.Err() == nil {
 			return nil, s.partErr(ctx, err)
 		}
+		// The map may have moved on while waiting: only a master of the
+		// slave's generation may answer.
+		if _, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen); werr != nil {
+			return nil, werr
+		}
 	}
 	maxBytes := s.cfg.FetchBytes
 	if req.MaxBytes > 0 {
@@ -118,20 +123,35 @@ type snapshots struct {
 }
 
 type snapSession struct {
-	mu   sync.Mutex // serialises Next
-	snap *partition.Snapshot
-	last time.Time
-	key  rkey
+	mu    sync.Mutex // serialises Next
+	snap  *partition.Snapshot
+	last  time.Time
+	key   rkey
+	slave placement.NodeID
 }
 
 func (ss *snapshots) init() { ss.m = make(map[uint64]*snapSession) }
 
-func (ss *snapshots) add(k rkey, snap *partition.Snapshot) uint64 {
+func (ss *snapshots) add(k rkey, slave placement.NodeID, snap *partition.Snapshot) uint64 {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.next++
-	ss.m[ss.next] = &snapSession{snap: snap, last: time.Now(), key: k}
+	ss.m[ss.next] = &snapSession{snap: snap, last: time.Now(), key: k, slave: slave}
 	return ss.next
+}
+
+// keepFrom returns the oldest seq a transfer of replica k in progress will
+// need to stream from once its snapshot is loaded (MaxUint64 when none).
+func (ss *snapshots) keepFrom(k rkey) uint64 {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	keep := ^uint64(0)
+	for _, sess := range ss.m {
+		if sess.key == k {
+			keep = min(keep, sess.snap.Seq+1)
+		}
+	}
+	return keep
 }
 
 func (ss *snapshots) get(id uint64) *snapSession {
@@ -197,7 +217,7 @@ func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) 
 	if err != nil {
 		return nil, s.partErr(ctx, err)
 	}
-	id := s.snaps.add(r.key, snap)
+	id := s.snaps.add(r.key, req.Node, snap)
 	reply := &wire.SnapBeginReply{ID: id, Gen: snap.Gen, Seq: snap.Seq, History: slices.Clone(snap.History)}
 	s.log.Info("node: full sync started", "table", req.Table, "partition", req.Partition, "slave", req.Node, "gen", snap.Gen, "seq", snap.Seq)
 	return reply, nil
@@ -224,6 +244,11 @@ func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) 
 		return nil, s.partErr(ctx, err)
 	}
 	if done {
+		// The slave streams on from the snapshot's seq: keep the log from
+		// there as for any connected slave.
+		if r := s.replica(sess.key); r != nil {
+			r.noteFetch(sess.slave, sess.snap.Seq, time.Now())
+		}
 		s.snaps.remove(req.ID)
 	}
 	return &wire.SnapChunkReply{Entries: entries, Done: done}, nil

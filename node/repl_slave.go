@@ -111,6 +111,16 @@ func (r *replica) stream(ctx context.Context, addr string, gen uint64) error {
 			return errPurged
 		}
 		r.state.Store(uint32(wire.ReplStreaming))
+		for _, rec := range reply.Records {
+			// A master replicates records of its own generation or older;
+			// anything newer reached it from a later master after it was
+			// replaced, and must come from that master, with a handshake.
+			if _, g, _, err := binlog.Peek(rec); err != nil {
+				return fmt.Errorf("fetch: %w", err)
+			} else if g > gen {
+				return fmt.Errorf("%w: record of generation %d from the master of generation %d", errRefused, g, gen)
+			}
+		}
 		if len(reply.Records) > 0 {
 			if err := r.part.Apply(reply.Records); err != nil {
 				return fmt.Errorf("apply: %w", err)

@@ -167,9 +167,9 @@ func (r *replica) keepFrom() uint64 {
 	if info.role != wire.RoleMaster {
 		return ^uint64(0)
 	}
+	keep := r.s.snaps.keepFrom(r.key) // full syncs in progress
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	keep := ^uint64(0)
 	now := time.Now()
 	// A streaming slave fetches at least every FetchWait; one silent for
 	// much longer is not connected and does not hold the log back (it

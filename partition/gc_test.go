@@ -108,7 +108,7 @@ func TestRecreateAvoidsGarbage(t *testing.T) {
 		s.mu.Unlock()
 		t.Fatal(err)
 	}
-	r, err := s.openReplica(ReplicaID{1, 0})
+	r, _, err := s.openReplica(ReplicaID{1, 0})
 	s.release()
 	if err == nil {
 		s.replicas[r.id] = r

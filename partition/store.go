@@ -226,33 +226,42 @@ func (s *Store) now() int64 { return s.opts.Now() }
 // state on first use, and caches it: while it is open every call returns the
 // same *Replica.
 func (s *Store) Replica(table, part uint32) (*Replica, error) {
+	r, _, err := s.Open(table, part)
+	return r, err
+}
+
+// Open is Replica that also reports whether the replica did not exist in
+// the store before (its state was created now).
+func (s *Store) Open(table, part uint32) (r *Replica, created bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	id := ReplicaID{table, part}
 	if r := s.replicas[id]; r != nil {
-		return r, nil
+		return r, false, nil
 	}
 	if err := s.acquire(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	r, err := s.openReplica(id)
+	r, created, err = s.openReplica(id)
 	s.release()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s.replicas[id] = r
-	return r, nil
+	return r, created, nil
 }
 
 // openReplica loads or creates the state of id. Called with s.mu held and
 // the store acquired.
-func (s *Store) openReplica(id ReplicaID) (*Replica, error) {
+func (s *Store) openReplica(id ReplicaID) (*Replica, bool, error) {
 	key := stateKey(id.Table, id.Partition)
 	var st State
+	created := false
 	err := s.db.Update(func(txn *badger.Txn) error {
+		created = false
 		item, err := txn.Get(key)
 		if err == nil {
 			b, err := item.ValueCopy(nil)
@@ -278,6 +287,7 @@ func (s *Store) openReplica(id ReplicaID) (*Replica, error) {
 			return err
 		}
 		st = State{FirstSeq: 1, DataInc: top + 1, LogInc: top + 1}
+		created = true
 		b, err := st.marshal()
 		if err != nil {
 			return err
@@ -285,13 +295,13 @@ func (s *Store) openReplica(id ReplicaID) (*Replica, error) {
 		return txn.Set(key, b)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("partition: open replica %v: %w", id, err)
+		return nil, false, fmt.Errorf("partition: open replica %v: %w", id, err)
 	}
 	r := newReplica(s, id, st)
 	if err := r.countLogBytes(); err != nil {
-		return nil, fmt.Errorf("partition: open replica %v: %w", id, err)
+		return nil, false, fmt.Errorf("partition: open replica %v: %w", id, err)
 	}
-	return r, nil
+	return r, created, nil
 }
 
 // forget removes r from the cache if it is still the cached replica.

@@ -136,26 +136,37 @@ func (c *Conn) Call(ctx context.Context, kind wire.Kind, req, resp any) error {
 
 	select {
 	case f := <-ch:
-		if f.Kind == wire.KindError {
-			var we wire.Error
-			if err := wire.Unmarshal(f.Body, &we); err != nil {
-				return err
-			}
-			return &we
-		}
-		if f.Kind != kind {
-			return fmt.Errorf("rpc: %s answered %v with %v", c.addr, kind, f.Kind)
-		}
-		if resp == nil {
-			return nil
-		}
-		return wire.Unmarshal(f.Body, resp)
+		return c.decodeReply(kind, f, resp)
 	case <-ctx.Done():
 		c.forget(id)
 		return ctx.Err()
 	case <-c.done:
+		// The reply may have arrived just before the connection ended.
+		select {
+		case f := <-ch:
+			return c.decodeReply(kind, f, resp)
+		default:
+		}
 		return fmt.Errorf("%w: %s: %w", ErrConnLost, c.addr, c.err)
 	}
+}
+
+// decodeReply turns a reply frame into resp or the error it carries.
+func (c *Conn) decodeReply(kind wire.Kind, f wire.Frame, resp any) error {
+	if f.Kind == wire.KindError {
+		var we wire.Error
+		if err := wire.Unmarshal(f.Body, &we); err != nil {
+			return err
+		}
+		return &we
+	}
+	if f.Kind != kind {
+		return fmt.Errorf("rpc: %s answered %v with %v", c.addr, kind, f.Kind)
+	}
+	if resp == nil {
+		return nil
+	}
+	return wire.Unmarshal(f.Body, resp)
 }
 
 func (c *Conn) forget(id uint64) {

@@ -15,6 +15,9 @@ import (
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
+// helloMaxFrame bounds the first frame of a connection.
+const helloMaxFrame = 64 << 10
+
 // HandlerFunc serves one request. body is the request's msgpack body, owned
 // by the handler. It returns the reply value (encoded with the request's
 // kind) or an error (sent as a KindError reply; errors that are not
@@ -111,13 +114,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closed {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Anything else (out of file descriptors, a timeout) passes:
+			// back off and accept again rather than stop serving while the
+			// process goes on heartbeating as if it were reachable.
+			s.log.Warn("rpc: accept failed; retrying", "err", err)
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
 		backoff = 0
 		s.serveConn(nc)
@@ -217,9 +223,9 @@ func (c *serverConn) send(b []byte) {
 
 func (c *serverConn) readLoop() {
 	defer c.s.wg.Done()
-	fr := wire.NewFrameReader(c.nc, c.s.cfg.MaxFrame)
-
-	// The first frame must be a Hello of our version.
+	// The first frame must be a Hello of our version; until it has come,
+	// only small frames are accepted.
+	fr := wire.NewFrameReader(c.nc, helloMaxFrame)
 	f, err := fr.Next()
 	if err != nil {
 		c.readFailed(err)
@@ -250,6 +256,7 @@ func (c *serverConn) readLoop() {
 	}
 	c.send(buf)
 
+	fr.SetMax(c.s.cfg.MaxFrame)
 	for {
 		f, err := fr.Next()
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // HeaderSize is the size of a frame header: length, kind and request id.
@@ -80,12 +81,42 @@ func (fr *FrameReader) Next() (Frame, error) {
 		return Frame{}, unexpected(err)
 	}
 	f := Frame{Kind: Kind(fr.hdr[4]), ID: binary.BigEndian.Uint64(fr.hdr[5:])}
-	body := make([]byte, int(n)-9)
-	if _, err := io.ReadFull(fr.r, body); err != nil {
+	body, err := readBody(fr.r, int(n)-9)
+	if err != nil {
 		return Frame{}, unexpected(err)
 	}
 	f.Body = body
 	return f, nil
+}
+
+// readBody reads n bytes. Large bodies are read a megabyte at a time, so
+// what is allocated follows what actually arrives, not what a length
+// header claims.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	const step = 1 << 20
+	if n <= step {
+		body := make([]byte, n)
+		_, err := io.ReadFull(r, body)
+		return body, err
+	}
+	body := make([]byte, 0, step)
+	for len(body) < n {
+		chunk := min(step, n-len(body))
+		body = slices.Grow(body, chunk)
+		if _, err := io.ReadFull(r, body[len(body):len(body)+chunk]); err != nil {
+			return nil, err
+		}
+		body = body[:len(body)+chunk]
+	}
+	return body, nil
+}
+
+// SetMax changes the largest frame the reader accepts.
+func (fr *FrameReader) SetMax(maxFrame int) {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	fr.max = maxFrame
 }
 
 // Buffered reports how many bytes are buffered and not yet consumed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -83,4 +84,20 @@ func FuzzFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestHostileLengthAllocatesWhatArrives(t *testing.T) {
+	claim := AppendHeader(nil, KindWrite, 1, 200<<20)
+	data := append(claim, make([]byte, 10)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := NewFrameReader(bytes.NewReader(data), 256<<20).Next()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Fatalf("a 10-byte body claiming 200 MiB allocated %d bytes", grew)
+	}
 }
