@@ -45,30 +45,36 @@ func (l *dirLock) release() {
 	l.f = nil
 }
 
-// identity returns the node ID recorded in dir, recording want (or a new
-// random ID when want is empty) on first use.
-func identity(dir, want string) (string, error) {
-	p := filepath.Join(dir, "IDENTITY")
-	b, err := os.ReadFile(p)
+// identity returns the node ID recorded in dir, or want (a new random ID
+// when want is empty) with fresh set when dir records none yet; the caller
+// records a fresh ID with recordIdentity once start-up has got far enough
+// that the directory is really this node's.
+func identity(dir, want string) (id string, fresh bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, "IDENTITY"))
 	switch {
 	case err == nil:
 		have := string(b)
 		if want != "" && want != have {
-			return "", fmt.Errorf("%w: %s holds node %q, configured as %q", ErrWrongNode, dir, have, want)
+			return "", false, fmt.Errorf("%w: %s holds node %q, configured as %q", ErrWrongNode, dir, have, want)
 		}
-		return have, nil
+		return have, false, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("zeppelin: read identity: %w", err)
+		return "", false, fmt.Errorf("zeppelin: read identity: %w", err)
 	}
 	if want == "" {
 		var r [4]byte
 		_, _ = rand.Read(r[:])
 		want = fmt.Sprintf("n-%x", r)
 	}
-	if err := writeFileSync(p, []byte(want)); err != nil {
-		return "", fmt.Errorf("zeppelin: record identity: %w", err)
+	return want, true, nil
+}
+
+// recordIdentity binds dir to node id for good.
+func recordIdentity(dir, id string) error {
+	if err := writeFileSync(filepath.Join(dir, "IDENTITY"), []byte(id)); err != nil {
+		return fmt.Errorf("zeppelin: record identity: %w", err)
 	}
-	return want, nil
+	return nil
 }
 
 func writeFileSync(path string, b []byte) error {

@@ -90,13 +90,21 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.shutdown()
 		}
 	}()
-	if s.nodeID, err = identity(cfg.Dir, cfg.NodeID); err != nil {
+	var fresh bool
+	if s.nodeID, fresh, err = identity(cfg.Dir, cfg.NodeID); err != nil {
 		return nil, err
 	}
 	s.log = cfg.Logger.With("node", s.nodeID)
 
 	if s.ln, err = s.network.Listen(cfg.RPCAddr); err != nil {
 		return nil, fmt.Errorf("zeppelin: listen for RPC on %s: %w", cfg.RPCAddr, err)
+	}
+	// Only now, before any role writes to it, does the directory become
+	// this node's: a start that failed to bind leaves it unclaimed.
+	if fresh {
+		if err := recordIdentity(cfg.Dir, s.nodeID); err != nil {
+			return nil, err
+		}
 	}
 	s.advertise = cfg.AdvertiseAddr
 	if s.advertise == "" {

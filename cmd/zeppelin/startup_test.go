@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -62,6 +64,14 @@ func TestStartupErrors(t *testing.T) {
 			args := append(singleArgs(t, filepath.Join(t.TempDir(), "b"), "b"), flag, busy)
 			r := runBin(t, 30*time.Second, args...)
 			wantOneLine(t, r, busy, "address already in use")
+		}
+		// A start that could not bind its RPC port has not claimed the
+		// directory: it can be started under another node ID.
+		fresh := filepath.Join(t.TempDir(), "c")
+		r := runBin(t, 30*time.Second, append(singleArgs(t, fresh, "c"), "--rpc-addr", busy)...)
+		wantOneLine(t, r, busy, "address already in use")
+		if _, err := os.Stat(filepath.Join(fresh, "IDENTITY")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a failed start recorded an identity: %v", err)
 		}
 	})
 
