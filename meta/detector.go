@@ -18,6 +18,10 @@ type detector struct {
 	term  uint64
 	since time.Time
 	nodes map[placement.NodeID]*nodeReport
+	// condemned are the nodes a proposal is declaring down right now:
+	// their heartbeats are recorded but not acknowledged, so none of them
+	// renews a master lease across the decision.
+	condemned map[placement.NodeID]bool
 }
 
 type nodeReport struct {
@@ -33,6 +37,7 @@ type replicaKey struct {
 
 func (d *detector) init() {
 	d.nodes = make(map[placement.NodeID]*nodeReport)
+	d.condemned = make(map[placement.NodeID]bool)
 }
 
 // enterTerm resets the detector when term is a new leadership term.
@@ -46,8 +51,9 @@ func (d *detector) enterTerm(term uint64, now time.Time) {
 	}
 }
 
-// observe records a heartbeat received in term.
-func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Time) {
+// observe records a heartbeat received in term. It reports whether the
+// heartbeat may be acknowledged: not while the node is being declared down.
+func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.term != term {
@@ -60,6 +66,34 @@ func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Tim
 		r.replicas[replicaKey{rs.Table, rs.Partition}] = rs
 	}
 	d.nodes[req.Node] = r
+	return !d.condemned[req.Node]
+}
+
+// condemn marks nodes as being declared down, provided every one of them
+// has still been silent for longer than downTimeout at now (a heartbeat may
+// have arrived since the decision was taken); otherwise it marks nothing
+// and reports false. The caller absolves them once its proposal is over.
+func (d *detector) condemn(nodes []placement.NodeID, now time.Time, downTimeout time.Duration) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range nodes {
+		if r := d.nodes[n]; r != nil && now.Sub(r.last) <= downTimeout {
+			return false
+		}
+	}
+	for _, n := range nodes {
+		d.condemned[n] = true
+	}
+	return true
+}
+
+// absolve ends what condemn started.
+func (d *detector) absolve(nodes []placement.NodeID) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, n := range nodes {
+		delete(d.condemned, n)
+	}
 }
 
 // restartGrace starts the grace period over: the leader could not confirm

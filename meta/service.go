@@ -147,7 +147,11 @@ func (s *Server) handleHeartbeat(ctx context.Context, body []byte) (any, error) 
 	if id2, term2 := s.Leader(); id2 != id || term2 != term {
 		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "leadership changed", Addr: s.leaderAddr(m)}
 	}
-	s.det.observe(term, req, time.Now())
+	if !s.det.observe(term, req, time.Now()) {
+		// The leader is declaring this node down: acknowledging now would
+		// renew a master lease across the failover.
+		return nil, wire.Errorf(wire.CodeUnavailable, "node %s is being declared down", req.Node)
+	}
 	if n := m.Node(req.Node); n != nil && n.State == placement.NodeDown {
 		// Bring the node back up without waiting for the next tick.
 		select {
@@ -334,7 +338,20 @@ func (s *Server) leaderDuties() {
 	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)
 	parts = append(parts, s.unstick(m, parts)...)
 	if len(states) > 0 || len(parts) > 0 {
+		// No node being declared down may renew its lease while the
+		// proposal is in flight; if one has spoken up since the view was
+		// taken, decide again on the next tick.
+		var down []placement.NodeID
+		for _, ns := range states {
+			if ns.State == placement.NodeDown {
+				down = append(down, ns.Node)
+			}
+		}
+		if !s.det.condemn(down, time.Now(), s.cfg.DownTimeout) {
+			return
+		}
 		s.applyChanges(now, m, states, parts)
+		s.det.absolve(down)
 	}
 	if s.auto.due(now) {
 		s.wg.Add(1)

@@ -233,3 +233,33 @@ func TestRetriedProposalIsAnsweredNotReapplied(t *testing.T) {
 		t.Fatalf("retry after a snapshot: %d %+v", code, res)
 	}
 }
+
+func TestHeartbeatsOfACondemnedNodeAreNotAcknowledged(t *testing.T) {
+	var d detector
+	d.init()
+	const down = time.Second
+	t0 := time.Unix(1000, 0)
+	hb := &wire.HeartbeatRequest{Node: "a"}
+	if !d.observe(1, hb, t0) {
+		t.Fatal("a heartbeat of a live node was not acknowledged")
+	}
+	// A heartbeat that arrived after the decision was taken vetoes it.
+	if d.condemn([]placement.NodeID{"a"}, t0.Add(down/2), down) {
+		t.Fatal("condemned a node heard from within the down timeout")
+	}
+	// Silent long enough: condemned, and its heartbeats are recorded but
+	// refused until the proposal is over.
+	if !d.condemn([]placement.NodeID{"a", "never-heard"}, t0.Add(2*down), down) {
+		t.Fatal("could not condemn a silent node")
+	}
+	if d.observe(1, hb, t0.Add(2*down)) {
+		t.Fatal("a condemned node's heartbeat was acknowledged: it would renew its lease across the failover")
+	}
+	if d.view().nodes["a"].last != t0.Add(2*down) {
+		t.Fatal("a condemned node's heartbeat was not recorded")
+	}
+	d.absolve([]placement.NodeID{"a", "never-heard"})
+	if !d.observe(1, hb, t0.Add(3*down)) {
+		t.Fatal("heartbeats stay refused after the proposal")
+	}
+}
