@@ -207,25 +207,7 @@ func TestChaos(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	c.Eventually(time.Minute, func() error {
-		m := c.LeaderMap()
-		if m == nil {
-			return fmt.Errorf("no meta leader")
-		}
-		for _, n := range m.Nodes {
-			if n.State != placement.NodeUp {
-				return fmt.Errorf("node %s is %v", n.ID, n.State)
-			}
-		}
-		for _, tb := range m.Tables {
-			for _, p := range tb.Partitions {
-				if p.Master == "" {
-					return fmt.Errorf("table %s partition %d has no master", tb.Name, p.ID)
-				}
-			}
-		}
-		return nil
-	})
+	waitAllUpAndMastered(c, time.Minute)
 	for name := range loads {
 		c.WaitConverged(name, 2*time.Minute)
 	}

@@ -92,6 +92,30 @@ func waitMasterMoved(t *testing.T, c *testcluster.Cluster, table string, part pl
 
 // checkOneMaster checks the map's structure: every partition has exactly
 // one master, which is not also a slave, and distinct replicas.
+// waitAllUpAndMastered waits until the meta leader's map has every node up
+// and a master for every partition.
+func waitAllUpAndMastered(c *testcluster.Cluster, timeout time.Duration) {
+	c.Eventually(timeout, func() error {
+		m := c.LeaderMap()
+		if m == nil {
+			return fmt.Errorf("no meta leader")
+		}
+		for _, n := range m.Nodes {
+			if n.State != placement.NodeUp {
+				return fmt.Errorf("node %s is %v", n.ID, n.State)
+			}
+		}
+		for _, tb := range m.Tables {
+			for _, p := range tb.Partitions {
+				if p.Master == "" {
+					return fmt.Errorf("table %s partition %d has no master", tb.Name, p.ID)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 func checkOneMaster(t *testing.T, m *placement.Map) {
 	t.Helper()
 	for _, tb := range m.Tables {
@@ -656,25 +680,7 @@ func TestRandomKillRestartConverges(t *testing.T) {
 	}
 	close(stop)
 	t.Logf("%d and %d writes succeeded during %d rounds", done1(), done2(), rounds)
-	c.Eventually(30*time.Second, func() error {
-		m := c.LeaderMap()
-		if m == nil {
-			return fmt.Errorf("no leader")
-		}
-		for _, n := range m.Nodes {
-			if n.State != placement.NodeUp {
-				return fmt.Errorf("node %s is %v", n.ID, n.State)
-			}
-		}
-		for _, tb := range m.Tables {
-			for _, p := range tb.Partitions {
-				if p.Master == "" {
-					return fmt.Errorf("table %s partition %d has no master", tb.Name, p.ID)
-				}
-			}
-		}
-		return nil
-	})
+	waitAllUpAndMastered(c, 30*time.Second)
 	c.WaitConverged("chaos", time.Minute)
 	c.WaitConverged("chaosf", time.Minute)
 	checkOneMaster(t, c.Map())
