@@ -160,31 +160,19 @@ func BenchmarkFailover(b *testing.B) {
 			}
 			var mu sync.Mutex
 			var acked []write
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := range 16 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						k := fmt.Appendf(nil, "w%d-%d", w, i)
-						ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-						_, err := tb.Set(ctx, k, []byte("v"))
-						cancel()
-						if err == nil {
-							mu.Lock()
-							acked = append(acked, write{k, time.Now()})
-							mu.Unlock()
-						}
-						time.Sleep(time.Millisecond) // a fixed, moderate load
-					}
-				}()
-			}
+			stop := startWriters(16, func(w, i int) bool {
+				k := fmt.Appendf(nil, "w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := tb.Set(ctx, k, []byte("v"))
+				cancel()
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, write{k, time.Now()})
+					mu.Unlock()
+				}
+				time.Sleep(time.Millisecond) // a fixed, moderate load
+				return true
+			})
 			var resume []time.Duration
 			lost := 0
 			const kills = 10
@@ -242,8 +230,7 @@ func BenchmarkFailover(b *testing.B) {
 				c.Restart(vi, true)
 				b.Logf("kill %d: %s, writes resumed after %v", k+1, victim, resume[len(resume)-1].Round(time.Millisecond))
 			}
-			close(stop)
-			wg.Wait()
+			stop()
 			c.WaitConverged("f", 2*time.Minute)
 			ctx := context.Background()
 			keys := make([][]byte, len(acked))

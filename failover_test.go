@@ -92,6 +92,17 @@ func waitMasterMoved(t *testing.T, c *testcluster.Cluster, table string, part pl
 
 // checkOneMaster checks the map's structure: every partition has exactly
 // one master, which is not also a slave, and distinct replicas.
+// waitWrites waits until n more writes than now have been counted.
+func waitWrites(c *testcluster.Cluster, writes *atomic.Int64, n int64) {
+	want := writes.Load() + n
+	c.Eventually(30*time.Second, func() error {
+		if got := writes.Load(); got < want {
+			return fmt.Errorf("%d writes acknowledged, waiting for %d", got, want)
+		}
+		return nil
+	})
+}
+
 // waitAllUpAndMastered waits until the meta leader's map has every node up
 // and a master for every partition.
 func waitAllUpAndMastered(c *testcluster.Cluster, timeout time.Duration) {
@@ -147,28 +158,22 @@ func TestFailoverKillBusiestMaster(t *testing.T) {
 
 	var killAt atomic.Int64
 	resumed := make([]atomic.Int64, parts)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	keys := make([][][]byte, parts)
 	for p := range parts {
-		keys := keysIn("f", placement.PartitionID(p), parts, 50)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				_, err := tb.Set(ctx, keys[i%len(keys)], fmt.Appendf(nil, "%d", i))
-				cancel()
-				if err == nil && killAt.Load() != 0 {
-					resumed[p].CompareAndSwap(0, time.Now().UnixNano())
-				}
-			}
-		}()
+		keys[p] = keysIn("f", placement.PartitionID(p), parts, 50)
 	}
+	stop := startWriters(parts, func(p, i int) bool {
+		// Only a write sent after the victim is gone shows that its
+		// partition has resumed.
+		sent := time.Now().UnixNano()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := tb.Set(ctx, keys[p][i%len(keys[p])], fmt.Appendf(nil, "%d", i))
+		cancel()
+		if k := killAt.Load(); err == nil && k != 0 && sent >= k {
+			resumed[p].CompareAndSwap(0, time.Now().UnixNano())
+		}
+		return true
+	})
 	waitOps(t, cl, "f")
 
 	c.WaitMetaLeader()
@@ -187,8 +192,8 @@ func TestFailoverKillBusiestMaster(t *testing.T) {
 		}
 	}
 	kill := time.Now()
-	killAt.Store(kill.UnixNano())
 	c.Stop(memberIndex(c, victim))
+	killAt.Store(time.Now().UnixNano())
 	c.Eventually(30*time.Second, func() error {
 		for p := range parts {
 			if resumed[p].Load() == 0 {
@@ -197,8 +202,7 @@ func TestFailoverKillBusiestMaster(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	wg.Wait()
+	stop()
 	var ds []time.Duration
 	for _, p := range affected {
 		d := time.Duration(resumed[p].Load() - kill.UnixNano())
@@ -489,46 +493,35 @@ func TestSetMasterLosesNothing(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[string]string{}
 	var slowest atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := keys[(w*25)+i%25]
-				v := fmt.Sprintf("%d-%d", w, i)
-				start := time.Now()
-				if _, err := tb.Set(ctx, k, []byte(v)); err != nil {
-					t.Errorf("write during the switchover: %v", err)
-					return
-				}
-				if d := time.Since(start); d.Nanoseconds() > slowest.Load() {
-					slowest.Store(d.Nanoseconds())
-				}
-				mu.Lock()
-				acked[string(k)] = v
-				mu.Unlock()
-			}
-		}()
-	}
+	var writes atomic.Int64
+	stop := startWriters(4, func(w, i int) bool {
+		k := keys[(w*25)+i%25]
+		v := fmt.Sprintf("%d-%d", w, i)
+		start := time.Now()
+		if _, err := tb.Set(ctx, k, []byte(v)); err != nil {
+			t.Errorf("write during the switchover: %v", err)
+			return false
+		}
+		if d := time.Since(start); d.Nanoseconds() > slowest.Load() {
+			slowest.Store(d.Nanoseconds())
+		}
+		mu.Lock()
+		acked[string(k)] = v
+		mu.Unlock()
+		writes.Add(1)
+		return true
+	})
 	waitOps(t, cl, "s")
 	p := c.Map().Table("s").Partitions[0]
 	target := p.Slaves[0]
-	time.Sleep(100 * time.Millisecond) // some load before the switchover
+	waitWrites(c, &writes, 200) // some load before the switchover
 	start := time.Now()
 	if err := cl.SetMaster(ctx, "s", 0, target); err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	time.Sleep(100 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	waitWrites(c, &writes, 200) // and after it
+	stop()
 	np := c.Map().Table("s").Partitions[0]
 	if np.Master != target || np.Gen != p.Gen+1 || !np.IsSlave(p.Master) {
 		t.Fatalf("after SetMaster: %+v, want master %s at gen %d with %s as a slave", np, target, p.Gen+1, p.Master)
@@ -695,29 +688,19 @@ func TestGracefulShutdownHandsOffAndLosesNothing(t *testing.T) {
 
 	var mu sync.Mutex
 	var acked [][]byte
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := fmt.Appendf(nil, "g%d-%d", w, i)
-				if _, err := tb.Set(ctx, k, []byte("v")); err != nil {
-					t.Errorf("write during the shutdown: %v", err)
-					return
-				}
-				mu.Lock()
-				acked = append(acked, k)
-				mu.Unlock()
-			}
-		}()
-	}
+	var writes atomic.Int64
+	stop := startWriters(8, func(w, i int) bool {
+		k := fmt.Appendf(nil, "g%d-%d", w, i)
+		if _, err := tb.Set(ctx, k, []byte("v")); err != nil {
+			t.Errorf("write during the shutdown: %v", err)
+			return false
+		}
+		mu.Lock()
+		acked = append(acked, k)
+		mu.Unlock()
+		writes.Add(1)
+		return true
+	})
 	waitOps(t, cl, "g")
 	victim := 1
 	name := placement.NodeID(c.Member(victim).Name)
@@ -729,9 +712,8 @@ func TestGracefulShutdownHandsOffAndLosesNothing(t *testing.T) {
 	start := time.Now()
 	c.Shutdown(victim)
 	t.Logf("shutdown of %s (master of %d partitions) took %v", name, mastered, time.Since(start).Round(time.Millisecond))
-	time.Sleep(100 * time.Millisecond) // writes go on after it
-	close(stop)
-	wg.Wait()
+	waitWrites(c, &writes, 200) // writes go on after it
+	stop()
 
 	if n := mastersOf(c.Map(), "g")[name]; n != 0 {
 		t.Errorf("%s still masters %d partitions after shutting down", name, n)

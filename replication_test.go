@@ -46,6 +46,34 @@ func slaveOf(m *placement.Map, table, node string) []placement.PartitionID {
 
 // load writes random sets, overwrites and deletes until stop is closed,
 // through c, and returns how many succeeded.
+// startWriters runs op(w, i) for i = 0, 1, ... in each of n goroutines
+// (w = 0 … n-1) until op returns false or the returned stop is called; stop
+// waits for every writer to finish.
+func startWriters(n int, op func(w, i int) bool) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if !op(w, i) {
+					return
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 func load(ctx context.Context, c *client.Client, table string, workers int, stop <-chan struct{}) func() int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -312,11 +340,12 @@ func TestInterruptedFullSyncLeavesIncompleteReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Restart(victim, false)
-	// Kill the slave in the middle of its full sync.
+	// Kill the slave in the middle of its full sync, once it has started
+	// loading (and so discarding its old copy).
 	c.Eventually(30*time.Second, func() error {
 		st, ok := replicaStatus(c, victim, tbl.ID, 0)
-		if !ok || st.State != wire.ReplFullSyncing {
-			return fmt.Errorf("replica not full-syncing yet: %+v", st)
+		if !ok || st.State != wire.ReplFullSyncing || !st.Incomplete {
+			return fmt.Errorf("replica not loading a snapshot yet: %+v", st)
 		}
 		return nil
 	})
