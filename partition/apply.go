@@ -6,6 +6,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/zeppelin-kv/zeppelin/binlog"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // Apply appends encoded records, received from the master, to a slave
@@ -76,37 +77,23 @@ func (r *Replica) applyRecords(raw [][]byte, recs []binlog.Record) error {
 	return r.applyRecords(raw[h:], recs[h:])
 }
 
+// applyTxn commits records in one transaction, storing each one's bytes as
+// received.
 func (r *Replica) applyTxn(raw [][]byte, recs []binlog.Record) error {
 	ws, err := r.liveState(false)
 	if err != nil {
 		return err
 	}
-	txn := r.s.db.NewTransaction(true)
-	defer txn.Discard()
-	var added int64
+	a := r.newAppender(ws)
+	defer a.discard()
 	for i := range recs {
-		rec := &recs[i]
-		if rec.Gen != ws.Gen || len(ws.History) == 0 {
-			ws.History = append(ws.History, GenStart{Gen: rec.Gen, Seq: rec.Seq})
-			ws.Gen = rec.Gen
-		}
-		if err := r.applyEffects(txn, &ws, rec.Effects); err != nil {
+		if err := a.append(recs[i], raw[i]); err != nil {
 			return wrapTxn(r, err)
 		}
-		key := binlog.LogKey(r.logPrefix(ws.LogInc), rec.Seq)
-		if err := txn.Set(key, raw[i]); err != nil {
-			return wrapTxn(r, err)
-		}
-		ws.Seq = rec.Seq
-		added += int64(len(key) + len(raw[i]))
 	}
-	if err := r.putState(txn, ws); err != nil {
+	if err := a.commit(); err != nil {
 		return wrapTxn(r, err)
 	}
-	if err := txn.Commit(); err != nil {
-		return wrapTxn(r, err)
-	}
-	r.setState(ws, added)
 	return nil
 }
 
@@ -115,4 +102,116 @@ func wrapTxn(r *Replica, err error) error {
 		return err
 	}
 	return fmt.Errorf("partition: apply to %v: %w", r.id, err)
+}
+
+// appender appends records to a replica's log in one write transaction.
+// It is the one definition of committing a record, shared by the master's
+// sequencer and the slave's Apply: the record's effects, its log entry and
+// the replica's State change together, and the State becomes the replica's
+// only when the transaction commits. The caller holds writeMu.
+type appender struct {
+	r     *Replica
+	txn   *badger.Txn
+	ws    State // the State as of the records appended so far
+	n     int   // records appended
+	added int64 // log bytes appended
+}
+
+// newAppender starts a transaction that appends to a replica whose state is
+// ws, a copy the appender may change (liveState's). The caller must discard
+// the appender.
+func (r *Replica) newAppender(ws State) appender {
+	return appender{r: r, txn: r.s.db.NewTransaction(true), ws: ws}
+}
+
+// append adds rec, which must be the record after the working state's last:
+// it extends the History when rec starts a generation, applies rec's
+// effects and puts its log entry. raw is rec's encoding as received, stored
+// unchanged; nil encodes rec. After an error the appender must only be
+// discarded.
+func (a *appender) append(rec binlog.Record, raw []byte) error {
+	ws := &a.ws
+	if rec.Gen != ws.Gen || len(ws.History) == 0 {
+		ws.History = append(ws.History, GenStart{Gen: rec.Gen, Seq: rec.Seq})
+		ws.Gen = rec.Gen
+	}
+	if err := a.r.applyEffects(a.txn, ws, rec.Effects); err != nil {
+		return err
+	}
+	if raw == nil {
+		raw = rec.AppendEncode(make([]byte, 0, rec.EncodedSize()))
+	}
+	key := binlog.LogKey(a.r.logPrefix(ws.LogInc), rec.Seq)
+	if err := a.txn.Set(key, raw); err != nil {
+		return err
+	}
+	ws.Seq = rec.Seq
+	a.n++
+	a.added += int64(len(key) + len(raw))
+	return nil
+}
+
+// commit puts the working state and commits the transaction, then makes the
+// working state the replica's. With no record appended it commits nothing.
+func (a *appender) commit() error {
+	if a.n == 0 {
+		return nil
+	}
+	if err := a.r.putState(a.txn, a.ws); err != nil {
+		return err
+	}
+	if err := a.txn.Commit(); err != nil {
+		return err
+	}
+	a.r.setState(a.ws, a.added)
+	return nil
+}
+
+// discard ends the transaction; after commit it does nothing.
+func (a *appender) discard() { a.txn.Discard() }
+
+// applyEffects writes effects into txn at the replica's current data
+// incarnation, exactly as every replica does for the same record: sets with
+// their absolute expiry (and the hashtag index entry), deletes, and clear,
+// which moves ws to a fresh data incarnation and marks the old one as
+// garbage.
+func (r *Replica) applyEffects(txn *badger.Txn, ws *State, effects []binlog.Effect) error {
+	dp, ip := r.dataPrefix(ws.DataInc), r.indexPrefix(ws.DataInc)
+	for i := range effects {
+		e := &effects[i]
+		switch e.Kind {
+		case binlog.EffectSet:
+			exp := badgerExpiry(e.ExpireAt)
+			ent := badger.NewEntry(withSuffix(dp, e.Key), encodeValue(e.ExpireAt, e.Value))
+			ent.ExpiresAt = exp
+			if err := txn.SetEntry(ent); err != nil {
+				return err
+			}
+			if tag := placement.Hashtag(e.Key); tag != nil {
+				ie := badger.NewEntry(withSuffix(tagPrefix(ip, tag), e.Key), nil)
+				ie.ExpiresAt = exp
+				if err := txn.SetEntry(ie); err != nil {
+					return err
+				}
+			}
+		case binlog.EffectDelete:
+			if err := txn.Delete(withSuffix(dp, e.Key)); err != nil {
+				return err
+			}
+			if tag := placement.Hashtag(e.Key); tag != nil {
+				if err := txn.Delete(withSuffix(tagPrefix(ip, tag), e.Key)); err != nil {
+					return err
+				}
+			}
+		case binlog.EffectClear:
+			if err := txn.Set(garbageKey(r.id.Table, r.id.Partition, garbageData, ws.DataInc), nil); err != nil {
+				return err
+			}
+			ws.DataInc = ws.nextInc()
+			dp, ip = r.dataPrefix(ws.DataInc), r.indexPrefix(ws.DataInc)
+		default:
+			return fmt.Errorf("partition: unknown effect kind %v", e.Kind)
+		}
+	}
+	return nil
 }

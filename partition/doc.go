@@ -70,4 +70,16 @@
 // Write and Apply take ownership of the byte slices they are given until they
 // return (Write: for good, since a group taken by the sequencer may still be
 // applied after a cancelled Write returns).
+//
+// # Files
+//
+// store.go opens the Store (gc.go is its garbage collector); replica.go
+// holds a Replica's state and its reads. write.go is the master's
+// sequencer: it queues write groups, commits them in batches and falls back
+// to one group per transaction when a batch is too big. eval.go evaluates
+// one group against the data and turns it into effects. apply.go defines
+// what committing a record means, for master and slave alike (apply its
+// effects, put its log entry, extend the History, then commit the State
+// with them), and holds the slave's Apply. log.go reads, waits on and
+// purges the log; snapshot.go is full sync; keys.go is the key layout.
 package partition

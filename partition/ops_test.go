@@ -210,24 +210,6 @@ func TestIncr(t *testing.T) {
 	}
 }
 
-func TestParseInt(t *testing.T) {
-	good := map[string]int64{
-		"0": 0, "1": 1, "-1": -1, "42": 42, "9223372036854775807": math.MaxInt64,
-		"-9223372036854775808": math.MinInt64,
-	}
-	for s, want := range good {
-		if got, ok := parseInt([]byte(s)); !ok || got != want {
-			t.Errorf("parseInt(%q) = %d %v, want %d", s, got, ok, want)
-		}
-	}
-	for _, s := range []string{"", "-", "00", "-0", "+5", " 5", "5 ", "0x10", "1e3", "9223372036854775808",
-		"-9223372036854775809", "18446744073709551616", "123456789012345678901", "1_0"} {
-		if got, ok := parseInt([]byte(s)); ok {
-			t.Errorf("parseInt(%q) = %d, want failure", s, got)
-		}
-	}
-}
-
 func TestExpireAndPersist(t *testing.T) {
 	c := newClock()
 	_, r := newMaster(t, c)

@@ -6,6 +6,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
 // redisVersion is the Redis version whose protocol and replies the server
@@ -102,7 +104,7 @@ func (c *conn) cmdHello(args [][]byte) {
 		proto = 3
 	}
 	if len(args) >= 2 {
-		v, ok := parseInt(args[1])
+		v, ok := wire.ParseInt(args[1])
 		if !ok {
 			c.error("ERR Protocol version is not an integer or out of range")
 			return

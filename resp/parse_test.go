@@ -137,18 +137,6 @@ func TestWriter(t *testing.T) {
 	}
 }
 
-func TestParseInt(t *testing.T) {
-	for in, want := range map[string]bool{
-		"0": true, "1": true, "-1": true, "9223372036854775807": true, "-9223372036854775808": true,
-		"": false, "-": false, "-0": false, "01": false, "+1": false, " 1": false, "1 ": false,
-		"9223372036854775808": false, "1.5": false, "abc": false, "1e3": false,
-	} {
-		if _, ok := parseInt([]byte(in)); ok != want {
-			t.Errorf("parseInt(%q) ok = %v, want %v", in, ok, want)
-		}
-	}
-}
-
 // quoteInline encodes arg as a double-quoted inline argument.
 func quoteInline(arg []byte) []byte {
 	b := []byte{'"'}

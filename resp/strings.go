@@ -7,29 +7,9 @@ import (
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
-
-// parseInt parses a signed 64-bit decimal integer the way Redis's
-// string2ll does: no sign other than a leading '-', no leading zeros, no
-// spaces.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	if len(b) == 1 && b[0] == '0' {
-		return 0, true
-	}
-	p := b
-	if p[0] == '-' {
-		p = p[1:]
-	}
-	if len(p) == 0 || p[0] < '1' || p[0] > '9' {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(string(b), 10, 64)
-	return v, err == nil
-}
 
 // maxTTLMillis is the longest TTL a time.Duration can carry.
 const maxTTLMillis = math.MaxInt64 / int64(time.Millisecond)
@@ -233,7 +213,7 @@ func (sp *setSpec) ttl(cmd string, now time.Time) (time.Duration, string) {
 	if sp.expUnit == "" {
 		return 0, ""
 	}
-	v, ok := parseInt(sp.expArg)
+	v, ok := wire.ParseInt(sp.expArg)
 	if !ok {
 		return 0, errNotInteger
 	}
@@ -332,7 +312,7 @@ func (c *conn) cmdSetNX(args [][]byte) {
 // setexTTL parses the TTL of SETEX (seconds) or PSETEX (milliseconds).
 func setexTTL(args [][]byte) (time.Duration, string) {
 	cmd := string(toLower(args[0]))
-	v, ok := parseInt(args[2])
+	v, ok := wire.ParseInt(args[2])
 	if !ok {
 		return 0, errNotInteger
 	}
@@ -420,7 +400,7 @@ func incrDelta(args [][]byte) (int64, string) {
 	neg := args[0][0] == 'd' || args[0][0] == 'D'
 	delta := int64(1)
 	if len(args) == 3 {
-		v, ok := parseInt(args[2])
+		v, ok := wire.ParseInt(args[2])
 		if !ok {
 			return 0, errNotInteger
 		}
@@ -516,7 +496,7 @@ func expireTTL(args [][]byte) (time.Duration, string) {
 		}
 		return 0, "ERR the NX, XX, GT and LT options of " + cmd + " are not supported"
 	}
-	v, ok := parseInt(args[2])
+	v, ok := wire.ParseInt(args[2])
 	if !ok {
 		return 0, errNotInteger
 	}
