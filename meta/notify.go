@@ -25,9 +25,11 @@ func (s *Server) kickNotify() {
 	}
 }
 
-// notifier announces new epochs to the data nodes until the member stops.
-func (s *Server) notifier() {
-	defer s.wg.Done()
+// notifier announces new epochs to the data nodes until the member stops;
+// its calls run under ctx, cancelled by Close. Each announcement calls the
+// nodes in parallel and waits for every call (each bounded by a timeout)
+// before the next.
+func (s *Server) notifier(ctx context.Context) {
 	var sent placement.Epoch
 	for {
 		select {
@@ -40,7 +42,7 @@ func (s *Server) notifier() {
 			continue
 		}
 		sent = m.Epoch
-		ctx, cancel := context.WithTimeout(s.base, 500*time.Millisecond)
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		var wg sync.WaitGroup
 		for _, n := range m.Nodes {
 			if n.State == placement.NodeDown || n.Addr == "" {
@@ -49,7 +51,7 @@ func (s *Server) notifier() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = s.pool.Call(ctx, n.Addr, wire.KindNodeNotify, &wire.NotifyRequest{Epoch: m.Epoch}, nil)
+				_ = s.pool.Call(cctx, n.Addr, wire.KindNodeNotify, &wire.NotifyRequest{Epoch: m.Epoch}, nil)
 			}()
 		}
 		wg.Wait()

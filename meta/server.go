@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -88,12 +89,14 @@ type Server struct {
 	events  eventLog
 	pool    *rpc.Pool
 
-	// base is cancelled by Close; background proposals derive from it.
-	base       context.Context
-	cancelBase context.CancelFunc
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	closeOnce  sync.Once
+	// group runs every goroutine of the member: the run loop, the
+	// notifier, the automatic rebalance and opContext's watchers.
+	group run.Group
+	// stop is group's quit channel, closed when Close begins.
+	stop <-chan struct{}
+	// cancel cancels the context the loops were started with.
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 }
 
 // leaderListener receives dragonboat's leader notifications; it must not
@@ -171,10 +174,9 @@ func Start(cfg Config) (*Server, error) {
 		nh:       nh,
 		wake:     make(chan struct{}, 1),
 		notifyCh: make(chan struct{}, 1),
-		stop:     make(chan struct{}),
 		pool:     rpc.NewPool(cfg.Dial),
 	}
-	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.stop = s.group.Done()
 	s.det.init()
 	s.events.decisions = newDecisionCounter()
 	if cfg.Metrics != nil {
@@ -210,18 +212,20 @@ func Start(cfg Config) (*Server, error) {
 		nh.Close()
 		return nil, fmt.Errorf("meta: start replica %d: %w", cfg.ReplicaID, err)
 	}
-	s.wg.Add(2)
-	go s.run()
-	go s.notifier()
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.group.Go(func() { s.run(ctx) })
+	s.group.Go(func() { s.notifier(ctx) })
 	return s, nil
 }
 
-// Close stops the member. It is idempotent.
+// Close stops the member: its goroutines first, then dragonboat. It is
+// idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.stop)
-		s.cancelBase()
-		s.wg.Wait()
+		s.group.Stop()
+		s.cancel()
+		s.group.Wait()
 		s.pool.Close()
 		s.nh.Close()
 	})
@@ -385,9 +389,9 @@ func (s *Server) leaderAddr(m *placement.Map) string {
 }
 
 // run records this member's addresses in the map and performs the leader
-// duties while this member leads.
-func (s *Server) run() {
-	defer s.wg.Done()
+// duties while this member leads, until the member stops. Work it does
+// runs under ctx, cancelled by Close.
+func (s *Server) run(ctx context.Context) {
 	tick := time.NewTicker(max(s.cfg.HeartbeatInterval/2, 10*time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -401,14 +405,14 @@ func (s *Server) run() {
 			continue
 		}
 		if !s.registered(s.Map()) {
-			s.registerSelf()
+			s.registerSelf(ctx)
 		}
-		s.leaderDuties()
+		s.leaderDuties(ctx)
 	}
 }
 
-func (s *Server) registerSelf() {
-	ctx, cancel := s.opContext()
+func (s *Server) registerSelf(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout())
 	defer cancel()
 	mm := placement.MetaMember{ID: s.cfg.ReplicaID, RaftAddr: s.cfg.RaftAddr, RPCAddr: s.cfg.RPCAddr}
 	if _, _, err := s.propose(ctx, &command{Op: opSetMember, Member: &mm}); err != nil {
@@ -416,8 +420,19 @@ func (s *Server) registerSelf() {
 	}
 }
 
-// opContext returns a context for background proposals, cancelled when the
-// member stops.
+// opTimeout bounds one background proposal (retries included).
+func (s *Server) opTimeout() time.Duration { return 3 * s.callTimeout() }
+
+// opContext returns a context for a background proposal that must not end
+// with the context of the request that caused it (releasing a partition a
+// failed switchover held outlives the switchover's caller): it derives from
+// the member's quit channel, so it ends when the member stops, or after
+// opTimeout.
 func (s *Server) opContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(s.base, 3*s.callTimeout())
+	ctx, stop := s.group.Context(context.Background())
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout())
+	return ctx, func() {
+		cancel()
+		stop()
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/planner"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -36,13 +37,8 @@ func (s *Server) Register(srv *rpc.Server) {
 // lists the node's replicas).
 const maxRequestElements = 1 << 18
 
-func decode[T any](body []byte) (*T, error) {
-	var v T
-	if err := wire.UnmarshalLimited(body, &v, maxRequestElements); err != nil {
-		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
-	}
-	return &v, nil
-}
+// decode decodes the body of a meta request (see wire.Decode).
+func decode[T any](body []byte) (*T, error) { return wire.Decode[T](body, maxRequestElements) }
 
 // handlePull answers from the local copy: any member may answer, and the
 // caller ignores a map older than one it has.
@@ -235,9 +231,9 @@ func validateCreate(req *wire.CreateTableRequest) error {
 // nodes with the placement package, with every partition at generation 1.
 // Rules the topology cannot satisfy come back as warnings.
 func assign(m *placement.Map, req *wire.CreateTableRequest) ([]placement.Partition, []string, error) {
-	spec := placement.TableSpec{ID: m.NextTableID, Name: req.Name, Partitions: req.Partitions,
+	spec := planner.TableSpec{ID: m.NextTableID, Name: req.Name, Partitions: req.Partitions,
 		Replication: req.Replication, Domain: req.Domain}
-	parts, rep, err := placement.Place(m.Nodes, m.Tables, spec)
+	parts, rep, err := planner.Place(m.Nodes, m.Tables, spec)
 	if err != nil {
 		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: %v", err)
 	}
@@ -307,8 +303,9 @@ func (s *Server) handleStatus(_ context.Context, body []byte) (any, error) {
 
 // leaderDuties runs the failure detector while this member leads, releases
 // partitions a previous leader left stuck in a handover, and schedules
-// master rebalancing after nodes come back.
-func (s *Server) leaderDuties() {
+// master rebalancing after nodes come back. It runs on the run loop, under
+// its ctx.
+func (s *Server) leaderDuties(ctx context.Context) {
 	id, term := s.Leader()
 	if id != s.cfg.ReplicaID {
 		return
@@ -327,7 +324,7 @@ func (s *Server) leaderDuties() {
 	// Confirm leadership first: heartbeats are acknowledged only after a
 	// linearizable read, so while reads fail, nodes look silent through
 	// no fault of theirs.
-	rctx, cancel := context.WithTimeout(s.base, max(s.cfg.HeartbeatInterval, 100*time.Millisecond))
+	rctx, cancel := context.WithTimeout(ctx, max(s.cfg.HeartbeatInterval, 100*time.Millisecond))
 	_, err := s.read(rctx)
 	cancel()
 	if err != nil {
@@ -350,23 +347,19 @@ func (s *Server) leaderDuties() {
 		if !s.det.condemn(down, time.Now(), s.cfg.DownTimeout) {
 			return
 		}
-		s.applyChanges(now, m, states, parts)
+		s.applyChanges(ctx, now, m, states, parts)
 		s.det.absolve(down)
 	}
-	if s.auto.due(now) {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.autoRebalance()
-		}()
+	if s.auto.due(now) && !s.group.Go(func() { s.autoRebalance(ctx) }) {
+		s.auto.finish() // the member is stopping
 	}
 }
 
 // applyChanges proposes node state changes and partition reassignments
 // decided at time now against map m, and records what was committed. The
 // events carry the decision time, which precedes the commit.
-func (s *Server) applyChanges(now time.Time, m *placement.Map, states []nodeStateChange, parts []partitionChange) {
-	ctx, cancel := s.opContext()
+func (s *Server) applyChanges(ctx context.Context, now time.Time, m *placement.Map, states []nodeStateChange, parts []partitionChange) {
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout())
 	defer cancel()
 	code, res, err := s.propose(ctx, &command{Op: opUpdate, ExpectEpoch: m.Epoch, NodeStates: states, Partitions: parts})
 	if err != nil {
@@ -429,13 +422,14 @@ func (s *Server) unstick(m *placement.Map, parts []partitionChange) []partitionC
 
 // autoRebalance spreads masters evenly again; when some switchovers fail
 // (a returning node still catching up) it tries again later, a bounded
-// number of times.
-func (s *Server) autoRebalance() {
+// number of times. It runs until it is done, for at most two minutes, or
+// until ctx ends.
+func (s *Server) autoRebalance(ctx context.Context) {
 	defer s.auto.finish()
-	ctx, cancel := context.WithTimeout(s.base, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	m := s.Map()
-	plan, err := placement.RebalanceMasters(m.Nodes, m.Tables)
+	plan, err := planner.RebalanceMasters(m.Nodes, m.Tables)
 	if err != nil || plan.Summary.MasterChanges == 0 {
 		return
 	}
@@ -474,11 +468,11 @@ func (s *Server) handlePlan(ctx context.Context, body []byte) (any, error) {
 		}
 		tables = []placement.Table{*t}
 	}
-	var plan *placement.Plan
+	var plan *planner.Plan
 	if req.MastersOnly {
-		plan, err = placement.RebalanceMasters(m.Nodes, tables)
+		plan, err = planner.RebalanceMasters(m.Nodes, tables)
 	} else {
-		plan, err = placement.Rebalance(m.Nodes, tables)
+		plan, err = planner.Rebalance(m.Nodes, tables)
 	}
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInvalid, "plan: %v", err)

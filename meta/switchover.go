@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/planner"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -329,7 +330,7 @@ func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.
 		}
 		tables = []placement.Table{*t}
 	}
-	plan, err := placement.RebalanceMasters(m.Nodes, tables)
+	plan, err := planner.RebalanceMasters(m.Nodes, tables)
 	if err != nil {
 		return 0, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
 	}
@@ -338,7 +339,7 @@ func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, mv := range step {
-			if mv.Kind != placement.ChangeMaster {
+			if mv.Kind != planner.ChangeMaster {
 				continue
 			}
 			wg.Add(1)

@@ -27,19 +27,11 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindSnapEnd, s.handleSnapEnd)
 }
 
-func decode[T any](s *Server, body []byte) (*T, error) {
-	var v T
-	if err := wire.UnmarshalLimited(body, &v, s.cfg.Limits.MaxRequestElements()); err != nil {
-		return nil, wire.Errorf(wire.CodeBadRequest, "%v", err)
-	}
-	return &v, nil
-}
-
 // serving returns the replica that may serve a request for partition part
 // of table, with the table's partition count in the map it decided by, or
 // the error telling the client where to go or to wait.
 func (s *Server) serving(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, int, *wire.Error) {
-	if s.ctx.Err() != nil {
+	if s.closing() {
 		return nil, 0, errClosedWire
 	}
 	m := s.cur.Load()
@@ -105,7 +97,7 @@ func (s *Server) partErr(ctx context.Context, err error) *wire.Error {
 	case errors.Is(err, partition.ErrNotMaster):
 		return s.errorf(wire.CodeWait, "replica is changing role")
 	case errors.Is(err, partition.ErrClosed):
-		if s.ctx.Err() != nil {
+		if s.closing() {
 			return errClosedWire
 		}
 		return s.errorf(wire.CodeWait, "replica is closing")
@@ -162,7 +154,7 @@ func cloneWrite(req *wire.WriteRequest) *wire.WriteRequest {
 }
 
 func (s *Server) handleWrite(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.WriteRequest](s, body)
+	req, err := wire.Decode[wire.WriteRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +222,7 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 }
 
 func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.ReadRequest](s, body)
+	req, err := wire.Decode[wire.ReadRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +288,7 @@ func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef
 }
 
 func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.ListRequest](s, body)
+	req, err := wire.Decode[wire.ListRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +322,7 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 // handleNotify pulls the map at once when the meta group announces a newer
 // epoch.
 func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
-	req, err := decode[wire.NotifyRequest](s, body)
+	req, err := wire.Decode[wire.NotifyRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}

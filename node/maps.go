@@ -1,10 +1,12 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -74,9 +76,107 @@ func (s *Server) loadLocal() error {
 	return nil
 }
 
+// requestPull asks the map loop to pull a map of at least epoch e.
+func (s *Server) requestPull(e placement.Epoch) {
+	for {
+		select {
+		case s.pullReq <- e:
+			return
+		default:
+		}
+		select {
+		case old := <-s.pullReq:
+			e = max(e, old)
+		default:
+		}
+	}
+}
+
+// mapLoop pulls and applies maps until ctx ends. It is the only goroutine
+// that changes replica roles.
+func (s *Server) mapLoop(ctx context.Context) {
+	// Pull now and then even without a hint: a missed heartbeat reply must
+	// not leave the node behind for long.
+	t := time.NewTicker(10 * s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	var want placement.Epoch
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-s.pullReq:
+			want = max(want, e)
+		case <-t.C:
+		case <-retry:
+			retry = nil
+		}
+		if !s.registered.Load() {
+			continue
+		}
+		if err := s.pull(ctx, want); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.log.Debug("node: pull failed", "err", err)
+			retry = time.After(s.cfg.HeartbeatInterval / 2)
+			continue
+		}
+		// Served: the next tick or request pulls again.
+		want = 0
+	}
+}
+
+// pull asks the meta group for a map newer than the node's (at least want
+// when want is set). A restarted node, whose map came from disk, asks for
+// one at least as new as that map: a meta member that lags behind it (its
+// own, say) must not make it go back to an older assignment and drop
+// replicas it still holds.
+func (s *Server) pull(ctx context.Context, want placement.Epoch) error {
+	cctx, cancel := context.WithTimeout(ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
+	defer cancel()
+	fresh := s.fresh.Load()
+	var known placement.Epoch
+	if cur := s.cur.Load(); cur != nil {
+		known = cur.Epoch
+		if !fresh && known > 0 {
+			known-- // the persisted epoch itself is fine as a first fresh map
+		}
+	}
+	if want != 0 && fresh && known >= want {
+		return nil
+	}
+	for _, leader := range []bool{false, true} {
+		m, err := s.cfg.Meta.Pull(cctx, known, leader)
+		if err != nil {
+			return err
+		}
+		if m != nil && m.Epoch > known {
+			s.applyMap(ctx, m)
+			known = m.Epoch
+		}
+		if s.fresh.Load() && known >= want {
+			break
+		}
+	}
+	if m := s.cur.Load(); m != nil && s.fresh.Load() {
+		// Re-register when the map lost us or has a stale address.
+		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels ||
+			n.Weight != s.cfg.Weight || n.StoreID != s.storeID {
+			s.registered.Store(false)
+			select {
+			case s.hbNow <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
 // applyMap makes the node's replicas match a fresh map m: open new ones,
-// set roles, drop those no longer assigned here, then persist m.
-func (s *Server) applyMap(m *placement.Map) {
+// set roles, drop those no longer assigned here, then persist m. Slave
+// loops it starts run until ctx ends (or their role changes).
+func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 	if cur := s.cur.Load(); cur != nil && m.Epoch < cur.Epoch {
 		s.log.Warn("node: refusing a map older than the one it has", "epoch", m.Epoch, "have", cur.Epoch)
 		return
@@ -121,7 +221,7 @@ func (s *Server) applyMap(m *placement.Map) {
 			s.replicas[k] = r
 			s.mu.Unlock()
 		}
-		r.update(a.t, a.p, m)
+		r.update(ctx, a.t, a.p, m)
 	}
 	for _, r := range s.replicaList() {
 		if _, ok := want[r.key]; ok {
@@ -138,10 +238,14 @@ func (s *Server) applyMap(m *placement.Map) {
 			s.log.Info("node: dropped replica", "table", r.key.table, "partition", r.key.part, "epoch", m.Epoch)
 		}
 	}
-	if b, err := wire.Marshal(m); err == nil {
-		if err := s.store.PutMeta(metaMap, b); err != nil {
-			s.log.Error("node: persist map", "err", err)
-		}
+	marshal := wire.Marshal
+	if s.encodeMap != nil {
+		marshal = s.encodeMap
+	}
+	if b, err := marshal(m); err != nil {
+		s.log.Error("node: encode map", "epoch", m.Epoch, "err", err)
+	} else if err := s.store.PutMeta(metaMap, b); err != nil {
+		s.log.Error("node: persist map", "epoch", m.Epoch, "err", err)
 	}
 	s.cur.Store(m)
 	s.fresh.Store(true)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/partition"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -128,10 +129,18 @@ type Server struct {
 	readyCh  chan struct{}        // closed once registered and fresh
 	readyOne sync.Once
 
-	ctx    context.Context // cancelled by Close
+	// group runs every goroutine of the node: the map, heartbeat and
+	// maintenance loops, the slave loops and the watchers of contexts
+	// derived from its quit channel, which closes when Close begins.
+	group run.Group
+	// cancel cancels the context the loops were started with, and so
+	// every slave loop.
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	once   sync.Once
+
+	// encodeMap replaces wire.Marshal for the map applyMap persists; nil
+	// except in tests.
+	encodeMap func(any) ([]byte, error)
 }
 
 type rkey struct {
@@ -162,7 +171,6 @@ func Start(cfg Config) (*Server, error) {
 		pullReq:  make(chan placement.Epoch, 1),
 		hbNow:    make(chan struct{}, 1),
 		readyCh:  make(chan struct{}),
-		ctx:      ctx,
 		cancel:   cancel,
 	}
 	s.snaps.init()
@@ -171,10 +179,9 @@ func Start(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
-	s.wg.Add(3)
-	go s.mapLoop()
-	go s.heartbeatLoop()
-	go s.maintenanceLoop()
+	s.group.Go(func() { s.mapLoop(ctx) })
+	s.group.Go(func() { s.heartbeatLoop(ctx) })
+	s.group.Go(func() { s.maintenanceLoop(ctx) })
 	return s, nil
 }
 
@@ -183,6 +190,7 @@ func Start(cfg Config) (*Server, error) {
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.group.Stop()
 		s.cancel()
 		s.mu.Lock()
 		reps := make([]*replica, 0, len(s.replicas))
@@ -193,7 +201,7 @@ func (s *Server) Close() error {
 		for _, r := range reps {
 			r.stopSlave()
 		}
-		s.wg.Wait()
+		s.group.Wait()
 		s.snaps.closeAll()
 		_ = s.pool.Close()
 		err = s.store.Close()
@@ -252,183 +260,17 @@ func (s *Server) Epoch() placement.Epoch {
 // ID returns the node's ID.
 func (s *Server) ID() placement.NodeID { return s.cfg.NodeID }
 
-// leaseValid reports whether the master lease is current.
-func (s *Server) leaseValid() bool {
-	return int64(time.Since(s.start)) < s.leaseUntil.Load()
-}
+// closing reports whether Close has begun.
+func (s *Server) closing() bool { return s.group.Stopped() }
 
-// requestPull asks the map loop to pull a map of at least epoch e.
-func (s *Server) requestPull(e placement.Epoch) {
-	for {
-		select {
-		case s.pullReq <- e:
-			return
-		default:
-		}
-		select {
-		case old := <-s.pullReq:
-			e = max(e, old)
-		default:
-		}
-	}
-}
-
-// heartbeatLoop registers the node, then heartbeats the meta leader every
-// HeartbeatInterval. Each acknowledged heartbeat extends the master lease
-// from the moment it was sent.
-func (s *Server) heartbeatLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		if !s.registered.Load() {
-			s.register()
-		} else {
-			s.heartbeat()
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		case <-s.hbNow:
-		}
-	}
-}
-
-func (s *Server) self() placement.Node {
-	return placement.Node{ID: s.cfg.NodeID, Addr: s.cfg.Addr, Labels: s.cfg.Labels, Weight: s.cfg.Weight, StoreID: s.storeID}
-}
-
-func (s *Server) register() {
-	ctx, cancel := context.WithTimeout(s.ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
-	defer cancel()
-	if err := s.cfg.Meta.Register(ctx, s.self()); err != nil {
-		if s.ctx.Err() == nil {
-			s.log.Debug("node: register failed", "err", err)
-		}
-		return
-	}
-	s.registered.Store(true)
-	s.requestPull(0)
-	s.checkReady()
-	// Heartbeat right away: it starts the lease.
-	s.heartbeat()
-}
-
-func (s *Server) heartbeat() {
-	req := &wire.HeartbeatRequest{Node: s.cfg.NodeID, Addr: s.cfg.Addr, Epoch: s.Epoch(), Replicas: s.replicaStatuses()}
-	ctx, cancel := context.WithTimeout(s.ctx, max(2*s.cfg.HeartbeatInterval, 200*time.Millisecond))
-	defer cancel()
-	sent := time.Since(s.start)
-	reply, err := s.cfg.Meta.Heartbeat(ctx, req)
-	if err != nil {
-		if s.ctx.Err() == nil {
-			s.log.Debug("node: heartbeat failed", "err", err)
-		}
-		return
-	}
-	// The lease renews only while the node's map is the leader's: a node
-	// that was replaced while cut off must apply the newer map (and learn
-	// it is master no more) before it may take fenced writes again. The
-	// heartbeat sent right after applying a map renews it.
-	if reply.Epoch <= req.Epoch && s.fresh.Load() {
-		s.leaseUntil.Store(int64(sent + s.cfg.MasterLease))
-	}
-	if reply.Epoch > req.Epoch || !s.fresh.Load() {
-		s.requestPull(reply.Epoch)
-	}
-}
-
-// mapLoop pulls and applies maps. It is the only goroutine that changes
-// replica roles.
-func (s *Server) mapLoop() {
-	defer s.wg.Done()
-	// Pull now and then even without a hint: a missed heartbeat reply must
-	// not leave the node behind for long.
-	t := time.NewTicker(10 * s.cfg.HeartbeatInterval)
-	defer t.Stop()
-	var want placement.Epoch
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case e := <-s.pullReq:
-			want = max(want, e)
-		case <-t.C:
-		case <-retry:
-			retry = nil
-		}
-		if !s.registered.Load() {
-			continue
-		}
-		if err := s.pull(want); err != nil {
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.log.Debug("node: pull failed", "err", err)
-			retry = time.After(s.cfg.HeartbeatInterval / 2)
-			continue
-		}
-		// Served: the next tick or request pulls again.
-		want = 0
-	}
-}
-
-// pull asks the meta group for a map newer than the node's (at least want
-// when want is set). A restarted node, whose map came from disk, asks for
-// one at least as new as that map: a meta member that lags behind it (its
-// own, say) must not make it go back to an older assignment and drop
-// replicas it still holds.
-func (s *Server) pull(want placement.Epoch) error {
-	ctx, cancel := context.WithTimeout(s.ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
-	defer cancel()
-	fresh := s.fresh.Load()
-	var known placement.Epoch
-	if cur := s.cur.Load(); cur != nil {
-		known = cur.Epoch
-		if !fresh && known > 0 {
-			known-- // the persisted epoch itself is fine as a first fresh map
-		}
-	}
-	if want != 0 && fresh && known >= want {
-		return nil
-	}
-	for _, leader := range []bool{false, true} {
-		m, err := s.cfg.Meta.Pull(ctx, known, leader)
-		if err != nil {
-			return err
-		}
-		if m != nil && m.Epoch > known {
-			s.applyMap(m)
-			known = m.Epoch
-		}
-		if s.fresh.Load() && known >= want {
-			break
-		}
-	}
-	if m := s.cur.Load(); m != nil && s.fresh.Load() {
-		// Re-register when the map lost us or has a stale address.
-		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels ||
-			n.Weight != s.cfg.Weight || n.StoreID != s.storeID {
-			s.registered.Store(false)
-			select {
-			case s.hbNow <- struct{}{}:
-			default:
-			}
-		}
-	}
-	return nil
-}
-
-// maintenanceLoop purges binlogs and expires idle snapshot sessions.
-func (s *Server) maintenanceLoop() {
-	defer s.wg.Done()
+// maintenanceLoop purges binlogs and expires idle snapshot sessions until
+// ctx ends.
+func (s *Server) maintenanceLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}

@@ -2,11 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/poll"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/partition"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -113,12 +115,13 @@ func read(t *testing.T, s *Server, key string) (string, bool) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
+	if err := poll.Until(10*time.Second, func() error {
+		if !cond() {
+			return errors.New(what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("%s: not within 10s", what)
 	}
 }
 
@@ -166,7 +169,7 @@ func TestLeaseRenewsOnlyUnderTheLeadersMap(t *testing.T) {
 	meta.leader = mapWith(9, true, placement.Partition{ID: 0, Master: "b", Slaves: []placement.NodeID{"a"}, Gen: 2})
 	meta.mu.Unlock()
 	s.leaseUntil.Store(0) // the old lease has run out
-	s.heartbeat()
+	s.heartbeat(t.Context())
 	if s.Epoch() != 5 {
 		t.Fatalf("setup: the node applied epoch %d through a closed gate", s.Epoch())
 	}

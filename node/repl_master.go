@@ -16,7 +16,7 @@ import (
 // node masters the partition at map generation mapGen and slave is one of
 // its slaves; otherwise a refusal, after which the slave pulls the map.
 func (s *Server) masterFor(table placement.TableID, part placement.PartitionID, slave placement.NodeID, mapGen uint64) (*replica, *wire.Error) {
-	if s.ctx.Err() != nil {
+	if s.closing() {
 		return nil, errClosedWire
 	}
 	m := s.cur.Load()
@@ -51,7 +51,7 @@ func (s *Server) masterFor(table placement.TableID, part placement.PartitionID, 
 }
 
 func (s *Server) handleHandshake(_ context.Context, body []byte) (any, error) {
-	req, err := decode[wire.HandshakeRequest](s, body)
+	req, err := wire.Decode[wire.HandshakeRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (s *Server) handleHandshake(_ context.Context, body []byte) (any, error) {
 }
 
 func (s *Server) handleFetch(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.FetchRequest](s, body)
+	req, err := wire.Decode[wire.FetchRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func (ss *snapshots) closeAll() {
 }
 
 func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.SnapBeginRequest](s, body)
+	req, err := wire.Decode[wire.SnapBeginRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) 
 }
 
 func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.SnapChunkRequest](s, body)
+	req, err := wire.Decode[wire.SnapChunkRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) 
 }
 
 func (s *Server) handleSnapEnd(_ context.Context, body []byte) (any, error) {
-	req, err := decode[wire.SnapEndRequest](s, body)
+	req, err := wire.Decode[wire.SnapEndRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}

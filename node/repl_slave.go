@@ -157,7 +157,13 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 		return fmt.Errorf("snapshot begin: %w", err)
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(r.s.ctx, time.Second)
+		// The master's session is ended even when ctx was cancelled by a
+		// role change, so that it frees the snapshot at once: the call
+		// outlives ctx and ends only when the node closes (or after a
+		// second).
+		sctx, stop := r.s.group.Context(context.WithoutCancel(ctx))
+		defer stop()
+		cctx, cancel := context.WithTimeout(sctx, time.Second)
 		defer cancel()
 		_ = r.s.pool.Call(cctx, addr, wire.KindSnapEnd, &wire.SnapEndRequest{ID: begin.ID}, nil)
 	}()

@@ -62,8 +62,9 @@ func newReplica(s *Server, k rkey, p *partition.Replica) *replica {
 	return r
 }
 
-// update applies the replica's assignment in map m.
-func (r *replica) update(t *placement.Table, p *placement.Partition, m *placement.Map) {
+// update applies the replica's assignment in map m. A slave loop it
+// starts runs until ctx ends or the role changes.
+func (r *replica) update(ctx context.Context, t *placement.Table, p *placement.Partition, m *placement.Map) {
 	self := r.s.cfg.NodeID
 	info := &roleInfo{
 		mapGen: p.Gen, master: p.Master, masterAddr: m.NodeAddr(p.Master),
@@ -96,14 +97,16 @@ func (r *replica) update(t *placement.Table, p *placement.Partition, m *placemen
 		if old.role == wire.RoleMaster {
 			r.part.Demote()
 		}
-		r.startSlave(p.Master, p.Gen)
+		r.startSlave(ctx, p.Master, p.Gen)
 	}
 	r.info.Store(info)
 }
 
 // startSlave makes sure a replication loop follows master under map
-// generation gen, restarting it when either changed.
-func (r *replica) startSlave(master placement.NodeID, gen uint64) {
+// generation gen, restarting it when either changed. The loop runs until
+// ctx ends or stopSlave; it is not started once ctx has ended or the node
+// is closing.
+func (r *replica) startSlave(ctx context.Context, master placement.NodeID, gen uint64) {
 	r.mu.Lock()
 	if r.slaveCancel != nil && r.slaveOf == master && r.slaveGen == gen {
 		r.mu.Unlock()
@@ -113,19 +116,20 @@ func (r *replica) startSlave(master placement.NodeID, gen uint64) {
 	r.stopSlave()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.s.ctx.Err() != nil {
+	if ctx.Err() != nil || r.s.closing() {
 		return
 	}
-	ctx, cancel := context.WithCancel(r.s.ctx)
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	r.slaveCancel, r.slaveDone, r.slaveOf, r.slaveGen = cancel, done, master, gen
 	r.state.Store(uint32(wire.ReplConnecting))
-	r.s.wg.Add(1)
-	go func() {
-		defer r.s.wg.Done()
+	if !r.s.group.Go(func() {
 		defer close(done)
 		r.follow(ctx, master, gen)
-	}()
+	}) {
+		cancel()
+		return
+	}
+	r.slaveCancel, r.slaveDone, r.slaveOf, r.slaveGen = cancel, done, master, gen
 }
 
 // stopSlave stops the replication loop, if any, and waits for it.

@@ -1,12 +1,11 @@
 // Package placement holds the cluster-map vocabulary shared by every other
-// package (node, table, partition and map types), the key-to-partition
-// routing function, and the replica placement and rebalancing algorithms the
-// meta group uses.
+// package (node, table, partition and map types) and the key-to-partition
+// routing function.
 //
 // Everything here is pure and deterministic: no I/O, no clock, no goroutines.
-// The same inputs always give the same outputs, so the meta leader can compute
-// a placement and propose it as an explicit assignment that every meta member
-// applies identically.
+// Deciding where replicas and masters go is not done here but in
+// internal/planner, which only the meta group uses; this package stays light
+// because every other package imports it.
 //
 // Routing follows the Redis hashtag rule: when a key contains a '{' followed
 // later by a '}' with at least one byte between them, only those bytes (the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 )
 
 // Config configures a Server. Only Client is required.
@@ -71,15 +72,23 @@ type Server struct {
 	cmds     map[string]*command
 	cmdList  []*command // sorted by name
 	started  time.Time
-	ctx      context.Context // cancelled by Close: aborts commands in flight
-	cancel   context.CancelFunc
 	maxQuery int // largest request buffered, all arguments together
 
+	// ctx is the context every command runs under; Close cancels it to
+	// abort commands in flight. Command functions take no context of
+	// their own, so the server holds this one for them; it is not the
+	// server's quit signal (group's quit channel is).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// group runs the accept loops and the connections' goroutines. It is
+	// stopped under mu, so a listener or connection registered under mu
+	// before Close is closed by it.
+	group run.Group
+
 	mu        sync.Mutex
-	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // Serve loops and connection goroutines
 
 	nextID         atomic.Int64
 	connections    atomic.Int64
@@ -148,29 +157,35 @@ func New(cfg Config) (*Server, error) {
 // goroutine. It blocks until Close, then returns nil; it returns an error
 // only when accepting fails for good. Serve may be called for several
 // listeners at once; Close closes them all. A Serve called after Close
-// closes ln and returns nil.
+// closes ln and returns nil. The accept loop runs on a goroutine of the
+// server, which Close waits for.
 func (s *Server) Serve(ln net.Listener) error {
+	errc := make(chan error, 1)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	started := s.group.Go(func() { errc <- s.accept(ln) })
+	if started {
+		s.listeners[ln] = struct{}{}
+	}
+	s.mu.Unlock()
+	if !started {
 		ln.Close()
 		return nil
 	}
-	s.listeners[ln] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
+	return <-errc
+}
+
+// accept is Serve's accept loop.
+func (s *Server) accept(ln net.Listener) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
-
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.isClosed() {
+			if s.group.Stopped() {
 				return nil
 			}
 			var ne net.Error
@@ -181,7 +196,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				s.log.Warn("resp: accept failed; retrying", "err", err, "in", backoff)
 				select {
 				case <-time.After(backoff):
-				case <-s.ctx.Done():
+				case <-s.group.Done():
 					return nil
 				}
 				continue
@@ -199,29 +214,17 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 // startConn registers nc and starts its goroutine, unless the server is
 // closed.
 func (s *Server) startConn(nc net.Conn) {
 	c := newConn(s, nc)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
-		return
-	}
+	defer s.mu.Unlock()
+	// Registered and counted before it runs.
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
 	s.connections.Add(1)
 	s.totalConns.Add(1)
-	go func() {
-		defer s.wg.Done()
+	if !s.group.Go(func() {
 		defer func() {
 			s.mu.Lock()
 			delete(s.conns, c)
@@ -229,7 +232,13 @@ func (s *Server) startConn(nc net.Conn) {
 			s.connections.Add(-1)
 		}()
 		c.serve()
-	}()
+	}) {
+		delete(s.conns, c)
+		s.connections.Add(-1)
+		s.totalConns.Add(^uint64(0))
+		nc.Close()
+		return
+	}
 }
 
 // Close stops the server: it closes every listener and connection,
@@ -238,12 +247,11 @@ func (s *Server) startConn(nc net.Conn) {
 // nil.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if !s.group.Stop() {
 		s.mu.Unlock()
-		s.wg.Wait()
+		s.group.Wait()
 		return nil
 	}
-	s.closed = true
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -252,7 +260,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	s.wg.Wait()
+	s.group.Wait()
 	return nil
 }
 

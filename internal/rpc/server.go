@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
@@ -48,11 +49,15 @@ type Server struct {
 	hmu      sync.RWMutex
 	handlers map[wire.Kind]HandlerFunc
 
+	// group runs the accept loops, every connection's reader and writer
+	// and every request being served. It is stopped under mu, so a
+	// listener or connection registered under mu before Close is closed
+	// by it.
+	group run.Group
+
 	mu        sync.Mutex
-	closed    bool
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
-	wg        sync.WaitGroup
 }
 
 // NewServer returns a server with no handlers.
@@ -91,27 +96,30 @@ func (s *Server) handler(k wire.Kind) HandlerFunc {
 }
 
 // Serve accepts connections on ln until Close. It returns nil after Close,
-// or the accept error that stopped it.
+// or the accept error that stopped it. The accept loop runs on a goroutine
+// of the server, which Close waits for.
 func (s *Server) Serve(ln net.Listener) error {
+	errc := make(chan error, 1)
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	started := s.group.Go(func() { errc <- s.accept(ln) })
+	if started {
+		s.listeners[ln] = struct{}{}
+	}
+	s.mu.Unlock()
+	if !started {
 		_ = ln.Close()
 		return ErrClosed
 	}
-	s.listeners[ln] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	defer s.wg.Done()
+	return <-errc
+}
 
+// accept is Serve's accept loop.
+func (s *Server) accept(ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
+			if s.group.Stopped() {
 				return nil
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -135,12 +143,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // cancelled). It is idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if !s.group.Stop() {
 		s.mu.Unlock()
-		s.wg.Wait()
+		s.group.Wait()
 		return nil
 	}
-	s.closed = true
 	for ln := range s.listeners {
 		_ = ln.Close()
 	}
@@ -152,14 +159,15 @@ func (s *Server) Close() error {
 	for _, c := range conns {
 		c.close()
 	}
-	s.wg.Wait()
+	s.group.Wait()
 	return nil
 }
 
 type serverConn struct {
-	s      *Server
+	s *Server
+	// nc is the connection; done is closed, and cancel cancels the
+	// context handlers get, when the connection closes.
 	nc     net.Conn
-	ctx    context.Context
 	cancel context.CancelFunc
 	out    chan []byte // nil entry: close once everything before it is written
 	sem    chan struct{}
@@ -167,29 +175,29 @@ type serverConn struct {
 	done   chan struct{}
 }
 
+// serveConn starts nc's reader and writer, unless the server is closed.
+// Handlers of the connection's requests run under a context cancelled when
+// the connection closes.
 func (s *Server) serveConn(nc net.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &serverConn{
 		s:      s,
 		nc:     nc,
-		ctx:    ctx,
 		cancel: cancel,
 		out:    make(chan []byte, 1024),
 		sem:    make(chan struct{}, s.cfg.MaxInFlight),
 		done:   make(chan struct{}),
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	// Both start or neither: the group stops only under s.mu.
+	if !s.group.Go(func() { c.readLoop(ctx) }) {
 		cancel()
 		_ = nc.Close()
 		return
 	}
+	s.group.Go(c.writeLoop)
 	s.conns[c] = struct{}{}
-	s.wg.Add(2)
-	s.mu.Unlock()
-	go c.readLoop()
-	go c.writeLoop()
 }
 
 func (c *serverConn) close() {
@@ -221,8 +229,9 @@ func (c *serverConn) send(b []byte) {
 	}
 }
 
-func (c *serverConn) readLoop() {
-	defer c.s.wg.Done()
+// readLoop reads the connection's requests and starts a goroutine for
+// each; their handlers run under ctx.
+func (c *serverConn) readLoop(ctx context.Context) {
 	// The first frame must be a Hello of our version; until it has come,
 	// only small frames are accepted.
 	fr := wire.NewFrameReader(c.nc, helloMaxFrame)
@@ -273,8 +282,10 @@ func (c *serverConn) readLoop() {
 		case <-c.done:
 			return
 		}
-		c.s.wg.Add(1)
-		go c.serve(h, f)
+		if !c.s.group.Go(func() { c.serve(ctx, h, f) }) {
+			<-c.sem
+			return // the server is closing
+		}
 	}
 }
 
@@ -290,10 +301,9 @@ func (c *serverConn) readFailed(err error) {
 	}
 }
 
-func (c *serverConn) serve(h HandlerFunc, f wire.Frame) {
-	defer c.s.wg.Done()
+func (c *serverConn) serve(ctx context.Context, h HandlerFunc, f wire.Frame) {
 	defer func() { <-c.sem }()
-	reply, err := c.call(h, f)
+	reply, err := c.call(ctx, h, f)
 	var buf []byte
 	if err == nil {
 		buf, err = wire.AppendMessage(nil, f.Kind, f.ID, reply)
@@ -310,18 +320,17 @@ func (c *serverConn) serve(h HandlerFunc, f wire.Frame) {
 
 // call runs a handler, turning a panic into an internal error so that no
 // request can take the process down.
-func (c *serverConn) call(h HandlerFunc, f wire.Frame) (reply any, err error) {
+func (c *serverConn) call(ctx context.Context, h HandlerFunc, f wire.Frame) (reply any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.s.log.Error("rpc: handler panic", "kind", f.Kind, "panic", r, "stack", string(debug.Stack()))
 			err = wire.Errorf(wire.CodeInternal, "handler for %v failed: %v", f.Kind, r)
 		}
 	}()
-	return h(c.ctx, f.Body)
+	return h(ctx, f.Body)
 }
 
 func (c *serverConn) writeLoop() {
-	defer c.s.wg.Done()
 	defer c.close()
 	_ = pump(c.out, c.done, newCoalescer(c.nc))
 }

@@ -87,3 +87,14 @@ func UnmarshalLimited(b []byte, v any, maxElems int) (err error) {
 	}
 	return nil
 }
+
+// Decode decodes a request body into a new T, refusing bodies with more
+// than maxElems array elements in total (see UnmarshalLimited). Handlers
+// return its error as it is: a *Error with CodeBadRequest.
+func Decode[T any](body []byte, maxElems int) (*T, error) {
+	var v T
+	if err := UnmarshalLimited(body, &v, maxElems); err != nil {
+		return nil, Errorf(CodeBadRequest, "%v", err)
+	}
+	return &v, nil
+}

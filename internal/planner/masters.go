@@ -1,4 +1,4 @@
-package placement
+package planner
 
 // masterSet chooses, for each partition of one table, a master among its
 // eligible replicas so that every node masters its target count, moving as

@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"fmt"
@@ -6,19 +6,21 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // TestReport measures placement on the topology of the original DPRD
 // experiment (reference notes §5.2): 4 racks × 10 hosts × 10 nodes, one
 // table of 1024 partitions × 3 replicas. Run it with
 //
-//	go test ./placement/ -run TestReport -v
+//	go test ./internal/planner/ -run TestReport -v
 //
 // to print the figures quoted in docs/placement.md. It also checks them.
 func TestReport(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintln(&b, "topology: 4 racks × 10 hosts × 10 nodes (400 nodes, weight 1); table: 1024 partitions × 3 replicas")
-	for _, d := range []Domain{DomainRack, DomainHost} {
+	for _, d := range []placement.Domain{placement.DomainRack, placement.DomainHost} {
 		nodes := grid(1, 4, 10, 10)
 		tb, rep := placeTable(t, nodes, nil, 1, 1024, 3, d)
 		checkTable(t, nodes, tb, rep)
@@ -33,12 +35,12 @@ func TestReport(t *testing.T) {
 		// Add a host of 10 nodes to rack r0.
 		grown := slices.Clone(nodes)
 		for i := 0; i < 10; i++ {
-			grown = append(grown, Node{ID: NodeID(fmt.Sprintf("z0-r00-h10-n%02d", i)), Labels: Labels{Zone: "z0", Rack: "r0", Host: "h10"}, Weight: 1})
+			grown = append(grown, placement.Node{ID: placement.NodeID(fmt.Sprintf("z0-r00-h10-n%02d", i)), Labels: placement.Labels{Zone: "z0", Rack: "r0", Host: "h10"}, Weight: 1})
 		}
 		reportPlan(t, &b, "add a host (10 nodes)", grown, tb)
 
 		// Remove rack r3 (100 nodes).
-		var shrunk []Node
+		var shrunk []placement.Node
 		for _, n := range nodes {
 			if n.Labels.Rack != "r3" {
 				shrunk = append(shrunk, n)
@@ -49,7 +51,7 @@ func TestReport(t *testing.T) {
 		// Drain one host.
 		drained := slices.Clone(nodes)
 		for i := 0; i < 10; i++ {
-			drained[i].State = NodeDraining
+			drained[i].State = placement.NodeDraining
 		}
 		reportPlan(t, &b, "drain a host (10 nodes)", drained, tb)
 
@@ -62,16 +64,16 @@ func TestReport(t *testing.T) {
 
 		// A host fails over: its masters move to slaves; then master
 		// rebalancing after it comes back.
-		var host []NodeID
+		var host []placement.NodeID
 		for _, n := range nodes[:10] {
 			host = append(host, n.ID)
 		}
 		failed := failover(tb, host...)
-		plan, err := RebalanceMasters(nodes, []Table{failed})
+		plan, err := RebalanceMasters(nodes, []placement.Table{failed})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkMastersOnly(t, []Table{failed}, plan)
+		checkMastersOnly(t, []placement.Table{failed}, plan)
 		lost := 0
 		for _, pt := range tb.Partitions {
 			if slices.Contains(host, pt.Master) {
@@ -86,13 +88,13 @@ func TestReport(t *testing.T) {
 
 // reportPlan rebalances tb onto nodes, checks the plan, and prints its
 // moves against the theoretical minimum.
-func reportPlan(t *testing.T, b *strings.Builder, name string, nodes []Node, tb Table) {
+func reportPlan(t *testing.T, b *strings.Builder, name string, nodes []placement.Node, tb placement.Table) {
 	t.Helper()
-	plan, err := Rebalance(nodes, []Table{tb})
+	plan, err := Rebalance(nodes, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := simulate(t, []Table{tb}, plan, 32)
+	target := simulate(t, []placement.Table{tb}, plan, 32)
 	checkTable(t, nodes, target[0], plan.Report)
 	minimum := nodeLowerBound(nodes, tb)
 	ratio := float64(plan.Summary.ReplicaMoves) / float64(max(minimum, 1))
@@ -106,8 +108,8 @@ func reportPlan(t *testing.T, b *strings.Builder, name string, nodes []Node, tb 
 
 // spreadOf returns the smallest, largest and mean count of replicas (or
 // masters) per node.
-func spreadOf(tb Table, nodes []Node, masters bool) (lo, hi int, mean float64) {
-	c := map[NodeID]int{}
+func spreadOf(tb placement.Table, nodes []placement.Node, masters bool) (lo, hi int, mean float64) {
+	c := map[placement.NodeID]int{}
 	total := 0
 	for _, pt := range tb.Partitions {
 		if masters {

@@ -1,8 +1,10 @@
-package placement
+package planner
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // Rebalance computes the plan that turns the current assignment of tables
@@ -27,7 +29,7 @@ import (
 // load is balanced too. The plan depends only on the arguments, not on the
 // order of nodes or tables. Rebalance fails with ErrNotEnoughNodes when a
 // table has more replicas than there are eligible nodes.
-func Rebalance(nodes []Node, tables []Table) (*Plan, error) {
+func Rebalance(nodes []placement.Node, tables []placement.Table) (*Plan, error) {
 	b, err := newPlanBuilder(nodes, tables)
 	if err != nil {
 		return nil, err
@@ -53,7 +55,7 @@ func Rebalance(nodes []Node, tables []Table) (*Plan, error) {
 // replica layout makes that impossible, which the Report then says. The
 // Report also lists the tables whose current layout cannot follow their
 // failure-domain rule, as Rebalance would.
-func RebalanceMasters(nodes []Node, tables []Table) (*Plan, error) {
+func RebalanceMasters(nodes []placement.Node, tables []placement.Table) (*Plan, error) {
 	b, err := newPlanBuilder(nodes, tables)
 	if err != nil {
 		return nil, err
@@ -68,14 +70,14 @@ func RebalanceMasters(nodes []Node, tables []Table) (*Plan, error) {
 // planBuilder accumulates a plan table by table.
 type planBuilder struct {
 	t        *topology
-	tables   []Table
+	tables   []placement.Table
 	order    []int // indices of tables in ID order
 	plan     *Plan
 	repShare []float64 // per node, summed over tables
 	masShare []float64
 }
 
-func newPlanBuilder(nodes []Node, tables []Table) (*planBuilder, error) {
+func newPlanBuilder(nodes []placement.Node, tables []placement.Table) (*planBuilder, error) {
 	t, err := newTopology(nodes)
 	if err != nil {
 		return nil, err
@@ -87,7 +89,7 @@ func newPlanBuilder(nodes []Node, tables []Table) (*planBuilder, error) {
 	slices.SortFunc(order, func(a, b int) int { return int(tables[a].ID) - int(tables[b].ID) })
 	for i := 1; i < len(order); i++ {
 		if tables[order[i]].ID == tables[order[i-1]].ID {
-			return nil, fmt.Errorf("placement: duplicate table ID %d", tables[order[i]].ID)
+			return nil, fmt.Errorf("planner: duplicate table ID %d", tables[order[i]].ID)
 		}
 	}
 	return &planBuilder{
@@ -98,7 +100,7 @@ func newPlanBuilder(nodes []Node, tables []Table) (*planBuilder, error) {
 	}, nil
 }
 
-func tableLabel(id TableID, name string) string {
+func tableLabel(id placement.TableID, name string) string {
 	if name == "" {
 		return fmt.Sprintf("table %d", id)
 	}
@@ -106,12 +108,12 @@ func tableLabel(id TableID, name string) string {
 }
 
 // rebalanceTable plans the replica and master moves of one table.
-func (b *planBuilder) rebalanceTable(tb *Table, rep, mas *ledger) error {
+func (b *planBuilder) rebalanceTable(tb *placement.Table, rep, mas *ledger) error {
 	t := b.t
 	r, p := tb.Replication, len(tb.Partitions)
 	label := tableLabel(tb.ID, tb.Name)
 	if r < 1 {
-		return fmt.Errorf("placement: %s: replication %d, want at least 1", label, r)
+		return fmt.Errorf("planner: %s: replication %d, want at least 1", label, r)
 	}
 	b.plan.Summary.Partitions += p
 	if p == 0 {
@@ -147,7 +149,7 @@ func (b *planBuilder) rebalanceTable(tb *Table, rep, mas *ledger) error {
 	b.plan.Summary.MinReplicaMoves += a.lowerBound(share)
 	a.run()
 	if a.failed > 0 {
-		return fmt.Errorf("placement: %s: internal error: %d replicas could not be placed", label, a.failed)
+		return fmt.Errorf("planner: %s: internal error: %d replicas could not be placed", label, a.failed)
 	}
 	rep.add(share, t.treeCounts(a.load))
 
@@ -168,7 +170,7 @@ func (b *planBuilder) rebalanceTable(tb *Table, rep, mas *ledger) error {
 	b.addShares(share, mshare)
 
 	target := tb.Clone()
-	ids := make([]NodeID, 0, r)
+	ids := make([]placement.NodeID, 0, r)
 	for i := range tb.Partitions {
 		ids = ids[:0]
 		for _, n := range a.reps[i] {
@@ -187,7 +189,7 @@ func (b *planBuilder) rebalanceTable(tb *Table, rep, mas *ledger) error {
 }
 
 // mastersTable plans the master changes of one table.
-func (b *planBuilder) mastersTable(tb *Table, mas *ledger) {
+func (b *planBuilder) mastersTable(tb *placement.Table, mas *ledger) {
 	t := b.t
 	p := len(tb.Partitions)
 	b.plan.Summary.Partitions += p
@@ -199,7 +201,7 @@ func (b *planBuilder) mastersTable(tb *Table, mas *ledger) {
 		pt := &tb.Partitions[i]
 		all[i] = t.eligibleReplicas(pt, -1)
 		reps[i] = all[i]
-		if tb.Mode == ModeSync && len(pt.InSync) > 0 {
+		if tb.Mode == placement.ModeSync && len(pt.InSync) > 0 {
 			reps[i] = slices.DeleteFunc(slices.Clone(all[i]), func(n int32) bool {
 				id := t.nodes[n].ID
 				return id != pt.Master && !slices.Contains(pt.InSync, id)
@@ -262,7 +264,7 @@ func (b *planBuilder) finish() *Plan {
 			s.MasterChanges++
 		}
 	}
-	byID := make(map[NodeID]*NodeLoad, len(b.t.nodes))
+	byID := make(map[placement.NodeID]*NodeLoad, len(b.t.nodes))
 	for i, n := range b.t.nodes {
 		byID[n.ID] = &NodeLoad{ID: n.ID, Known: true, State: n.State, Weight: n.Weight,
 			ReplicaShare: b.repShare[i], MasterShare: b.masShare[i]}

@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // This file holds an independent model of what placement promises, used by
@@ -17,7 +19,7 @@ import (
 // keyAt returns node n's domain at level d under the documented empty-label
 // rules (an empty label makes the node's domain at that level the same as
 // its domain one level down).
-func keyAt(n Node, d Domain) string {
+func keyAt(n placement.Node, d placement.Domain) string {
 	host := "node:" + string(n.ID)
 	if n.Labels.Host != "" {
 		host = "host:" + n.Labels.Zone + "/" + n.Labels.Rack + "/" + n.Labels.Host
@@ -31,27 +33,27 @@ func keyAt(n Node, d Domain) string {
 		zone = "zone:" + n.Labels.Zone
 	}
 	switch d.Effective() {
-	case DomainNode:
+	case placement.DomainNode:
 		return "node:" + string(n.ID)
-	case DomainHost:
+	case placement.DomainHost:
 		return host
-	case DomainRack:
+	case placement.DomainRack:
 		return rack
 	}
 	return zone
 }
 
-func upNodes(nodes []Node) []Node {
-	var out []Node
+func upNodes(nodes []placement.Node) []placement.Node {
+	var out []placement.Node
 	for _, n := range nodes {
-		if n.State == NodeUp {
+		if n.State == placement.NodeUp {
 			out = append(out, n)
 		}
 	}
 	return out
 }
 
-func weightOf(n Node) float64 {
+func weightOf(n placement.Node) float64 {
 	if n.Weight <= 0 {
 		return 1
 	}
@@ -59,9 +61,9 @@ func weightOf(n Node) float64 {
 }
 
 // wantLevel returns the level a table should be kept apart at.
-func wantLevel(nodes []Node, want Domain, r int) (Domain, bool) {
+func wantLevel(nodes []placement.Node, want placement.Domain, r int) (placement.Domain, bool) {
 	up := upNodes(nodes)
-	for d := want.Effective(); d >= DomainNode; d-- {
+	for d := want.Effective(); d >= placement.DomainNode; d-- {
 		keys := map[string]bool{}
 		for _, n := range up {
 			keys[keyAt(n, d)] = true
@@ -112,7 +114,7 @@ func capFill(w, caps []float64, total float64) []float64 {
 }
 
 // replicaShareModel returns each up node's share of a table's replicas.
-func replicaShareModel(nodes []Node, level Domain, r, p int) map[NodeID]float64 {
+func replicaShareModel(nodes []placement.Node, level placement.Domain, r, p int) map[placement.NodeID]float64 {
 	up := upNodes(nodes)
 	dw := map[string]float64{}
 	var keys []string
@@ -134,7 +136,7 @@ func replicaShareModel(nodes []Node, level Domain, r, p int) map[NodeID]float64 
 	for i, k := range keys {
 		share[k] = ds[i]
 	}
-	out := map[NodeID]float64{}
+	out := map[placement.NodeID]float64{}
 	for _, n := range up {
 		k := keyAt(n, level)
 		out[n.ID] = share[k] * weightOf(n) / dw[k]
@@ -144,7 +146,7 @@ func replicaShareModel(nodes []Node, level Domain, r, p int) map[NodeID]float64 
 
 // masterShareModel returns each up node's share of p masters given its
 // replica counts.
-func masterShareModel(nodes []Node, counts map[NodeID]int, p int) map[NodeID]float64 {
+func masterShareModel(nodes []placement.Node, counts map[placement.NodeID]int, p int) map[placement.NodeID]float64 {
 	up := upNodes(nodes)
 	w := make([]float64, len(up))
 	caps := make([]float64, len(up))
@@ -153,7 +155,7 @@ func masterShareModel(nodes []Node, counts map[NodeID]int, p int) map[NodeID]flo
 		caps[i] = float64(counts[n.ID])
 	}
 	s := capFill(w, caps, float64(p))
-	out := map[NodeID]float64{}
+	out := map[placement.NodeID]float64{}
 	for i, n := range up {
 		out[n.ID] = s[i]
 	}
@@ -165,9 +167,9 @@ func masterShareModel(nodes []Node, counts map[NodeID]int, p int) map[NodeID]flo
 // so when that is below the rule), every node and every domain within one
 // of its share, masters within one of their share. It returns the per-node
 // replica and master counts.
-func checkTable(t *testing.T, nodes []Node, tb Table, rep Report) (map[NodeID]int, map[NodeID]int) {
+func checkTable(t *testing.T, nodes []placement.Node, tb placement.Table, rep Report) (map[placement.NodeID]int, map[placement.NodeID]int) {
 	t.Helper()
-	byID := map[NodeID]Node{}
+	byID := map[placement.NodeID]placement.Node{}
 	for _, n := range nodes {
 		byID[n.ID] = n
 	}
@@ -189,14 +191,14 @@ func checkTable(t *testing.T, nodes []Node, tb Table, rep Report) (map[NodeID]in
 	if vio != nil && vio.Applied != level {
 		t.Fatalf("table %d: violation says applied %v, want %v", tb.ID, vio.Applied, level)
 	}
-	levelKey := map[NodeID]string{}
-	wantKey := map[NodeID]string{}
+	levelKey := map[placement.NodeID]string{}
+	wantKey := map[placement.NodeID]string{}
 	for _, n := range nodes {
 		levelKey[n.ID] = keyAt(n, level)
 		wantKey[n.ID] = keyAt(n, tb.Domain)
 	}
-	counts := map[NodeID]int{}
-	masters := map[NodeID]int{}
+	counts := map[placement.NodeID]int{}
+	masters := map[placement.NodeID]int{}
 	sharing := 0
 	for _, pt := range tb.Partitions {
 		reps := pt.Replicas()
@@ -208,7 +210,7 @@ func checkTable(t *testing.T, nodes []Node, tb Table, rep Report) (map[NodeID]in
 		shares := false
 		for _, id := range reps {
 			n, ok := byID[id]
-			if !ok || n.State != NodeUp {
+			if !ok || n.State != placement.NodeUp {
 				t.Fatalf("table %d partition %d: replica on %q, not an up node", tb.ID, pt.ID, id)
 			}
 			k := levelKey[id]
@@ -256,7 +258,7 @@ type topoSpec struct {
 // randomNodes returns a random topology: 1–5 zones, 1–10 racks, 1–20 hosts
 // in all (each level at least as many as the one above), 1–8 nodes per
 // host, weights 1–4. With unlabeled set, some labels are left empty.
-func randomNodes(rng *rand.Rand, max topoSpec, unlabeled bool) []Node {
+func randomNodes(rng *rand.Rand, max topoSpec, unlabeled bool) []placement.Node {
 	z := 1 + rng.IntN(max.zones)
 	r := z + rng.IntN(max.racks-min(z, max.racks)+1)
 	h := r + rng.IntN(max.hosts-min(r, max.hosts)+1)
@@ -264,15 +266,15 @@ func randomNodes(rng *rand.Rand, max topoSpec, unlabeled bool) []Node {
 	for i := range rackZone {
 		rackZone[i] = i % z
 	}
-	var nodes []Node
+	var nodes []placement.Node
 	for hi := 0; hi < h; hi++ {
 		ri := hi % r
 		per := 1 + rng.IntN(max.perHost)
 		for k := 0; k < per; k++ {
-			n := Node{
-				ID:     NodeID(fmt.Sprintf("n%03d-%d", hi, k)),
+			n := placement.Node{
+				ID:     placement.NodeID(fmt.Sprintf("n%03d-%d", hi, k)),
 				Addr:   fmt.Sprintf("10.0.%d.%d:7000", hi, k),
-				Labels: Labels{Zone: fmt.Sprintf("z%d", rackZone[ri]), Rack: fmt.Sprintf("r%d", ri), Host: fmt.Sprintf("h%d", hi)},
+				Labels: placement.Labels{Zone: fmt.Sprintf("z%d", rackZone[ri]), Rack: fmt.Sprintf("r%d", ri), Host: fmt.Sprintf("h%d", hi)},
 				Weight: 1 + rng.IntN(4),
 			}
 			if unlabeled {
@@ -296,15 +298,15 @@ var fullSpec = topoSpec{zones: 5, racks: 10, hosts: 20, perHost: 8}
 
 // grid returns zones × racks × hosts × nodes nodes of weight 1, named
 // z<i>-r<j>-h<k>-n<l>.
-func grid(zones, racks, hosts, per int) []Node {
-	var nodes []Node
+func grid(zones, racks, hosts, per int) []placement.Node {
+	var nodes []placement.Node
 	for z := 0; z < zones; z++ {
 		for r := 0; r < racks; r++ {
 			for h := 0; h < hosts; h++ {
 				for n := 0; n < per; n++ {
-					nodes = append(nodes, Node{
-						ID:     NodeID(fmt.Sprintf("z%d-r%02d-h%02d-n%02d", z, r, h, n)),
-						Labels: Labels{Zone: fmt.Sprint("z", z), Rack: fmt.Sprint("r", r), Host: fmt.Sprint("h", h)},
+					nodes = append(nodes, placement.Node{
+						ID:     placement.NodeID(fmt.Sprintf("z%d-r%02d-h%02d-n%02d", z, r, h, n)),
+						Labels: placement.Labels{Zone: fmt.Sprint("z", z), Rack: fmt.Sprint("r", r), Host: fmt.Sprint("h", h)},
 						Weight: 1,
 					})
 				}
@@ -315,13 +317,13 @@ func grid(zones, racks, hosts, per int) []Node {
 }
 
 // placeTable places a table and fails the test on error.
-func placeTable(t testing.TB, nodes []Node, existing []Table, id TableID, p, r int, d Domain) (Table, Report) {
+func placeTable(t testing.TB, nodes []placement.Node, existing []placement.Table, id placement.TableID, p, r int, d placement.Domain) (placement.Table, Report) {
 	t.Helper()
 	parts, rep, err := Place(nodes, existing, TableSpec{ID: id, Name: fmt.Sprint("t", id), Partitions: p, Replication: r, Domain: d})
 	if err != nil {
 		t.Fatalf("Place(P=%d R=%d %v): %v", p, r, d, err)
 	}
-	return Table{ID: id, Name: fmt.Sprint("t", id), Replication: r, Domain: d, Partitions: parts}, rep
+	return placement.Table{ID: id, Name: fmt.Sprint("t", id), Replication: r, Domain: d, Partitions: parts}, rep
 }
 
 // simulate executes plan step by step (Steps(limit)) on a copy of tables,
@@ -329,7 +331,7 @@ func placeTable(t testing.TB, nodes []Node, existing []Table, id TableID, p, r i
 // partition has fewer replicas than min(R, its starting count), that every
 // move is valid when executed, and at the end that the result equals
 // plan.Target. It returns the final tables.
-func simulate(t *testing.T, tables []Table, plan *Plan, limit int) []Table {
+func simulate(t *testing.T, tables []placement.Table, plan *Plan, limit int) []placement.Table {
 	t.Helper()
 	type state struct {
 		master string
@@ -421,10 +423,10 @@ func simulate(t *testing.T, tables []Table, plan *Plan, limit int) []Table {
 // the replicas nodes below their floor must receive, or the replicas that
 // must leave nodes (ineligible ones entirely, others down to their ceiling)
 // plus missing ones, whichever is larger.
-func nodeLowerBound(nodes []Node, tb Table) int {
+func nodeLowerBound(nodes []placement.Node, tb placement.Table) int {
 	level, _ := wantLevel(nodes, tb.Domain, tb.Replication)
 	share := replicaShareModel(nodes, level, tb.Replication, len(tb.Partitions))
-	counts := map[NodeID]int{}
+	counts := map[placement.NodeID]int{}
 	missing := 0
 	for _, pt := range tb.Partitions {
 		ok := 0
@@ -454,15 +456,15 @@ func nodeLowerBound(nodes []Node, tb Table) int {
 // difference: what the holes cannot supply (by maximum matching) needs
 // other copies. Likewise holes that fit nowhere below the ceilings need
 // room made by other copies.
-func forcedExtra(nodes []Node, tb Table) int {
+func forcedExtra(nodes []placement.Node, tb placement.Table) int {
 	level, _ := wantLevel(nodes, tb.Domain, tb.Replication)
 	share := replicaShareModel(nodes, level, tb.Replication, len(tb.Partitions))
-	byID := map[NodeID]Node{}
+	byID := map[placement.NodeID]placement.Node{}
 	for _, n := range nodes {
 		byID[n.ID] = n
 	}
 	up := upNodes(nodes)
-	count := map[NodeID]int{}
+	count := map[placement.NodeID]int{}
 	var holes [][]string // per hole: domains of its partition's survivors
 	for _, pt := range tb.Partitions {
 		var keys []string
@@ -476,7 +478,7 @@ func forcedExtra(nodes []Node, tb Table) int {
 			holes = append(holes, keys)
 		}
 	}
-	match := func(capOf func(n Node) int) int {
+	match := func(capOf func(n placement.Node) int) int {
 		caps := make([]int, len(up))
 		for i, n := range up {
 			caps[i] = max(0, capOf(n))
@@ -515,7 +517,7 @@ func forcedExtra(nodes []Node, tb Table) int {
 	for _, n := range up {
 		deficit += max(0, int(math.Floor(share[n.ID]+1e-9))-count[n.ID])
 	}
-	toFloor := match(func(n Node) int { return int(math.Floor(share[n.ID]+1e-9)) - count[n.ID] })
-	toCeil := match(func(n Node) int { return int(math.Ceil(share[n.ID]-1e-9)) - count[n.ID] })
+	toFloor := match(func(n placement.Node) int { return int(math.Floor(share[n.ID]+1e-9)) - count[n.ID] })
+	toCeil := match(func(n placement.Node) int { return int(math.Ceil(share[n.ID]-1e-9)) - count[n.ID] })
 	return max(deficit-toFloor, len(holes)-toCeil)
 }

@@ -1,9 +1,11 @@
-package placement
+package planner
 
 import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // The benchmarks use 1,000 nodes (10 racks × 10 hosts × 10 nodes) and one
@@ -14,10 +16,10 @@ const (
 	benchR     = 3
 )
 
-func benchCluster(b *testing.B) ([]Node, Table) {
+func benchCluster(b *testing.B) ([]placement.Node, placement.Table) {
 	b.Helper()
 	nodes := grid(1, 10, 10, 10)
-	tb, rep := placeTable(b, nodes, nil, 1, benchParts, benchR, DomainHost)
+	tb, rep := placeTable(b, nodes, nil, 1, benchParts, benchR, placement.DomainHost)
 	if !rep.OK() {
 		b.Fatal(rep)
 	}
@@ -38,7 +40,7 @@ func BenchmarkPlace1000Nodes(b *testing.B) {
 func BenchmarkRebalance1000Nodes(b *testing.B) {
 	nodes, tb := benchCluster(b)
 	for i := 0; i < 10; i++ {
-		nodes = append(nodes, Node{ID: NodeID(fmt.Sprintf("z0-r00-hXX-n%02d", i)), Labels: Labels{Zone: "z0", Rack: "r0", Host: "new"}, Weight: 1})
+		nodes = append(nodes, placement.Node{ID: placement.NodeID(fmt.Sprintf("z0-r00-hXX-n%02d", i)), Labels: placement.Labels{Zone: "z0", Rack: "r0", Host: "new"}, Weight: 1})
 	}
 	benchRebalance(b, nodes, tb)
 }
@@ -50,7 +52,7 @@ func BenchmarkRebalance1000NodesDrainRack(b *testing.B) {
 	nodes = slices.Clone(nodes)
 	for i := range nodes {
 		if nodes[i].Labels.Rack == "r9" {
-			nodes[i].State = NodeDraining
+			nodes[i].State = placement.NodeDraining
 		}
 	}
 	benchRebalance(b, nodes, tb)
@@ -67,9 +69,9 @@ func BenchmarkRebalance1000NodesWeights(b *testing.B) {
 	benchRebalance(b, nodes, tb)
 }
 
-func benchRebalance(b *testing.B, nodes []Node, tb Table) {
+func benchRebalance(b *testing.B, nodes []placement.Node, tb placement.Table) {
 	b.Helper()
-	tables := []Table{tb}
+	tables := []placement.Table{tb}
 	var plan *Plan
 	b.ReportAllocs()
 	for b.Loop() {
@@ -93,7 +95,7 @@ func BenchmarkRebalanceMasters1000Nodes(b *testing.B) {
 			pt.Master, pt.Slaves[0] = pt.Slaves[0], pt.Master
 		}
 	}
-	tables := []Table{tb}
+	tables := []placement.Table{tb}
 	var plan *Plan
 	b.ReportAllocs()
 	for b.Loop() {

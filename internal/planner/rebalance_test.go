@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // expansionMargin is the slack, beyond 1.2 × the node-level minimum, that
@@ -35,16 +37,16 @@ func TestRebalanceExpansion(t *testing.T) {
 		tb, _ := placeTable(t, nodes, nil, 1, p, r, d)
 
 		like := nodes[rng.IntN(len(nodes))]
-		nn := Node{ID: "added", Labels: like.Labels, Weight: 1 + rng.IntN(4)}
+		nn := placement.Node{ID: "added", Labels: like.Labels, Weight: 1 + rng.IntN(4)}
 		if rng.IntN(2) == 0 {
 			nn.Labels.Host = "added-host"
 		}
 		grown := append(slices.Clone(nodes), nn)
-		plan, err := Rebalance(grown, []Table{tb})
+		plan, err := Rebalance(grown, []placement.Table{tb})
 		if err != nil {
 			t.Fatalf("seed %d: %v", i, err)
 		}
-		simulate(t, []Table{tb}, plan, 16)
+		simulate(t, []placement.Table{tb}, plan, 16)
 		minimum := nodeLowerBound(grown, tb)
 		moves := plan.Summary.ReplicaMoves
 		if float64(moves) > 1.2*float64(minimum)+expansionMargin {
@@ -73,7 +75,7 @@ func TestRebalanceExpansion(t *testing.T) {
 // shrinkCase removes, drains or downs node victim and returns the plan,
 // the number of replicas the node held, how many replicas were moved off
 // nodes that stay, and the model's lower bound on that number.
-func shrinkCase(t *testing.T, nodes []Node, tb Table, victim int, how string) (plan *Plan, held, extra, forced int) {
+func shrinkCase(t *testing.T, nodes []placement.Node, tb placement.Table, victim int, how string) (plan *Plan, held, extra, forced int) {
 	t.Helper()
 	gone := nodes[victim].ID
 	shrunk := slices.Clone(nodes)
@@ -81,15 +83,15 @@ func shrinkCase(t *testing.T, nodes []Node, tb Table, victim int, how string) (p
 	case "remove":
 		shrunk = slices.Delete(shrunk, victim, victim+1)
 	case "drain":
-		shrunk[victim].State = NodeDraining
+		shrunk[victim].State = placement.NodeDraining
 	case "down":
-		shrunk[victim].State = NodeDown
+		shrunk[victim].State = placement.NodeDown
 	}
-	plan, err := Rebalance(shrunk, []Table{tb})
+	plan, err := Rebalance(shrunk, []placement.Table{tb})
 	if err != nil {
 		t.Fatalf("%s %s: %v", how, gone, err)
 	}
-	target := simulate(t, []Table{tb}, plan, 0)
+	target := simulate(t, []placement.Table{tb}, plan, 0)
 	checkTable(t, shrunk, target[0], plan.Report)
 	for _, pt := range tb.Partitions {
 		if slices.Contains(pt.Replicas(), gone) {
@@ -198,19 +200,19 @@ func TestRebalanceShrinkIrregular(t *testing.T) {
 // TestRebalanceRack removes a whole rack of the DPRD test topology.
 func TestRebalanceRack(t *testing.T) {
 	nodes := grid(1, 4, 10, 10)
-	for _, d := range []Domain{DomainHost, DomainRack} {
+	for _, d := range []placement.Domain{placement.DomainHost, placement.DomainRack} {
 		tb, _ := placeTable(t, nodes, nil, 1, 1024, 3, d)
-		var shrunk []Node
+		var shrunk []placement.Node
 		for _, n := range nodes {
 			if n.Labels.Rack != "r3" {
 				shrunk = append(shrunk, n)
 			}
 		}
-		plan, err := Rebalance(shrunk, []Table{tb})
+		plan, err := Rebalance(shrunk, []placement.Table{tb})
 		if err != nil {
 			t.Fatal(err)
 		}
-		target := simulate(t, []Table{tb}, plan, 100)
+		target := simulate(t, []placement.Table{tb}, plan, 100)
 		checkTable(t, shrunk, target[0], plan.Report)
 		held := 0
 		for _, pt := range tb.Partitions {
@@ -230,17 +232,17 @@ func TestRebalanceRack(t *testing.T) {
 // rule (reported), then adds a rack back (rule restored, violations gone).
 func TestRebalanceDegradesAndRecovers(t *testing.T) {
 	nodes := grid(1, 3, 4, 2)
-	tb, rep := placeTable(t, nodes, nil, 7, 256, 3, DomainRack)
+	tb, rep := placeTable(t, nodes, nil, 7, 256, 3, placement.DomainRack)
 	if !rep.OK() {
 		t.Fatalf("report %v", rep)
 	}
-	var two []Node
+	var two []placement.Node
 	for _, n := range nodes {
 		if n.Labels.Rack != "r2" {
 			two = append(two, n)
 		}
 	}
-	plan, err := Rebalance(two, []Table{tb})
+	plan, err := Rebalance(two, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,13 +250,13 @@ func TestRebalanceDegradesAndRecovers(t *testing.T) {
 		t.Fatalf("violations %v", plan.Report.Violations)
 	}
 	v := plan.Report.Violations[0]
-	if v.Wanted != DomainRack || v.Applied != DomainHost || v.Domains != 2 || v.Partitions != 256 || v.Table != 7 {
+	if v.Wanted != placement.DomainRack || v.Applied != placement.DomainHost || v.Domains != 2 || v.Partitions != 256 || v.Table != 7 {
 		t.Fatalf("violation %+v", v)
 	}
 	if !strings.Contains(plan.String(), "wants 3 replicas in distinct racks but only 2 racks are eligible") {
 		t.Fatalf("plan text does not explain the violation:\n%s", plan)
 	}
-	down := simulate(t, []Table{tb}, plan, 0)
+	down := simulate(t, []placement.Table{tb}, plan, 0)
 	checkTable(t, two, down[0], plan.Report)
 
 	back, err := Rebalance(nodes, down)
@@ -277,12 +279,12 @@ func TestRebalanceDegradesAndRecovers(t *testing.T) {
 func TestRebalanceManyTables(t *testing.T) {
 	for _, shape := range []struct{ hosts, tables, parts int }{{10, 30, 3}, {40, 120, 8}} {
 		nodes := grid(1, 1, shape.hosts, 1)
-		var tables []Table
+		var tables []placement.Table
 		for k := 1; k <= shape.tables; k++ {
-			tb, _ := placeTable(t, nodes, tables, TableID(k), shape.parts, 3, DomainHost)
+			tb, _ := placeTable(t, nodes, tables, placement.TableID(k), shape.parts, 3, placement.DomainHost)
 			tables = append(tables, tb)
 		}
-		grown := append(slices.Clone(nodes), Node{ID: "z9-new", Labels: Labels{Host: "new"}})
+		grown := append(slices.Clone(nodes), placement.Node{ID: "z9-new", Labels: placement.Labels{Host: "new"}})
 		plan, err := Rebalance(grown, tables)
 		if err != nil {
 			t.Fatal(err)
@@ -316,9 +318,9 @@ func TestRebalanceDeterministic(t *testing.T) {
 	for i := 0; i < iterations(20); i++ {
 		rng := rand.New(rand.NewPCG(uint64(i), 6))
 		nodes := randomNodes(rng, fullSpec, true)
-		var tables []Table
+		var tables []placement.Table
 		for k := 0; k < 3; k++ {
-			tb, _ := placeTable(t, nodes, tables, TableID(5-k), 1+rng.IntN(500), 1+rng.IntN(min(3, len(nodes))), domains[rng.IntN(len(domains))])
+			tb, _ := placeTable(t, nodes, tables, placement.TableID(5-k), 1+rng.IntN(500), 1+rng.IntN(min(3, len(nodes))), domains[rng.IntN(len(domains))])
 			tables = append(tables, tb)
 		}
 		mu := mutations[rng.IntN(len(mutations))]
@@ -353,33 +355,33 @@ func TestRebalanceDeterministic(t *testing.T) {
 // partition.
 func TestPlanSteps(t *testing.T) {
 	nodes := grid(1, 1, 6, 1)
-	tb, _ := placeTable(t, nodes, nil, 1, 40, 3, DomainHost)
+	tb, _ := placeTable(t, nodes, nil, 1, 40, 3, placement.DomainHost)
 	// Move everything: replace the first three hosts by three new ones.
-	var next []Node
+	var next []placement.Node
 	for i, n := range nodes {
 		if i < 3 {
-			n.State = NodeDraining
+			n.State = placement.NodeDraining
 		}
 		next = append(next, n)
 	}
 	for i := 0; i < 3; i++ {
-		next = append(next, Node{ID: NodeID(fmt.Sprint("new", i)), Labels: Labels{Host: fmt.Sprint("new", i)}})
+		next = append(next, placement.Node{ID: placement.NodeID(fmt.Sprint("new", i)), Labels: placement.Labels{Host: fmt.Sprint("new", i)}})
 	}
-	plan, err := Rebalance(next, []Table{tb})
+	plan, err := Rebalance(next, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, limit := range []int{0, 1, 2, 7, 1000} {
 		steps := plan.Steps(limit)
-		simulate(t, []Table{tb}, plan, limit)
+		simulate(t, []placement.Table{tb}, plan, limit)
 		if limit == 1 && len(steps) != len(plan.Moves) {
 			t.Fatalf("limit 1: %d steps for %d moves", len(steps), len(plan.Moves))
 		}
 		// At most limit partitions in progress: count partitions whose
 		// first move was issued and whose last one was not.
 		if limit > 0 {
-			started := map[PartitionID]int{}
-			total := map[PartitionID]int{}
+			started := map[placement.PartitionID]int{}
+			total := map[placement.PartitionID]int{}
 			for _, m := range plan.Moves {
 				total[m.Partition]++
 			}
@@ -416,21 +418,21 @@ func TestPlanSteps(t *testing.T) {
 
 func TestRebalanceErrors(t *testing.T) {
 	nodes := grid(1, 1, 3, 1)
-	tb, _ := placeTable(t, nodes, nil, 1, 8, 3, DomainHost)
-	nodes[0].State = NodeDown
-	if _, err := Rebalance(nodes, []Table{tb}); !errors.Is(err, ErrNotEnoughNodes) || !strings.Contains(err.Error(), "table 1") {
+	tb, _ := placeTable(t, nodes, nil, 1, 8, 3, placement.DomainHost)
+	nodes[0].State = placement.NodeDown
+	if _, err := Rebalance(nodes, []placement.Table{tb}); !errors.Is(err, ErrNotEnoughNodes) || !strings.Contains(err.Error(), "table 1") {
 		t.Fatalf("err = %v, want ErrNotEnoughNodes naming the table", err)
 	}
-	nodes[0].State = NodeUp
-	if _, err := Rebalance(nodes, []Table{tb, tb}); err == nil || !strings.Contains(err.Error(), "duplicate table") {
+	nodes[0].State = placement.NodeUp
+	if _, err := Rebalance(nodes, []placement.Table{tb, tb}); err == nil || !strings.Contains(err.Error(), "duplicate table") {
 		t.Fatalf("err = %v, want duplicate table", err)
 	}
 	bad := tb.Clone()
 	bad.Replication = 0
-	if _, err := Rebalance(nodes, []Table{bad}); err == nil || !strings.HasPrefix(err.Error(), "placement: ") {
+	if _, err := Rebalance(nodes, []placement.Table{bad}); err == nil || !strings.HasPrefix(err.Error(), "planner: ") {
 		t.Fatalf("err = %v, want a replication error", err)
 	}
-	if _, err := Rebalance(append(nodes, nodes[0]), []Table{tb}); err == nil || !strings.Contains(err.Error(), "duplicate node") {
+	if _, err := Rebalance(append(nodes, nodes[0]), []placement.Table{tb}); err == nil || !strings.Contains(err.Error(), "duplicate node") {
 		t.Fatalf("err = %v, want duplicate node", err)
 	}
 }
@@ -439,18 +441,18 @@ func TestRebalanceErrors(t *testing.T) {
 // unknown nodes, two replicas on one host, no master, too many replicas.
 func TestRebalanceRepairs(t *testing.T) {
 	nodes := grid(1, 1, 4, 2)
-	tb := Table{ID: 3, Name: "odd", Replication: 2, Partitions: []Partition{
+	tb := placement.Table{ID: 3, Name: "odd", Replication: 2, Partitions: []placement.Partition{
 		{ID: 0},
-		{ID: 1, Master: "gone", Slaves: []NodeID{"z0-r00-h00-n00"}},
-		{ID: 2, Master: "z0-r00-h01-n00", Slaves: []NodeID{"z0-r00-h01-n01"}},
-		{ID: 3, Slaves: []NodeID{"z0-r00-h02-n00", "z0-r00-h03-n00"}},
-		{ID: 4, Master: "z0-r00-h00-n01", Slaves: []NodeID{"z0-r00-h02-n01", "z0-r00-h03-n01"}},
+		{ID: 1, Master: "gone", Slaves: []placement.NodeID{"z0-r00-h00-n00"}},
+		{ID: 2, Master: "z0-r00-h01-n00", Slaves: []placement.NodeID{"z0-r00-h01-n01"}},
+		{ID: 3, Slaves: []placement.NodeID{"z0-r00-h02-n00", "z0-r00-h03-n00"}},
+		{ID: 4, Master: "z0-r00-h00-n01", Slaves: []placement.NodeID{"z0-r00-h02-n01", "z0-r00-h03-n01"}},
 	}}
-	plan, err := Rebalance(nodes, []Table{tb})
+	plan, err := Rebalance(nodes, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := simulate(t, []Table{tb}, plan, 0)
+	target := simulate(t, []placement.Table{tb}, plan, 0)
 	checkTable(t, nodes, target[0], plan.Report)
 	if s := plan.String(); !strings.Contains(s, "gone") || !strings.Contains(s, "unknown") {
 		t.Fatalf("summary does not list the unknown node:\n%s", s)

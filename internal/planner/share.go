@@ -1,9 +1,11 @@
-package placement
+package planner
 
 import (
 	"cmp"
 	"math"
 	"slices"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // shareEps absorbs float64 rounding when a share is compared with an
@@ -109,7 +111,7 @@ func waterfill(weights, caps []float64, total float64) []float64 {
 // split among its children in proportion to weight; above it, a vertex's
 // share is the sum of its children's. A node's share is therefore its
 // weighted share whenever no domain is capped.
-func (t *topology) replicaShares(level Domain, r, p int) []float64 {
+func (t *topology) replicaShares(level placement.Domain, r, p int) []float64 {
 	share := make([]float64, len(t.tn))
 	dep := depthOf(level)
 	units := t.byDepth[dep]
@@ -350,4 +352,4 @@ func mix(a, b uint64) uint64 {
 }
 
 // tableSeed derives the tie-break seed of a table from its ID.
-func tableSeed(id TableID) uint64 { return mix(0x7a657070656c696e, uint64(id)) }
+func tableSeed(id placement.TableID) uint64 { return mix(0x7a657070656c696e, uint64(id)) }

@@ -1,21 +1,23 @@
-package placement
+package planner
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // TableSpec describes a table to place.
 type TableSpec struct {
 	// ID is the table's ID. It only seeds the tie-breaks, so that tables of
 	// the same shape do not all get the same layout.
-	ID TableID
+	ID placement.TableID
 	// Name is used in reports only.
 	Name        string
 	Partitions  int
 	Replication int
 	// Domain is the failure-domain rule (DomainDefault means DomainHost).
-	Domain Domain
+	Domain placement.Domain
 }
 
 // Place computes the complete assignment of a new table: for every
@@ -37,13 +39,13 @@ type TableSpec struct {
 // The result depends only on the arguments, not on the order of nodes or
 // existing. It fails with ErrNotEnoughNodes when there are fewer eligible
 // nodes than replicas.
-func Place(nodes []Node, existing []Table, spec TableSpec) ([]Partition, Report, error) {
+func Place(nodes []placement.Node, existing []placement.Table, spec TableSpec) ([]placement.Partition, Report, error) {
 	var rep Report
 	if spec.Partitions < 1 {
-		return nil, rep, fmt.Errorf("placement: %s: %d partitions, want at least 1", tableLabel(spec.ID, spec.Name), spec.Partitions)
+		return nil, rep, fmt.Errorf("planner: %s: %d partitions, want at least 1", tableLabel(spec.ID, spec.Name), spec.Partitions)
 	}
 	if spec.Replication < 1 {
-		return nil, rep, fmt.Errorf("placement: %s: replication %d, want at least 1", tableLabel(spec.ID, spec.Name), spec.Replication)
+		return nil, rep, fmt.Errorf("planner: %s: replication %d, want at least 1", tableLabel(spec.ID, spec.Name), spec.Replication)
 	}
 	t, err := newTopology(nodes)
 	if err != nil {
@@ -66,10 +68,10 @@ func Place(nodes []Node, existing []Table, spec TableSpec) ([]Partition, Report,
 	mquota := t.round(t.masterShares(counts, p), p, depthLeaf, 0, nil, masLed, seed^0x6d6173746572)
 	reps := t.fill(level, quota, mquota, p, r, seed)
 
-	parts := make([]Partition, p)
+	parts := make([]placement.Partition, p)
 	for i, rs := range reps {
-		pt := Partition{ID: PartitionID(i), State: PartitionActive, Master: t.nodes[rs[0]].ID}
-		pt.Slaves = make([]NodeID, len(rs)-1)
+		pt := placement.Partition{ID: placement.PartitionID(i), State: placement.PartitionActive, Master: t.nodes[rs[0]].ID}
+		pt.Slaves = make([]placement.NodeID, len(rs)-1)
 		for j, x := range rs[1:] {
 			pt.Slaves[j] = t.nodes[x].ID
 		}
@@ -84,7 +86,7 @@ func Place(nodes []Node, existing []Table, spec TableSpec) ([]Partition, Report,
 // ledgers records the shares and the counts of existing tables, replicas
 // and masters, as the starting load for Place. Tables that cannot be placed
 // on this topology (too few nodes) count for nothing.
-func (t *topology) ledgers(tables []Table) (replicas, masters *ledger) {
+func (t *topology) ledgers(tables []placement.Table) (replicas, masters *ledger) {
 	replicas, masters = newLedger(t, placeTolerance), newLedger(t, placeTolerance)
 	order := make([]int, len(tables))
 	for i := range order {
@@ -129,9 +131,9 @@ func (t *topology) ledgers(tables []Table) (replicas, masters *ledger) {
 // eligibleReplicas returns the indices of the distinct eligible nodes
 // holding a replica of pt, master first. When dep ≥ 0, a replica in the
 // same domain at that depth as an earlier one is left out too.
-func (t *topology) eligibleReplicas(pt *Partition, dep int) []int32 {
+func (t *topology) eligibleReplicas(pt *placement.Partition, dep int) []int32 {
 	var out []int32
-	add := func(id NodeID) {
+	add := func(id placement.NodeID) {
 		n, ok := t.nodeOf(id)
 		if !ok || !t.up[n] {
 			return

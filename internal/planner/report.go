@@ -1,8 +1,10 @@
-package placement
+package planner
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // Report lists what a placement could not do as asked. A zero Report means
@@ -44,15 +46,15 @@ func (r Report) String() string {
 // with enough domains, and spreads them across the Wanted domains as well as
 // it can without guaranteeing it.
 type Violation struct {
-	Table       TableID `json:"table"`
-	Name        string  `json:"name,omitempty"`
-	Replication int     `json:"replication"`
+	Table       placement.TableID `json:"table"`
+	Name        string            `json:"name,omitempty"`
+	Replication int               `json:"replication"`
 	// Wanted is the level the table's rule asks for (never DomainDefault).
-	Wanted Domain `json:"wanted"`
+	Wanted placement.Domain `json:"wanted"`
 	// Domains is the number of eligible domains at Wanted.
 	Domains int `json:"domains"`
 	// Applied is the level at which replicas are actually kept apart.
-	Applied Domain `json:"applied"`
+	Applied placement.Domain `json:"applied"`
 	// Partitions is the number of partitions of the result that have two
 	// or more replicas in one Wanted domain.
 	Partitions int `json:"partitions"`
@@ -71,7 +73,7 @@ func (v Violation) String() string {
 // violation returns the violation of a table placed at level instead of
 // want, counting the partitions of reps that share a domain at want, or
 // nil when level is want.
-func (t *topology) violation(id TableID, name string, want Domain, level Domain, r int, reps [][]int32) *Violation {
+func (t *topology) violation(id placement.TableID, name string, want placement.Domain, level placement.Domain, r int, reps [][]int32) *Violation {
 	want = want.Effective()
 	if level == want {
 		return nil
@@ -95,7 +97,7 @@ func (t *topology) violation(id TableID, name string, want Domain, level Domain,
 // masterWarnings describes the eligible nodes of one table whose master
 // count fell outside the floor and the ceiling of their share, and the
 // partitions left without an eligible master.
-func (ms *masterSet) warnings(id TableID, name string) []string {
+func (ms *masterSet) warnings(id placement.TableID, name string) []string {
 	var out []string
 	label := fmt.Sprintf("table %d", id)
 	if name != "" {

@@ -1,8 +1,10 @@
-package placement
+package planner
 
 import (
 	"fmt"
 	"slices"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // MoveKind is the kind of one step of a plan.
@@ -38,15 +40,15 @@ func (k MoveKind) String() string {
 
 // Move is one step of a plan, with everything needed to execute it.
 type Move struct {
-	Kind      MoveKind    `json:"kind"`
-	Table     TableID     `json:"table"`
-	Partition PartitionID `json:"partition"`
+	Kind      MoveKind              `json:"kind"`
+	Table     placement.TableID     `json:"table"`
+	Partition placement.PartitionID `json:"partition"`
 	// From is the node losing a replica (RemoveReplica) or the mastership
 	// (ChangeMaster); empty for AddReplica.
-	From NodeID `json:"from,omitempty"`
+	From placement.NodeID `json:"from,omitempty"`
 	// To is the node gaining a replica (AddReplica) or the mastership
 	// (ChangeMaster); empty for RemoveReplica.
-	To NodeID `json:"to,omitempty"`
+	To placement.NodeID `json:"to,omitempty"`
 }
 
 // String describes m in one line, such as "table 3 partition 7: add n4".
@@ -79,7 +81,7 @@ type Plan struct {
 	// in table ID order. Only masters and slaves differ from the input;
 	// removed replicas also leave InSync. Gen is not advanced: executing a
 	// master change does that.
-	Target []Table `json:"target"`
+	Target []placement.Table `json:"target"`
 	// Report lists rule violations and anything else that fell short.
 	Report Report `json:"report"`
 	// Summary counts the moves and the per-node load before and after.
@@ -133,7 +135,7 @@ func (p *Plan) Steps(limit int) [][]Move {
 // diffPartition returns the moves that turn old into a partition whose
 // replicas are reps (in that order) and whose master is master, and the
 // resulting partition.
-func diffPartition(table TableID, old Partition, reps []NodeID, master NodeID) ([]Move, Partition) {
+func diffPartition(table placement.TableID, old placement.Partition, reps []placement.NodeID, master placement.NodeID) ([]Move, placement.Partition) {
 	cur := old.Replicas()
 	var moves []Move
 	for _, n := range reps {
@@ -144,7 +146,7 @@ func diffPartition(table TableID, old Partition, reps []NodeID, master NodeID) (
 	if master != old.Master {
 		moves = append(moves, Move{Kind: ChangeMaster, Table: table, Partition: old.ID, From: old.Master, To: master})
 	}
-	seen := make([]NodeID, 0, len(cur))
+	seen := make([]placement.NodeID, 0, len(cur))
 	for _, n := range cur {
 		if !slices.Contains(reps, n) && !slices.Contains(seen, n) {
 			moves = append(moves, Move{Kind: RemoveReplica, Table: table, Partition: old.ID, From: n})
@@ -159,7 +161,7 @@ func diffPartition(table TableID, old Partition, reps []NodeID, master NodeID) (
 }
 
 // applyMove applies m to pt (assumed to be valid for it).
-func applyMove(pt *Partition, m Move) {
+func applyMove(pt *placement.Partition, m Move) {
 	switch m.Kind {
 	case AddReplica:
 		pt.Slaves = append(pt.Slaves, m.To)
@@ -172,7 +174,7 @@ func applyMove(pt *Partition, m Move) {
 		}
 		pt.Master = m.To
 	case RemoveReplica:
-		pt.Slaves = slices.DeleteFunc(pt.Slaves, func(n NodeID) bool { return n == m.From })
-		pt.InSync = slices.DeleteFunc(pt.InSync, func(n NodeID) bool { return n == m.From })
+		pt.Slaves = slices.DeleteFunc(pt.Slaves, func(n placement.NodeID) bool { return n == m.From })
+		pt.InSync = slices.DeleteFunc(pt.InSync, func(n placement.NodeID) bool { return n == m.From })
 	}
 }

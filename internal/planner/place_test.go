@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"errors"
@@ -8,29 +8,31 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 func TestPlaceErrors(t *testing.T) {
 	nodes := grid(1, 1, 3, 1)
 	tests := []struct {
 		name  string
-		nodes []Node
+		nodes []placement.Node
 		spec  TableSpec
 		want  string
 		is    error
 	}{
 		{"no partitions", nodes, TableSpec{Partitions: 0, Replication: 1}, "0 partitions", nil},
 		{"no replication", nodes, TableSpec{Partitions: 1, Replication: 0}, "replication 0", nil},
-		{"too few nodes", nodes, TableSpec{ID: 4, Partitions: 1, Replication: 4}, "placement: not enough eligible nodes: table 4 needs 4 replicas on distinct nodes, 3 eligible", ErrNotEnoughNodes},
-		{"too few up", append(slices.Clone(nodes[:2]), Node{ID: "x", State: NodeDraining}), TableSpec{Partitions: 1, Replication: 3}, "2 eligible", ErrNotEnoughNodes},
+		{"too few nodes", nodes, TableSpec{ID: 4, Partitions: 1, Replication: 4}, "planner: not enough eligible nodes: table 4 needs 4 replicas on distinct nodes, 3 eligible", ErrNotEnoughNodes},
+		{"too few up", append(slices.Clone(nodes[:2]), placement.Node{ID: "x", State: placement.NodeDraining}), TableSpec{Partitions: 1, Replication: 3}, "2 eligible", ErrNotEnoughNodes},
 		{"duplicate", append(slices.Clone(nodes), nodes[0]), TableSpec{Partitions: 1, Replication: 1}, "duplicate node", nil},
-		{"empty ID", append(slices.Clone(nodes), Node{}), TableSpec{Partitions: 1, Replication: 1}, "empty ID", nil},
+		{"empty ID", append(slices.Clone(nodes), placement.Node{}), TableSpec{Partitions: 1, Replication: 1}, "empty ID", nil},
 		{"bad domain", nodes, TableSpec{Partitions: 1, Replication: 1, Domain: 9}, "unknown failure domain", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Place(tc.nodes, nil, tc.spec)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "placement: ") {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "planner: ") {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
@@ -45,13 +47,13 @@ func TestPlaceErrors(t *testing.T) {
 // still uses every rack (spread as well as possible).
 func TestPlaceDegraded(t *testing.T) {
 	nodes := grid(1, 2, 3, 2)
-	parts, rep, err := Place(nodes, nil, TableSpec{ID: 3, Name: "users", Partitions: 60, Replication: 3, Domain: DomainRack})
+	parts, rep, err := Place(nodes, nil, TableSpec{ID: 3, Name: "users", Partitions: 60, Replication: 3, Domain: placement.DomainRack})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := Table{ID: 3, Name: "users", Replication: 3, Domain: DomainRack, Partitions: parts}
+	tb := placement.Table{ID: 3, Name: "users", Replication: 3, Domain: placement.DomainRack, Partitions: parts}
 	checkTable(t, nodes, tb, rep)
-	want := Violation{Table: 3, Name: "users", Replication: 3, Wanted: DomainRack, Domains: 2, Applied: DomainHost, Partitions: 60}
+	want := Violation{Table: 3, Name: "users", Replication: 3, Wanted: placement.DomainRack, Domains: 2, Applied: placement.DomainHost, Partitions: 60}
 	if len(rep.Violations) != 1 || rep.Violations[0] != want {
 		t.Fatalf("violations %+v, want %+v", rep.Violations, want)
 	}
@@ -73,7 +75,7 @@ const spreadSlack = 4
 
 // unspread counts the partitions whose replicas are on fewer than
 // min(want, replicas) racks of a grid.
-func unspread(parts []Partition, want int) int {
+func unspread(parts []placement.Partition, want int) int {
 	n := 0
 	for _, pt := range parts {
 		racks := map[string]bool{}
@@ -91,7 +93,7 @@ func unspread(parts []Partition, want int) int {
 // the host rule and three equal racks, every partition gets three racks.
 func TestPlaceSpread(t *testing.T) {
 	nodes := grid(1, 3, 4, 3)
-	tb, rep := placeTable(t, nodes, nil, 1, 999, 3, DomainHost)
+	tb, rep := placeTable(t, nodes, nil, 1, 999, 3, placement.DomainHost)
 	checkTable(t, nodes, tb, rep)
 	if n := unspread(tb.Partitions, 3); n > spreadSlack {
 		t.Fatalf("%d partitions not on three racks", n)
@@ -102,19 +104,19 @@ func TestPlaceSpread(t *testing.T) {
 // label is its own host, a host without a rack label is its own rack, a
 // rack without a zone label is its own zone.
 func TestPlaceLabels(t *testing.T) {
-	bare := []Node{{ID: "a"}, {ID: "b"}, {ID: "c"}}
-	for _, d := range []Domain{DomainHost, DomainRack, DomainZone} {
+	bare := []placement.Node{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	for _, d := range []placement.Domain{placement.DomainHost, placement.DomainRack, placement.DomainZone} {
 		_, rep, err := Place(bare, nil, TableSpec{Partitions: 3, Replication: 3, Domain: d})
 		if err != nil || !rep.OK() {
 			t.Fatalf("%v on unlabeled nodes: %v, %v", d, err, rep)
 		}
 	}
 	// Two hosts of two nodes, no racks: each host is a rack.
-	hosts := []Node{
-		{ID: "a1", Labels: Labels{Host: "a"}}, {ID: "a2", Labels: Labels{Host: "a"}},
-		{ID: "b1", Labels: Labels{Host: "b"}}, {ID: "b2", Labels: Labels{Host: "b"}},
+	hosts := []placement.Node{
+		{ID: "a1", Labels: placement.Labels{Host: "a"}}, {ID: "a2", Labels: placement.Labels{Host: "a"}},
+		{ID: "b1", Labels: placement.Labels{Host: "b"}}, {ID: "b2", Labels: placement.Labels{Host: "b"}},
 	}
-	parts, rep, err := Place(hosts, nil, TableSpec{Partitions: 10, Replication: 2, Domain: DomainRack})
+	parts, rep, err := Place(hosts, nil, TableSpec{Partitions: 10, Replication: 2, Domain: placement.DomainRack})
 	if err != nil || !rep.OK() {
 		t.Fatalf("rack rule over hosts: %v, %v", err, rep)
 	}
@@ -123,14 +125,14 @@ func TestPlaceLabels(t *testing.T) {
 			t.Fatalf("partition %d on one host: %v", pt.ID, pt.Replicas())
 		}
 	}
-	_, rep, err = Place(hosts, nil, TableSpec{ID: 2, Partitions: 10, Replication: 3, Domain: DomainRack})
-	if err != nil || len(rep.Violations) != 1 || rep.Violations[0].Applied != DomainNode || rep.Violations[0].Domains != 2 {
+	_, rep, err = Place(hosts, nil, TableSpec{ID: 2, Partitions: 10, Replication: 3, Domain: placement.DomainRack})
+	if err != nil || len(rep.Violations) != 1 || rep.Violations[0].Applied != placement.DomainNode || rep.Violations[0].Domains != 2 {
 		t.Fatalf("3 replicas on 2 implicit racks: %v, %+v", err, rep)
 	}
 	// Same host name in two racks: two hosts.
-	twin := []Node{
-		{ID: "x", Labels: Labels{Rack: "r1", Host: "h"}},
-		{ID: "y", Labels: Labels{Rack: "r2", Host: "h"}},
+	twin := []placement.Node{
+		{ID: "x", Labels: placement.Labels{Rack: "r1", Host: "h"}},
+		{ID: "y", Labels: placement.Labels{Rack: "r2", Host: "h"}},
 	}
 	if _, rep, err := Place(twin, nil, TableSpec{Partitions: 4, Replication: 2}); err != nil || !rep.OK() {
 		t.Fatalf("host h in two racks: %v, %v", err, rep)
@@ -141,11 +143,11 @@ func TestPlaceLabels(t *testing.T) {
 // weight of 0 counts as 1.
 func TestPlaceIneligible(t *testing.T) {
 	nodes := grid(1, 1, 6, 1)
-	nodes[0].State = NodeDraining
-	nodes[1].State = NodeDown
+	nodes[0].State = placement.NodeDraining
+	nodes[1].State = placement.NodeDown
 	nodes[2].Weight = 0
 	nodes[3].Weight = 3
-	tb, rep := placeTable(t, nodes, nil, 1, 100, 2, DomainHost)
+	tb, rep := placeTable(t, nodes, nil, 1, 100, 2, placement.DomainHost)
 	counts, _ := checkTable(t, nodes, tb, rep)
 	if counts[nodes[0].ID] != 0 || counts[nodes[1].ID] != 0 {
 		t.Fatalf("ineligible nodes hold replicas: %v", counts)
@@ -164,8 +166,8 @@ func TestPlaceIneligible(t *testing.T) {
 // partition, and the nodes of a rack share its replicas by weight.
 func TestPlaceCapped(t *testing.T) {
 	nodes := grid(1, 3, 1, 1)
-	nodes = append(nodes, Node{ID: "z0-r00-h00-n01", Labels: nodes[0].Labels, Weight: 8})
-	tb, rep := placeTable(t, nodes, nil, 1, 90, 3, DomainRack)
+	nodes = append(nodes, placement.Node{ID: "z0-r00-h00-n01", Labels: nodes[0].Labels, Weight: 8})
+	tb, rep := placeTable(t, nodes, nil, 1, 90, 3, placement.DomainRack)
 	counts, masters := checkTable(t, nodes, tb, rep)
 	if counts["z0-r01-h00-n00"] != 90 || counts["z0-r00-h00-n00"] != 10 || counts["z0-r00-h00-n01"] != 80 {
 		t.Fatalf("counts %v", counts)
@@ -180,12 +182,12 @@ func TestPlaceCapped(t *testing.T) {
 // TestPlaceManyTables checks that many tiny tables go round the cluster.
 func TestPlaceTinyTables(t *testing.T) {
 	nodes := grid(1, 1, 10, 1)
-	var tables []Table
+	var tables []placement.Table
 	for k := 1; k <= 50; k++ {
-		tb, _ := placeTable(t, nodes, tables, TableID(k), 1, 1, DomainHost)
+		tb, _ := placeTable(t, nodes, tables, placement.TableID(k), 1, 1, placement.DomainHost)
 		tables = append(tables, tb)
 	}
-	per := map[NodeID]int{}
+	per := map[placement.NodeID]int{}
 	for _, tb := range tables {
 		per[tb.Partitions[0].Master]++
 	}
@@ -207,9 +209,9 @@ func TestPlaceDeterministic(t *testing.T) {
 		if len(upNodes(nodes)) < 3 {
 			continue
 		}
-		var existing []Table
+		var existing []placement.Table
 		for k := 0; k < 3; k++ {
-			tb, _ := placeTable(t, nodes, existing, TableID(10+k), 1+rng.IntN(300), 1+rng.IntN(3), DomainDefault)
+			tb, _ := placeTable(t, nodes, existing, placement.TableID(10+k), 1+rng.IntN(300), 1+rng.IntN(3), placement.DomainDefault)
 			existing = append(existing, tb)
 		}
 		spec := TableSpec{ID: 99, Partitions: 1 + rng.IntN(2000), Replication: 1 + rng.IntN(3), Domain: domains[rng.IntN(len(domains))]}
@@ -241,13 +243,13 @@ func TestPlaceDeterministic(t *testing.T) {
 // node copies from (and to) many nodes at once.
 func TestPlaceScatter(t *testing.T) {
 	nodes := grid(1, 4, 10, 10)
-	tb, _ := placeTable(t, nodes, nil, 1, 1024, 3, DomainRack)
-	peers := map[NodeID]map[NodeID]int{}
+	tb, _ := placeTable(t, nodes, nil, 1, 1024, 3, placement.DomainRack)
+	peers := map[placement.NodeID]map[placement.NodeID]int{}
 	for _, pt := range tb.Partitions {
 		reps := pt.Replicas()
 		for _, a := range reps {
 			if peers[a] == nil {
-				peers[a] = map[NodeID]int{}
+				peers[a] = map[placement.NodeID]int{}
 			}
 			for _, b := range reps {
 				if a != b {
@@ -268,12 +270,12 @@ func TestPlaceScatter(t *testing.T) {
 }
 
 func ExamplePlace() {
-	nodes := []Node{
-		{ID: "n1", Labels: Labels{Rack: "r1", Host: "h1"}, Weight: 1},
-		{ID: "n2", Labels: Labels{Rack: "r1", Host: "h2"}, Weight: 1},
-		{ID: "n3", Labels: Labels{Rack: "r2", Host: "h3"}, Weight: 2},
+	nodes := []placement.Node{
+		{ID: "n1", Labels: placement.Labels{Rack: "r1", Host: "h1"}, Weight: 1},
+		{ID: "n2", Labels: placement.Labels{Rack: "r1", Host: "h2"}, Weight: 1},
+		{ID: "n3", Labels: placement.Labels{Rack: "r2", Host: "h3"}, Weight: 2},
 	}
-	parts, rep, err := Place(nodes, nil, TableSpec{ID: 1, Partitions: 4, Replication: 2, Domain: DomainRack})
+	parts, rep, err := Place(nodes, nil, TableSpec{ID: 1, Partitions: 4, Replication: 2, Domain: placement.DomainRack})
 	if err != nil {
 		panic(err)
 	}

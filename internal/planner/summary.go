@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // Summary counts what a plan does, for dry runs and progress reports.
@@ -35,12 +37,12 @@ type Summary struct {
 
 // NodeLoad is one node's load before and after a plan.
 type NodeLoad struct {
-	ID NodeID `json:"id"`
+	ID placement.NodeID `json:"id"`
 	// Known is false for a node that holds replicas but is not in the
 	// topology (removed from the cluster).
-	Known  bool      `json:"known"`
-	State  NodeState `json:"state"`
-	Weight int       `json:"weight"`
+	Known  bool                `json:"known"`
+	State  placement.NodeState `json:"state"`
+	Weight int                 `json:"weight"`
 	// ReplicaShare and MasterShare are the node's ideal (fractional) counts
 	// summed over all tables, which the After counts approach within one
 	// per table.
@@ -76,7 +78,7 @@ func (s Summary) Imbalance() (replicas, masters float64) {
 func (s Summary) imbalance(count func(NodeLoad) int) float64 {
 	total, weight, top := 0.0, 0.0, 0.0
 	for _, n := range s.Nodes {
-		if !n.Known || n.State != NodeUp {
+		if !n.Known || n.State != placement.NodeUp {
 			continue
 		}
 		w := float64(max(n.Weight, 1))
@@ -131,7 +133,7 @@ func arrow(before, after int) string {
 }
 
 // loads tallies per-node replica and master counts of tables into byID.
-func loads(tables []Table, byID map[NodeID]*NodeLoad, after bool) {
+func loads(tables []placement.Table, byID map[placement.NodeID]*NodeLoad, after bool) {
 	for i := range tables {
 		for j := range tables[i].Partitions {
 			pt := &tables[i].Partitions[j]

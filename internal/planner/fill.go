@@ -1,4 +1,6 @@
-package placement
+package planner
+
+import "github.com/zeppelin-kv/zeppelin/placement"
 
 // fill lays out p partitions of r replicas from scratch so that every
 // eligible node n masters exactly mquota[leaf(n)] partitions and holds
@@ -24,7 +26,7 @@ package placement
 // slack), then a hash. That spread is a preference, not a guarantee: the
 // last partitions can be left with critical domains in one rack. Inside a chosen domain the node furthest from its slave quota
 // (relative to quota) gets the replica.
-func (t *topology) fill(level Domain, quota, mquota []int32, p, r int, seed uint64) [][]int32 {
+func (t *topology) fill(level placement.Domain, quota, mquota []int32, p, r int, seed uint64) [][]int32 {
 	dep := depthOf(level)
 	units := t.byDepth[dep]
 	nu := len(units)

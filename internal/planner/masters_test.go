@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"math"
@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // failover makes every partition mastered by one of victims mastered by
 // its first slave instead, as automatic failover would.
-func failover(tb Table, victims ...NodeID) Table {
+func failover(tb placement.Table, victims ...placement.NodeID) placement.Table {
 	tb = tb.Clone()
 	for i := range tb.Partitions {
 		pt := &tb.Partitions[i]
@@ -24,7 +26,7 @@ func failover(tb Table, victims ...NodeID) Table {
 
 // checkMastersOnly checks that plan only switches masters among existing
 // replicas and that executing it gives its target.
-func checkMastersOnly(t *testing.T, tables []Table, plan *Plan) []Table {
+func checkMastersOnly(t *testing.T, tables []placement.Table, plan *Plan) []placement.Table {
 	t.Helper()
 	for _, m := range plan.Moves {
 		if m.Kind != ChangeMaster {
@@ -58,13 +60,13 @@ func TestRebalanceMastersAfterFailover(t *testing.T) {
 		if len(nodes) < 2 {
 			continue
 		}
-		var tables []Table
+		var tables []placement.Table
 		for k := 0; k < 1+rng.IntN(3); k++ {
 			r := 2 + rng.IntN(min(3, len(nodes)-1))
-			tb, _ := placeTable(t, nodes, tables, TableID(k+1), 1+rng.IntN(2000), r, domains[rng.IntN(len(domains))])
+			tb, _ := placeTable(t, nodes, tables, placement.TableID(k+1), 1+rng.IntN(2000), r, domains[rng.IntN(len(domains))])
 			tables = append(tables, tb)
 		}
-		var victims []NodeID
+		var victims []placement.NodeID
 		for k := 0; k < 1+rng.IntN(3); k++ {
 			victims = append(victims, nodes[rng.IntN(len(nodes))].ID)
 		}
@@ -103,12 +105,12 @@ func TestRebalanceMastersAfterFailover(t *testing.T) {
 // as many switchovers as that host had masters.
 func TestRebalanceMastersBalanced(t *testing.T) {
 	nodes := grid(1, 4, 10, 10)
-	tb, _ := placeTable(t, nodes, nil, 1, 1024, 3, DomainRack)
-	plan, err := RebalanceMasters(nodes, []Table{tb})
+	tb, _ := placeTable(t, nodes, nil, 1, 1024, 3, placement.DomainRack)
+	plan, err := RebalanceMasters(nodes, []placement.Table{tb})
 	if err != nil || !plan.Empty() {
 		t.Fatalf("balanced table: %v, moves %v", err, plan.Moves)
 	}
-	var host []NodeID
+	var host []placement.NodeID
 	for _, n := range nodes[:10] {
 		host = append(host, n.ID)
 	}
@@ -119,11 +121,11 @@ func TestRebalanceMastersBalanced(t *testing.T) {
 		}
 	}
 	failed := failover(tb, host...)
-	plan, err = RebalanceMasters(nodes, []Table{failed})
+	plan, err = RebalanceMasters(nodes, []placement.Table{failed})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkMastersOnly(t, []Table{failed}, plan)
+	checkMastersOnly(t, []placement.Table{failed}, plan)
 	if plan.Summary.MasterChanges > moved+moved/10 {
 		t.Fatalf("%d switchovers to undo the failover of %d masters (bound %d)", plan.Summary.MasterChanges, moved, plan.Summary.MinMasterChanges)
 	}
@@ -136,14 +138,14 @@ func TestRebalanceMastersBalanced(t *testing.T) {
 // replicas.
 func TestRebalanceMastersIneligible(t *testing.T) {
 	nodes := grid(1, 1, 4, 1)
-	tb, _ := placeTable(t, nodes, nil, 1, 40, 2, DomainHost)
-	nodes[0].State = NodeDraining
-	nodes[1].State = NodeDown
-	plan, err := RebalanceMasters(nodes, []Table{tb})
+	tb, _ := placeTable(t, nodes, nil, 1, 40, 2, placement.DomainHost)
+	nodes[0].State = placement.NodeDraining
+	nodes[1].State = placement.NodeDown
+	plan, err := RebalanceMasters(nodes, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := checkMastersOnly(t, []Table{tb}, plan)
+	target := checkMastersOnly(t, []placement.Table{tb}, plan)
 	orphans := 0
 	for _, pt := range target[0].Partitions {
 		if pt.Master == nodes[0].ID || pt.Master == nodes[1].ID {
@@ -163,14 +165,14 @@ func TestRebalanceMastersIneligible(t *testing.T) {
 
 	// Sync mode: only in-sync slaves may take over.
 	nodes = grid(1, 1, 3, 1)
-	tb, _ = placeTable(t, nodes, nil, 2, 30, 3, DomainHost)
-	tb.Mode = ModeSync
+	tb, _ = placeTable(t, nodes, nil, 2, 30, 3, placement.DomainHost)
+	tb.Mode = placement.ModeSync
 	for i := range tb.Partitions {
 		pt := &tb.Partitions[i]
-		pt.InSync = []NodeID{pt.Master, pt.Slaves[1]}
+		pt.InSync = []placement.NodeID{pt.Master, pt.Slaves[1]}
 	}
-	nodes[0].State = NodeDraining
-	plan, err = RebalanceMasters(nodes, []Table{tb})
+	nodes[0].State = placement.NodeDraining
+	plan, err = RebalanceMasters(nodes, []placement.Table{tb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,9 +187,9 @@ func TestRebalanceMastersIneligible(t *testing.T) {
 func TestRebalanceMastersDeterministic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	nodes := randomNodes(rng, fullSpec, true)
-	var tables []Table
+	var tables []placement.Table
 	for k := 0; k < 4; k++ {
-		tb, _ := placeTable(t, nodes, tables, TableID(k+1), 500, 3, DomainDefault)
+		tb, _ := placeTable(t, nodes, tables, placement.TableID(k+1), 500, 3, placement.DomainDefault)
 		tables = append(tables, failover(tb, nodes[k].ID, nodes[k+4].ID))
 	}
 	a, _ := RebalanceMasters(nodes, tables)
@@ -205,9 +207,9 @@ func TestRebalanceMastersDeterministic(t *testing.T) {
 // after failovers spread over many small tables.
 func TestRebalanceMastersManyTables(t *testing.T) {
 	nodes := grid(1, 2, 5, 2)
-	var tables []Table
+	var tables []placement.Table
 	for k := 1; k <= 40; k++ {
-		tb, _ := placeTable(t, nodes, tables, TableID(k), 5, 3, DomainHost)
+		tb, _ := placeTable(t, nodes, tables, placement.TableID(k), 5, 3, placement.DomainHost)
 		tables = append(tables, failover(tb, nodes[0].ID, nodes[1].ID))
 	}
 	plan, err := RebalanceMasters(nodes, tables)

@@ -1,4 +1,4 @@
-package placement
+package planner
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // Property tests over seeded random topologies and tables. Every check is
@@ -19,7 +21,7 @@ func iterations(full int) int {
 	return full
 }
 
-var domains = []Domain{DomainDefault, DomainNode, DomainHost, DomainRack, DomainZone}
+var domains = []placement.Domain{placement.DomainDefault, placement.DomainNode, placement.DomainHost, placement.DomainRack, placement.DomainZone}
 
 // randomPartitions returns a partition count in 1–4096, log-uniform so
 // that small tables are as common as large ones.
@@ -28,16 +30,16 @@ func randomPartitions(rng *rand.Rand) int {
 }
 
 // randomStates marks some nodes draining or down.
-func randomStates(rng *rand.Rand, nodes []Node) {
+func randomStates(rng *rand.Rand, nodes []placement.Node) {
 	if rng.IntN(3) != 0 {
 		return
 	}
 	for i := range nodes {
 		switch rng.IntN(12) {
 		case 0:
-			nodes[i].State = NodeDraining
+			nodes[i].State = placement.NodeDraining
 		case 1:
-			nodes[i].State = NodeDown
+			nodes[i].State = placement.NodeDown
 		}
 	}
 }
@@ -51,7 +53,7 @@ func TestPlaceProperties(t *testing.T) {
 		p, r := randomPartitions(rng), 1+rng.IntN(5)
 		d := domains[rng.IntN(len(domains))]
 		name := fmt.Sprintf("seed %d: %d nodes, P=%d R=%d %v", i, len(nodes), p, r, d)
-		parts, rep, err := Place(nodes, nil, TableSpec{ID: TableID(i), Partitions: p, Replication: r, Domain: d})
+		parts, rep, err := Place(nodes, nil, TableSpec{ID: placement.TableID(i), Partitions: p, Replication: r, Domain: d})
 		if len(upNodes(nodes)) < r {
 			if !errors.Is(err, ErrNotEnoughNodes) {
 				t.Fatalf("%s: err = %v, want ErrNotEnoughNodes", name, err)
@@ -62,14 +64,14 @@ func TestPlaceProperties(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		for j, pt := range parts {
-			if pt.ID != PartitionID(j) || pt.Gen != 0 || pt.State != PartitionActive {
+			if pt.ID != placement.PartitionID(j) || pt.Gen != 0 || pt.State != placement.PartitionActive {
 				t.Fatalf("%s: partition %d = %+v", name, j, pt)
 			}
 		}
 		if len(rep.Warnings) > 0 {
 			t.Fatalf("%s: warnings %v", name, rep.Warnings)
 		}
-		checkTable(t, nodes, Table{ID: TableID(i), Replication: r, Domain: d, Partitions: parts}, rep)
+		checkTable(t, nodes, placement.Table{ID: placement.TableID(i), Replication: r, Domain: d, Partitions: parts}, rep)
 	}
 }
 
@@ -90,11 +92,11 @@ func TestPlaceManyTables(t *testing.T) {
 	for i := 0; i < n; i++ {
 		rng := rand.New(rand.NewPCG(uint64(i), 2))
 		nodes := randomNodes(rng, fullSpec, false)
-		var tables []Table
-		tot := map[NodeID]float64{}
-		cnt := map[NodeID]int{}
-		mtot := map[NodeID]float64{}
-		mcnt := map[NodeID]int{}
+		var tables []placement.Table
+		tot := map[placement.NodeID]float64{}
+		cnt := map[placement.NodeID]int{}
+		mtot := map[placement.NodeID]float64{}
+		mcnt := map[placement.NodeID]int{}
 		ntables := 5 + rng.IntN(40)
 		for k := 0; k < ntables; k++ {
 			p := 1 + rng.IntN(16)
@@ -103,7 +105,7 @@ func TestPlaceManyTables(t *testing.T) {
 			}
 			r := 1 + rng.IntN(min(3, len(nodes)))
 			d := domains[rng.IntN(len(domains))]
-			tb, rep := placeTable(t, nodes, tables, TableID(k+1), p, r, d)
+			tb, rep := placeTable(t, nodes, tables, placement.TableID(k+1), p, r, d)
 			counts, masters := checkTable(t, nodes, tb, rep)
 			tables = append(tables, tb)
 			level, _ := wantLevel(nodes, d, r)
@@ -131,68 +133,68 @@ func TestPlaceManyTables(t *testing.T) {
 // mutation changes a topology or the tables the way an operator would.
 type mutation struct {
 	name  string
-	apply func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table)
+	apply func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table)
 }
 
 var mutations = []mutation{
-	{"add node", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"add node", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		n := nodes[rng.IntN(len(nodes))]
 		n.ID += "-new"
 		n.Weight = 1 + rng.IntN(4)
 		return append(nodes, n), tables
 	}},
-	{"add host", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"add host", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		n := nodes[rng.IntN(len(nodes))]
 		for k := 0; k < 1+rng.IntN(8); k++ {
 			m := n
-			m.ID = NodeID(fmt.Sprintf("new-%d", k))
+			m.ID = placement.NodeID(fmt.Sprintf("new-%d", k))
 			m.Labels.Host = "new-host"
 			m.Weight = 1 + rng.IntN(4)
 			nodes = append(nodes, m)
 		}
 		return nodes, tables
 	}},
-	{"remove node", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"remove node", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		i := rng.IntN(len(nodes))
 		return append(nodes[:i:i], nodes[i+1:]...), tables
 	}},
-	{"drain node", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
-		nodes[rng.IntN(len(nodes))].State = NodeDraining
+	{"drain node", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
+		nodes[rng.IntN(len(nodes))].State = placement.NodeDraining
 		return nodes, tables
 	}},
-	{"node down", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
-		nodes[rng.IntN(len(nodes))].State = NodeDown
+	{"node down", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
+		nodes[rng.IntN(len(nodes))].State = placement.NodeDown
 		return nodes, tables
 	}},
-	{"drain rack", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"drain rack", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		rack := nodes[rng.IntN(len(nodes))].Labels.Rack
 		for i := range nodes {
 			if nodes[i].Labels.Rack == rack {
-				nodes[i].State = NodeDraining
+				nodes[i].State = placement.NodeDraining
 			}
 		}
 		return nodes, tables
 	}},
-	{"weight change", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"weight change", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		for k := 0; k < 1+rng.IntN(3); k++ {
 			nodes[rng.IntN(len(nodes))].Weight = 1 + rng.IntN(4)
 		}
 		return nodes, tables
 	}},
-	{"label change", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"label change", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		i, j := rng.IntN(len(nodes)), rng.IntN(len(nodes))
 		nodes[i].Labels = nodes[j].Labels
 		return nodes, tables
 	}},
-	{"rule change", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"rule change", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		tables[rng.IntN(len(tables))].Domain = domains[rng.IntN(len(domains))]
 		return nodes, tables
 	}},
-	{"replication change", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"replication change", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		tables[rng.IntN(len(tables))].Replication = 1 + rng.IntN(4)
 		return nodes, tables
 	}},
-	{"master failover", func(rng *rand.Rand, nodes []Node, tables []Table) ([]Node, []Table) {
+	{"master failover", func(rng *rand.Rand, nodes []placement.Node, tables []placement.Table) ([]placement.Node, []placement.Table) {
 		// Masters pile up: every partition mastered by its first slave.
 		tb := &tables[rng.IntN(len(tables))]
 		for i := range tb.Partitions {
@@ -205,8 +207,8 @@ var mutations = []mutation{
 	}},
 }
 
-func cloneTables(tables []Table) []Table {
-	out := make([]Table, len(tables))
+func cloneTables(tables []placement.Table) []placement.Table {
+	out := make([]placement.Table, len(tables))
 	for i := range tables {
 		out[i] = tables[i].Clone()
 	}
@@ -218,11 +220,11 @@ func TestRebalanceProperties(t *testing.T) {
 	for i := 0; i < n; i++ {
 		rng := rand.New(rand.NewPCG(uint64(i), 3))
 		nodes := randomNodes(rng, fullSpec, rng.IntN(4) == 0)
-		var tables []Table
+		var tables []placement.Table
 		for k := 0; k < 1+rng.IntN(3); k++ {
 			p := randomPartitions(rng) / (1 + rng.IntN(4))
 			r := 1 + rng.IntN(min(5, len(nodes)))
-			tb, _ := placeTable(t, nodes, tables, TableID(10+k), max(p, 1), r, domains[rng.IntN(len(domains))])
+			tb, _ := placeTable(t, nodes, tables, placement.TableID(10+k), max(p, 1), r, domains[rng.IntN(len(domains))])
 			tables = append(tables, tb)
 		}
 		mu := mutations[rng.IntN(len(mutations))]

@@ -1,8 +1,10 @@
-package placement
+package planner
 
 import (
 	"cmp"
 	"slices"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // assigner turns the current replicas of one table into a layout that meets
@@ -53,7 +55,7 @@ type assigner struct {
 	failed int // replicas that could not be placed (infeasible; never expected)
 }
 
-func newAssigner(t *topology, level Domain, r, parts int, seed uint64) *assigner {
+func newAssigner(t *topology, level placement.Domain, r, parts int, seed uint64) *assigner {
 	n := len(t.nodes)
 	a := &assigner{
 		t: t, dep: depthOf(level), r: r, seed: seed,

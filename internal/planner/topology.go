@@ -1,17 +1,19 @@
-package placement
+package planner
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // ErrNotEnoughNodes is returned (wrapped, with the table and the counts) by
 // Place, Rebalance and RebalanceMasters when a table has more replicas than
 // there are eligible (up) nodes, so that no two replicas of a partition can
 // be kept apart even at the node level.
-var ErrNotEnoughNodes = errors.New("placement: not enough eligible nodes")
+var ErrNotEnoughNodes = errors.New("planner: not enough eligible nodes")
 
 // Tree depths of the failure-domain hierarchy. The root holds every eligible
 // node; the leaves are the nodes themselves.
@@ -25,7 +27,7 @@ const (
 
 // depthOf returns the tree depth of the domains of level d (d must be
 // effective: DomainNode..DomainZone).
-func depthOf(d Domain) int { return depthLeaf + int(DomainNode) - int(d) }
+func depthOf(d placement.Domain) int { return depthLeaf + int(placement.DomainNode) - int(d) }
 
 // tnode is one vertex of the failure-domain tree: a zone, rack or host
 // domain, a node (leaf), or the root. Only eligible nodes are in the tree.
@@ -47,10 +49,10 @@ type tnode struct {
 // the level below. Domains are identified by their full path: host "h1" of
 // rack "r1" and host "h1" of rack "r2" are two hosts.
 type topology struct {
-	nodes  []Node           // every node, sorted by ID
-	index  map[NodeID]int32 // node ID → index in nodes (lookup only)
-	weight []float64        // effective weight (Weight, or 1 when Weight ≤ 0)
-	up     []bool           // State == NodeUp: eligible for replicas and masters
+	nodes  []placement.Node           // every node, sorted by ID
+	index  map[placement.NodeID]int32 // node ID → index in nodes (lookup only)
+	weight []float64                  // effective weight (Weight, or 1 when Weight ≤ 0)
+	up     []bool                     // State == NodeUp: eligible for replicas and masters
 
 	tn       []tnode                // tree; tn[0] is the root
 	anc      [][depthLeaf + 1]int32 // node index → tree vertex at each depth (all -1 for ineligible nodes)
@@ -60,28 +62,28 @@ type topology struct {
 
 // newTopology validates nodes and builds the tree of the eligible ones. The
 // result does not depend on the order of nodes.
-func newTopology(nodes []Node) (*topology, error) {
+func newTopology(nodes []placement.Node) (*topology, error) {
 	t := &topology{
 		nodes: slices.Clone(nodes),
-		index: make(map[NodeID]int32, len(nodes)),
+		index: make(map[placement.NodeID]int32, len(nodes)),
 	}
-	slices.SortFunc(t.nodes, func(a, b Node) int { return strings.Compare(string(a.ID), string(b.ID)) })
+	slices.SortFunc(t.nodes, func(a, b placement.Node) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	t.weight = make([]float64, len(t.nodes))
 	t.up = make([]bool, len(t.nodes))
 	t.anc = make([][depthLeaf + 1]int32, len(t.nodes))
 	for i, n := range t.nodes {
 		if n.ID == "" {
-			return nil, errors.New("placement: node with an empty ID")
+			return nil, errors.New("planner: node with an empty ID")
 		}
 		if i > 0 && t.nodes[i-1].ID == n.ID {
-			return nil, fmt.Errorf("placement: duplicate node %q", n.ID)
+			return nil, fmt.Errorf("planner: duplicate node %q", n.ID)
 		}
 		t.index[n.ID] = int32(i)
 		t.weight[i] = 1
 		if n.Weight > 0 {
 			t.weight[i] = float64(n.Weight)
 		}
-		t.up[i] = n.State == NodeUp
+		t.up[i] = n.State == placement.NodeUp
 		for d := range t.anc[i] {
 			t.anc[i][d] = -1
 		}
@@ -143,7 +145,7 @@ func newTopology(nodes []Node) (*topology, error) {
 
 // domainKeys returns the identity of node n's zone, rack and host domains,
 // applying the empty-label rules documented on topology.
-func domainKeys(n *Node) [depthLeaf]string {
+func domainKeys(n *placement.Node) [depthLeaf]string {
 	var k [depthLeaf]string
 	if n.Labels.Host != "" {
 		k[depthHost] = "h\x00" + n.Labels.Zone + "\x00" + n.Labels.Rack + "\x00" + n.Labels.Host
@@ -164,19 +166,19 @@ func domainKeys(n *Node) [depthLeaf]string {
 }
 
 // domains returns the number of eligible failure domains at level d.
-func (t *topology) domains(d Domain) int { return len(t.byDepth[depthOf(d)]) }
+func (t *topology) domains(d placement.Domain) int { return len(t.byDepth[depthOf(d)]) }
 
 // effective returns the level at which the replicas of a table with r
 // replicas and rule want are kept apart: want itself when the topology has
 // at least r eligible domains at that level, otherwise the highest level
 // below it that has. It fails when even the nodes are too few; label names
 // the table in the error.
-func (t *topology) effective(want Domain, r int, label string) (Domain, error) {
+func (t *topology) effective(want placement.Domain, r int, label string) (placement.Domain, error) {
 	want = want.Effective()
-	if want < DomainNode || want > DomainZone {
-		return 0, fmt.Errorf("placement: %s: unknown failure domain %d", label, uint8(want))
+	if want < placement.DomainNode || want > placement.DomainZone {
+		return 0, fmt.Errorf("planner: %s: unknown failure domain %d", label, uint8(want))
 	}
-	for d := want; d >= DomainNode; d-- {
+	for d := want; d >= placement.DomainNode; d-- {
 		if t.domains(d) >= r {
 			return d, nil
 		}
@@ -188,7 +190,7 @@ func (t *topology) effective(want Domain, r int, label string) (Domain, error) {
 func (t *topology) leafOf(n int32) int32 { return t.anc[n][depthLeaf] }
 
 // nodeOf returns the index of node id and whether it is known.
-func (t *topology) nodeOf(id NodeID) (int32, bool) {
+func (t *topology) nodeOf(id placement.NodeID) (int32, bool) {
 	i, ok := t.index[id]
 	return i, ok
 }

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin/partition"
+)
+
+// logBuffer collects a node's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the log records with message msg.
+func (b *logBuffer) records(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line %q: %v", sc.Bytes(), err)
+		}
+		if rec[slog.MessageKey] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func TestApplyMapReportsAMapItCannotEncode(t *testing.T) {
+	store, err := partition.Open(partition.Options{Dir: t.TempDir(), Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	// The gate holds the first pull until the encoder has been replaced.
+	gate := make(chan struct{})
+	meta := &fakeMeta{leader: mapWith(5, false), gate: gate}
+	s, err := Start(Config{NodeID: "a", Addr: "a:1", Store: store, Meta: meta,
+		HeartbeatInterval: 20 * time.Millisecond,
+		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.encodeMap = func(any) ([]byte, error) { return nil, errors.New("injected encode failure") }
+	close(gate)
+	select {
+	case <-s.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("node not ready")
+	}
+	if got := s.Epoch(); got != 5 {
+		t.Fatalf("epoch = %d, want 5: the map is served even when it cannot be persisted", got)
+	}
+	recs := logs.records(t, "node: encode map")
+	if len(recs) == 0 {
+		t.Fatal("no log record of the map that could not be encoded")
+	}
+	rec := recs[0]
+	if got := rec[slog.LevelKey]; got != slog.LevelError.String() {
+		t.Errorf("level = %v, want %v", got, slog.LevelError)
+	}
+	if got := rec["epoch"]; got != float64(5) {
+		t.Errorf("epoch = %v, want 5", got)
+	}
+	if got := rec["err"]; got != "injected encode failure" {
+		t.Errorf("err = %v, want the encoder's error", got)
+	}
+	if b, err := store.GetMeta(metaMap); err != nil || b != nil {
+		t.Errorf("persisted map = %q (err %v), want none", b, err)
+	}
+}
