@@ -128,7 +128,8 @@ type Config struct {
 	ElectionRTT  uint64
 	HeartbeatRTT uint64
 
-	// ClientTimeout bounds client calls whose context has no deadline.
+	// ClientTimeout bounds client calls whose context has no deadline
+	// (default client.DefaultTimeout).
 	ClientTimeout time.Duration
 
 	// Logger receives the server's logs (discarded when nil).
@@ -179,7 +180,7 @@ func DefaultConfig(dir string) Config {
 		RaftRTT:           10 * time.Millisecond,
 		ElectionRTT:       20,
 		HeartbeatRTT:      2,
-		ClientTimeout:     5 * time.Second,
+		ClientTimeout:     client.DefaultTimeout,
 	}
 }
 

@@ -107,14 +107,11 @@ func Example_ttl() {
 	fmt.Println("persisted:", had, ttl == client.NoTTL)
 
 	users.Expire(ctx, []byte("session"), 50*time.Millisecond)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if ok, _ := users.Exists(ctx, []byte("session")); !ok {
-			fmt.Println("session expired")
-			break
-		}
-		if time.Now().After(deadline) {
-			log.Fatal("session did not expire")
-		}
+	// The master fixed the expiry when it took the write: once the time
+	// has passed, the key is gone on every replica.
+	time.Sleep(60 * time.Millisecond)
+	if ok, _ := users.Exists(ctx, []byte("session")); !ok {
+		fmt.Println("session expired")
 	}
 	_, err := users.TTL(ctx, []byte("session"))
 	fmt.Println("ttl of a missing key:", errors.Is(err, client.ErrNotFound))

@@ -50,9 +50,7 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 
-	cliMu   sync.Mutex
-	cli     *client.Client
-	stopped bool // set by shutdown, under cliMu
+	cli *client.Client // set by Start, before anything is served
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -75,7 +73,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		cfg.Weight = 1
 	}
 	if cfg.ClientTimeout == 0 {
-		cfg.ClientTimeout = 5 * time.Second
+		cfg.ClientTimeout = client.DefaultTimeout
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -112,10 +110,10 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.rpc = rpc.NewServer(rpc.ServerConfig{
 		Hello:    s.hello,
-		MaxFrame: frameLimit(cfg.Limits),
+		MaxFrame: cfg.Limits.FrameLimit(),
 		Logger:   s.log,
 	})
-	s.pool = rpc.NewPool(rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)})
+	s.pool = rpc.NewPool(rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()})
 	seeds := append([]string(nil), cfg.Join...)
 	if cfg.Roles&RoleMeta != 0 {
 		seeds = append(seeds, s.advertise)
@@ -131,6 +129,11 @@ func Start(cfg Config) (_ *Server, err error) {
 		if err := s.startData(); err != nil {
 			return nil, err
 		}
+	}
+	// The client exists before the HTTP listener, whose status page uses
+	// it, and before anything is served.
+	if s.cli, err = s.newClient(); err != nil {
+		return nil, err
 	}
 	if cfg.GossipAddr != "off" {
 		self := gossipMeta{NodeID: s.nodeID, RPC: s.advertise, Roles: s.wireRoles()}
@@ -155,7 +158,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}()
 	if s.disc != nil && len(cfg.Join) > 0 {
 		s.wg.Add(1)
-		go s.joinGossip()
+		go s.joinGossip(s.stop)
 	}
 	s.log.Info("zeppelin: started", "roles", cfg.Roles, "rpc", s.advertise)
 	return s, nil
@@ -210,7 +213,7 @@ func (s *Server) startMeta() error {
 		SnapshotEntries:   cfg.Expert.MetaSnapshotEntries,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
-		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},
+		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
 		Metrics:           s.reg,
 		Logger:            s.log,
 	})
@@ -225,17 +228,22 @@ func (s *Server) startMeta() error {
 
 // singleRaftAddr returns the Raft address of a single-member meta group:
 // the configured one, else the one recorded in dir, else a free port on the
-// RPC listener's host (recorded for the next start).
+// RPC listener's host (recorded for the next start). A recorded address
+// that cannot be read is an error: choosing another would move the member.
 func singleRaftAddr(dir, configured string, rpcAddr net.Addr) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("zeppelin: create %s: %w", dir, err)
 	}
 	p := filepath.Join(dir, "RAFT_ADDR")
-	if b, err := os.ReadFile(p); err == nil {
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
 		if configured != "" && configured != string(b) {
 			return "", fmt.Errorf("zeppelin: %s was created with Raft address %s, configured %s", dir, b, configured)
 		}
 		return string(b), nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("zeppelin: read the recorded Raft address %s: %w", p, err)
 	}
 	addr := configured
 	if addr == "" {
@@ -274,7 +282,7 @@ func (s *Server) startData() error {
 		Weight:            cfg.Weight,
 		Store:             store,
 		Meta:              node.NewMetaClient(s.metaCall),
-		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: frameLimit(cfg.Limits)},
+		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
 		Limits:            cfg.Limits,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MasterLease:       cfg.MasterLease,
@@ -298,19 +306,40 @@ func (s *Server) startData() error {
 }
 
 // joinGossip joins memberlist through the gossip addresses of the Join
-// members, retrying until it succeeds or the server stops.
-func (s *Server) joinGossip() {
+// members, retrying until it succeeds or stop (closed when the server
+// stops) is closed.
+func (s *Server) joinGossip(stop <-chan struct{}) {
 	defer s.wg.Done()
+	// The dials run under ctx, cancelled as soon as stop closes, so that a
+	// dial in progress does not hold Close up. The watcher that cancels it
+	// ends before joinGossip returns.
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer func() {
+		cancel()
+		<-watched
+	}()
 	backoff := 50 * time.Millisecond
 	for {
 		var addrs []string
 		for _, j := range s.cfg.Join {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			c, err := s.pool.Get(ctx, j)
-			cancel()
+			dctx, dcancel := context.WithTimeout(ctx, time.Second)
+			c, err := s.pool.Get(dctx, j)
+			dcancel()
 			if err == nil && c.Hello().GossipAddr != "" {
 				addrs = append(addrs, c.Hello().GossipAddr)
 			}
+		}
+		if ctx.Err() != nil {
+			return
 		}
 		if len(addrs) > 0 {
 			if err := s.disc.join(addrs); err == nil {
@@ -320,7 +349,7 @@ func (s *Server) joinGossip() {
 			}
 		}
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-time.After(backoff):
 		}
@@ -404,31 +433,29 @@ func (s *Server) WaitReady(ctx context.Context) error {
 // Client returns a client of the cluster, shared by every caller and closed
 // with the server (after Close, its calls return client.ErrClosed). Calls
 // to partitions this process masters are served in-process.
-func (s *Server) Client() *client.Client {
-	s.cliMu.Lock()
-	defer s.cliMu.Unlock()
-	if s.cli == nil {
-		cfg := client.DefaultConfig(s.advertise)
-		cfg.Timeout = s.cfg.ClientTimeout
-		cfg.Limits = s.cfg.Limits
-		cfg.Name = s.nodeID
-		cfg.Logger = s.log
-		var err error
-		if s.node != nil {
-			s.cli, err = client.NewInProcess(cfg, s.network, s.advertise, s.node)
-		} else {
-			s.cli, err = client.NewWithNetwork(cfg, s.network)
-		}
-		if err != nil {
-			// Only a programming error gets here: the configuration was
-			// validated by Start.
-			panic(err)
-		}
-		if s.stopped {
-			s.cli.Close()
-		}
+func (s *Server) Client() *client.Client { return s.cli }
+
+// newClient creates the server's client: it bootstraps from the server's
+// own RPC address, then the Join members (a data node that has not met the
+// meta group yet knows no member to name), and serves requests to its data
+// node in-process.
+func (s *Server) newClient() (*client.Client, error) {
+	cfg := client.DefaultConfig(append([]string{s.advertise}, s.cfg.Join...)...)
+	cfg.Timeout = s.cfg.ClientTimeout
+	cfg.Limits = s.cfg.Limits
+	cfg.Name = s.nodeID
+	cfg.Logger = s.log
+	var c *client.Client
+	var err error
+	if s.node != nil {
+		c, err = client.NewInProcess(cfg, s.network, s.advertise, s.node)
+	} else {
+		c, err = client.NewWithNetwork(cfg, s.network)
 	}
-	return s.cli
+	if err != nil {
+		return nil, fmt.Errorf("zeppelin: create the client: %w", err)
+	}
+	return c, nil
 }
 
 // Addr returns the advertised RPC address: give it to clients and to other
@@ -537,12 +564,8 @@ func (s *Server) shutdown() error {
 		// Serve closes it, but a Start that failed never got that far.
 		_ = s.ln.Close()
 	}
-	s.cliMu.Lock()
-	s.stopped = true
-	cli := s.cli
-	s.cliMu.Unlock()
-	if cli != nil {
-		errs = append(errs, cli.Close())
+	if s.cli != nil {
+		errs = append(errs, s.cli.Close())
 	}
 	if s.node != nil {
 		errs = append(errs, s.node.Close())
@@ -581,11 +604,4 @@ func advertiseAddr(a net.Addr) string {
 		}
 	}
 	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
-}
-
-// frameLimit is the largest RPC frame accepted: a full batch or multi-key
-// request at the configured limits, within sane bounds.
-func frameLimit(l Limits) int {
-	n := int64(l.MaxValueSize)*4 + int64(l.MaxKeySize)*int64(l.MaxMultiKeys) + 64<<20
-	return int(min(max(n, 64<<20), 1<<30))
 }

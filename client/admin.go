@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -54,24 +53,18 @@ func (c *Client) adminCall(ctx context.Context, leaderOnly bool, kind wire.Kind,
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
-	err := c.meta.Call(ctx, leaderOnly, kind, req, resp)
-	if err == nil {
-		return nil
-	}
-	if c.closed.Load() {
-		return ErrClosed
-	}
+	err := c.callMeta(ctx, leaderOnly, kind, req, resp)
 	var we *wire.Error
-	if errors.As(err, &we) {
-		return fromWire(we)
+	if errors.Is(err, ErrNoMeta) || !errors.As(err, &we) {
+		return err
 	}
-	if errors.Is(err, rpc.ErrNoMeta) {
-		return fmt.Errorf("%w: %w", ErrNoMeta, err)
-	}
-	return err
+	return fromWire(we)
 }
 
-// waitEpoch makes sure the client's map is at least epoch e.
+// waitEpoch makes sure the client's map is at least epoch e, that of a
+// change the meta group has committed. The change stands whatever happens
+// here, so a failed pull is logged, not returned: the next call that needs
+// the new map pulls it again.
 func (c *Client) waitEpoch(ctx context.Context, e placement.Epoch) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
@@ -82,7 +75,9 @@ func (c *Client) waitEpoch(ctx context.Context, e placement.Epoch) {
 	if m := c.cur.Load(); m != nil {
 		seen = m.Epoch
 	}
-	_ = c.refresh(ctx, seen, e)
+	if err := c.refresh(ctx, seen, e); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("client: change committed, but the map could not be refreshed", "epoch", e, "err", err)
+	}
 }
 
 // CreateTable creates a table and returns it as committed. It returns when

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -88,7 +89,7 @@ func newClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -98,7 +99,7 @@ func newClient(cfg Config) (*Client, error) {
 	pool := rpc.NewPool(rpc.DialConfig{
 		Network:  cfg.network,
 		From:     cfg.Name,
-		MaxFrame: frameLimit(limits),
+		MaxFrame: limits.FrameLimit(),
 	})
 	return &Client{
 		cfg:    cfg,
@@ -107,13 +108,6 @@ func newClient(cfg Config) (*Client, error) {
 		pool:   pool,
 		meta:   rpc.NewMetaCaller(pool, cfg.Seeds),
 	}, nil
-}
-
-// frameLimit is the largest frame the client accepts: room for a full
-// multi-key reply at the configured limits, within sane bounds.
-func frameLimit(l Limits) int {
-	n := int64(l.MaxValueSize)*4 + int64(l.MaxKeySize)*int64(l.MaxMultiKeys) + 64<<20
-	return int(min(max(n, 64<<20), 1<<30))
 }
 
 // Close closes every connection. Calls in flight fail; later calls return
@@ -223,13 +217,7 @@ func (c *Client) pull(ctx context.Context, want placement.Epoch) error {
 			known = m.Epoch
 		}
 		var reply wire.PullReply
-		if err := c.meta.Call(ctx, leaderOnly, wire.KindMetaPull, &wire.PullRequest{Known: known}, &reply); err != nil {
-			if c.closed.Load() {
-				return ErrClosed
-			}
-			if errors.Is(err, rpc.ErrNoMeta) {
-				return fmt.Errorf("%w: %w", ErrNoMeta, err)
-			}
+		if err := c.callMeta(ctx, leaderOnly, wire.KindMetaPull, &wire.PullRequest{Known: known}, &reply); err != nil {
 			return err
 		}
 		if reply.Map != nil {
@@ -251,6 +239,65 @@ func (c *Client) pull(ctx context.Context, want placement.Epoch) error {
 	return nil
 }
 
+// seedWait bounds how long a call to the meta group waits while the client
+// knows no meta member: when no seed has led to one by then, the call fails
+// with ErrNoMeta however much time its context has left. Seeds that refuse
+// connections or do not speak the protocol are a mistake that waiting does
+// not mend; a member that is still starting gets this long to answer.
+const seedWait = time.Second
+
+// errNoSeed is an internal marker: the ErrNoMeta of a call that gave up on
+// the seeds after seedWait.
+var errNoSeed = errors.New("no seed led to a meta member")
+
+// callMeta calls the meta group. It returns ErrClosed after Close, and an
+// error wrapping ErrNoMeta when no meta member could be reached: none of
+// the seeds led to one within seedWait, or the members known did not answer
+// before ctx ended. Other errors, answers of the meta group included, are
+// returned as they are.
+func (c *Client) callMeta(ctx context.Context, leaderOnly bool, kind wire.Kind, req, resp any) error {
+	for {
+		seeding := len(c.meta.Members()) == 0
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if seeding {
+			cctx, cancel = context.WithTimeout(ctx, seedWait)
+		}
+		err := c.meta.Call(cctx, leaderOnly, kind, req, resp)
+		expired := cctx.Err()
+		cancel()
+		switch {
+		case err == nil:
+			return nil
+		case c.closed.Load():
+			return ErrClosed
+		case seeding && expired != nil && ctx.Err() == nil:
+			if len(c.meta.Members()) > 0 {
+				// A seed named the members in time: give them the time
+				// left (they may be electing a leader).
+				continue
+			}
+			return fmt.Errorf("%w: %w within %v (seeds %s): %v",
+				ErrNoMeta, errNoSeed, seedWait, strings.Join(c.cfg.Seeds, ", "), metaCause(err, expired))
+		case errors.Is(err, rpc.ErrNoMeta), rpc.IsConnError(err):
+			return fmt.Errorf("%w: %w", ErrNoMeta, err)
+		}
+		return err
+	}
+}
+
+// metaCause returns what a meta call ended by its context (whose error is
+// ctxErr) last ran into: the call's error without the context's own.
+func metaCause(err, ctxErr error) error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range u.Unwrap() {
+			if e != ctxErr {
+				return e
+			}
+		}
+	}
+	return err
+}
+
 // errNoMaster is an internal marker: the map names no master for a
 // partition.
 var errNoMaster = errors.New("no master")
@@ -268,7 +315,7 @@ func (c *Client) do(ctx context.Context, idempotent bool, fn func(m *placement.M
 	for {
 		m, err := c.mapFor(ctx)
 		if err != nil {
-			return c.finalErr(ctx, err, r.last)
+			return r.finalErr(err)
 		}
 		err = fn(m)
 		if err == nil {
@@ -291,7 +338,8 @@ type retrier struct {
 	backoff    time.Duration
 	triedTable bool
 	waits      int
-	last       error
+	last       error // the last attempt's failure
+	refreshErr error // the last map pull's failure; nil once one succeeds
 }
 
 // classify handles one failed attempt made with map m. It returns a
@@ -310,8 +358,7 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 		case wire.CodeMoved, wire.CodeTableNotFound:
 			if we.Epoch > m.Epoch {
 				// The node knows a newer map: follow at once.
-				_ = c.refresh(ctx, m.Epoch, we.Epoch)
-				return false, nil
+				return r.refresh(ctx, m.Epoch, we.Epoch, false)
 			}
 			if we.Code == wire.CodeTableNotFound && we.Epoch == m.Epoch {
 				// The node and we agree: the table is gone.
@@ -319,8 +366,7 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 					return false, fromWire(we)
 				}
 				r.triedTable = true
-				_ = c.refresh(ctx, m.Epoch, 0)
-				return false, nil
+				return r.refresh(ctx, m.Epoch, 0, false)
 			}
 			// The node lags behind our map: give it a moment.
 			return true, nil
@@ -330,12 +376,11 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 			// the map now and then.
 			r.waits++
 			if r.waits%4 == 0 {
-				_ = c.refresh(ctx, m.Epoch, 0)
+				return r.refresh(ctx, m.Epoch, 0, true)
 			}
 			return true, nil
 		case wire.CodeClosed, wire.CodeUnavailable:
-			_ = c.refresh(ctx, m.Epoch, 0)
-			return true, nil
+			return r.refresh(ctx, m.Epoch, 0, true)
 		}
 		return false, fromWire(we)
 	case errors.Is(err, errTableMissing):
@@ -343,30 +388,47 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 			return false, fmt.Errorf("%w: %s", ErrTableNotFound, tableOf(err))
 		}
 		r.triedTable = true
-		_ = c.refresh(ctx, m.Epoch, 0)
-		return false, nil
+		return r.refresh(ctx, m.Epoch, 0, false)
 	case errors.Is(err, errNoMaster), errors.Is(err, rpc.ErrNotSent):
-		_ = c.refresh(ctx, m.Epoch, 0)
-		return true, nil
+		return r.refresh(ctx, m.Epoch, 0, true)
 	case errors.Is(err, rpc.ErrConnLost):
 		if !r.idempotent {
 			return false, fmt.Errorf("%w: %w", ErrAmbiguous, err)
 		}
-		_ = c.refresh(ctx, m.Epoch, 0)
-		return true, nil
+		return r.refresh(ctx, m.Epoch, 0, true)
 	case errors.Is(err, rpc.ErrClosed):
 		return false, ErrClosed
 	case ctx.Err() != nil:
-		return false, c.finalErr(ctx, ctx.Err(), r.last)
+		return false, r.finalErr(ctx.Err())
 	}
 	return false, err
+}
+
+// refresh pulls a map newer than epoch seen (of at least epoch want) for
+// the next attempt and returns classify's verdict: wait as given when the
+// pull succeeded. A failed pull is remembered for the final error and makes
+// the next attempt back off; it ends the call when the client is closed or
+// no seed led to a meta member (waiting longer would not help).
+func (r *retrier) refresh(ctx context.Context, seen, want placement.Epoch, wait bool) (bool, error) {
+	err := r.c.refresh(ctx, seen, want)
+	switch {
+	case err == nil:
+		r.refreshErr = nil
+		return wait, nil
+	case errors.Is(err, ErrClosed):
+		return false, ErrClosed
+	case errors.Is(err, errNoSeed):
+		return false, r.finalErr(err)
+	}
+	r.refreshErr = err
+	return true, nil
 }
 
 // pause waits before the next attempt when wait is set, with exponential
 // backoff and jitter; it returns the final error when ctx ends.
 func (r *retrier) pause(ctx context.Context, wait bool) error {
 	if ctx.Err() != nil {
-		return r.c.finalErr(ctx, ctx.Err(), r.last)
+		return r.finalErr(ctx.Err())
 	}
 	if !wait {
 		return nil
@@ -379,45 +441,60 @@ func (r *retrier) pause(ctx context.Context, wait bool) error {
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return r.c.finalErr(ctx, ctx.Err(), r.last)
+		return r.finalErr(ctx.Err())
 	case <-t.C:
 	}
 	r.backoff = min(2*r.backoff, 50*time.Millisecond)
 	return nil
 }
 
-// finalErr builds the error returned when ctx ended: it wraps the context's
-// error and what the last attempt ran into.
-func (c *Client) finalErr(ctx context.Context, err, last error) error {
-	if c.closed.Load() {
+// finalErr builds the error that ends the call: err (the context's error,
+// or the failed map pull that ended the call) wrapping what the last attempt
+// ran into. When the last map pull failed because no meta member could be
+// reached, it wraps that failure (ErrNoMeta) too, provided the last attempt
+// failed in a way a later call may mend (retryLater): a server-side
+// timeout, whose outcome is unknown, must not read as "try again".
+func (r *retrier) finalErr(err error) error {
+	if r.c.closed.Load() {
 		return ErrClosed
 	}
-	if last == nil || errors.Is(err, last) {
+	if r.last == nil || errors.Is(err, r.last) {
 		return err
 	}
-	var cause error
+	cause := attemptErr(r.last)
+	if re := r.refreshErr; re != nil && errors.Is(re, ErrNoMeta) && !errors.Is(err, ErrNoMeta) && retryLater(cause) {
+		cause = fmt.Errorf("%w; map not refreshed: %w", cause, re)
+	}
+	return fmt.Errorf("%w: %w", err, cause)
+}
+
+// retryLater reports whether cause, attemptErr's account of a failed
+// attempt, says the call may succeed if made again: the partition had no
+// reachable master or too few in-sync replicas, or the table was missing
+// from the map.
+func retryLater(cause error) bool {
+	return errors.Is(cause, ErrUnavailable) || errors.Is(cause, ErrNotEnoughReplicas) || errors.Is(cause, errTableMissing)
+}
+
+// attemptErr maps the failure of the last attempt of a call that could not
+// finish to the client's error vocabulary.
+func attemptErr(last error) error {
 	var we *wire.Error
 	switch {
 	case errors.Is(last, errNoMaster):
-		cause = fmt.Errorf("%w: %w", ErrUnavailable, last)
+		return fmt.Errorf("%w: %w", ErrUnavailable, last)
 	case errors.As(last, &we):
 		switch we.Code {
 		case wire.CodeWait:
-			cause = fmt.Errorf("%w: kept waiting: %s", ErrUnavailable, we.Msg)
+			return fmt.Errorf("%w: kept waiting: %s", ErrUnavailable, we.Msg)
 		case wire.CodeMoved, wire.CodeTableNotFound, wire.CodeStaleEpoch, wire.CodeClosed:
-			cause = fmt.Errorf("%w: %w", ErrUnavailable, we)
-		default:
-			cause = fromWire(we)
+			return fmt.Errorf("%w: %w", ErrUnavailable, we)
 		}
+		return fromWire(we)
 	case rpc.IsConnError(last):
-		cause = fmt.Errorf("%w: %w", ErrUnavailable, last)
-	default:
-		cause = last
+		return fmt.Errorf("%w: %w", ErrUnavailable, last)
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %w", ctx.Err(), cause)
-	}
-	return fmt.Errorf("%w: %w", err, cause)
+	return last
 }
 
 type tableErr struct{ name string }

@@ -17,12 +17,17 @@ type Limits = wire.Limits
 // batches ≤ 10,000 operations, MGet/MSet/MDelete ≤ 10,000 keys.
 func DefaultLimits() Limits { return wire.DefaultLimits() }
 
+// DefaultTimeout is the Timeout of DefaultConfig, and the one a Client
+// applies when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
 // Config configures a Client.
 type Config struct {
 	// Seeds are RPC addresses of any cluster members (meta or data). The
 	// client asks them where the meta group is.
 	Seeds []string
-	// Timeout bounds each call whose context has no deadline. Default 5s.
+	// Timeout bounds each call whose context has no deadline (default
+	// DefaultTimeout).
 	Timeout time.Duration
 	// Limits are checked before anything is sent. Zero fields take the
 	// defaults; they should match the servers' limits.
@@ -41,7 +46,7 @@ type Config struct {
 func DefaultConfig(seeds ...string) Config {
 	return Config{
 		Seeds:   seeds,
-		Timeout: 5 * time.Second,
+		Timeout: DefaultTimeout,
 		Limits:  DefaultLimits(),
 	}
 }

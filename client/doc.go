@@ -15,7 +15,9 @@
 // yet, a handover in progress, a lapsed master lease) it backs off briefly
 // and retries; when a connection dies it refreshes the map and retries. All
 // of this happens within the caller's context deadline (Config.Timeout when
-// the context has none). Only terminal errors reach the caller, as the
+// the context has none), except that a client none of whose seeds leads to
+// the meta group fails with ErrNoMeta after about a second: waiting would
+// not mend a wrong address. Only terminal errors reach the caller, as the
 // sentinel and typed errors of this package (ErrNotFound, ErrTableNotFound,
 // ErrUnavailable, *MultiError, ...), matched with errors.Is and errors.As.
 //

@@ -41,7 +41,10 @@ var (
 	// ErrAmbiguous means the connection failed after a non-idempotent
 	// request was sent: it may or may not have been applied.
 	ErrAmbiguous = errors.New("zeppelin: outcome unknown, connection lost after sending")
-	// ErrNoMeta means the meta group could not be reached.
+	// ErrNoMeta means the meta group could not be reached: none of the
+	// seeds led to a meta member within about a second (a wrong address,
+	// say, or a cluster that is not running), or the meta members known did
+	// not answer before the deadline while the call needed the map.
 	ErrNoMeta = errors.New("zeppelin: meta group unreachable")
 )
 

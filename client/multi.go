@@ -53,7 +53,7 @@ func (t *Table) multi(ctx context.Context, n int, partOf func(i, nparts int) pla
 	for len(pending) > 0 {
 		m, err := t.c.mapFor(ctx)
 		if err != nil {
-			return t.multiFailed(n, keyOf, pending, failed, t.c.finalErr(ctx, err, r.last))
+			return t.multiFailed(n, keyOf, pending, failed, r.finalErr(err))
 		}
 		tbl := m.Table(t.name)
 		if tbl == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/zeppelin-kv/zeppelin/binlog"
+	"github.com/zeppelin-kv/zeppelin/internal/poll"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -351,15 +352,16 @@ func equalModels(t testing.TB, what string, got, want model) {
 	t.Fatalf("%s: contents differ (%d vs %d keys)", what, len(got), len(want))
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond (poll.Until) until it holds or the timeout passes.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for d := time.Millisecond; !cond(); d = min(2*d, 50*time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	if err := poll.Until(timeout, func() error {
+		if !cond() {
+			return errors.New(what)
 		}
-		time.Sleep(d)
+		return nil
+	}); err != nil {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -55,6 +55,27 @@ func (o *clientOptions) clusterErr(err error) error {
 	return err
 }
 
+// runAdmin runs one command against the cluster: it connects, runs call
+// with the client and a context bounded by --timeout, and prints call's
+// result, as JSON with --json and through text otherwise. A failed call is
+// reported as "what: error", the error made actionable by clusterErr.
+func runAdmin[V any](o *clientOptions, stdout, stderr io.Writer, what string,
+	call func(context.Context, *client.Client) (V, error), text func(io.Writer, V) error) error {
+	cl, ctx, done, err := o.connect(stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	v, err := call(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, o.clusterErr(err))
+	}
+	if o.json {
+		return writeJSON(stdout, v)
+	}
+	return text(stdout, v)
+}
+
 func newTableCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "table",
@@ -92,28 +113,22 @@ when the meta group has committed the table.`,
 			}
 			m, _ := placement.ParseMode(mode.value)
 			d, _ := placement.ParseDomain(domain.value)
-			cl, ctx, done, err := co.connect(stderr)
-			if err != nil {
+			opts := client.TableOptions{Partitions: partitions, Replication: replication, Mode: m, Fenced: fenced, MinInSync: minInSync, Domain: d}
+			return runAdmin(&co, stdout, stderr, "create table "+args[0], func(ctx context.Context, cl *client.Client) (tableJSON, error) {
+				t, err := cl.CreateTable(ctx, args[0], opts)
+				if err != nil {
+					return tableJSON{}, err
+				}
+				return tableView(t), nil
+			}, func(w io.Writer, v tableJSON) error {
+				fenceNote := ""
+				if v.Fenced {
+					fenceNote = ", fenced"
+				}
+				_, err := fmt.Fprintf(w, "created table %s (id %d): %d partitions, replication %d, %s%s, replicas on distinct %ss\n",
+					v.Name, v.ID, v.PartitionCount, v.Replication, v.Mode, fenceNote, v.Domain)
 				return err
-			}
-			defer done()
-			t, err := cl.CreateTable(ctx, args[0], client.TableOptions{
-				Partitions: partitions, Replication: replication, Mode: m, Fenced: fenced, MinInSync: minInSync, Domain: d,
 			})
-			if err != nil {
-				return fmt.Errorf("create table %s: %w", args[0], co.clusterErr(err))
-			}
-			v := tableView(t)
-			if co.json {
-				return writeJSON(stdout, v)
-			}
-			fenceNote := ""
-			if v.Fenced {
-				fenceNote = ", fenced"
-			}
-			_, err = fmt.Fprintf(stdout, "created table %s (id %d): %d partitions, replication %d, %s%s, replicas on distinct %ss\n",
-				v.Name, v.ID, v.PartitionCount, v.Replication, v.Mode, fenceNote, v.Domain)
-			return err
 		},
 	}
 	fs := cmd.Flags()
@@ -134,19 +149,15 @@ func newTableDropCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Drop a table and its data",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(_ *cobra.Command, args []string) error {
-			cl, ctx, done, err := co.connect(stderr)
-			if err != nil {
+			return runAdmin(&co, stdout, stderr, "drop table "+args[0], func(ctx context.Context, cl *client.Client) (map[string]any, error) {
+				if err := cl.DropTable(ctx, args[0]); err != nil {
+					return nil, err
+				}
+				return map[string]any{"dropped": args[0]}, nil
+			}, func(w io.Writer, _ map[string]any) error {
+				_, err := fmt.Fprintf(w, "dropped table %s\n", args[0])
 				return err
-			}
-			defer done()
-			if err := cl.DropTable(ctx, args[0]); err != nil {
-				return fmt.Errorf("drop table %s: %w", args[0], co.clusterErr(err))
-			}
-			if co.json {
-				return writeJSON(stdout, map[string]any{"dropped": args[0]})
-			}
-			_, err = fmt.Fprintf(stdout, "dropped table %s\n", args[0])
-			return err
+			})
 		},
 	}
 	co.register(cmd.Flags())
@@ -154,59 +165,42 @@ func newTableDropCmd(stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newTableListCmd(stdout, stderr io.Writer) *cobra.Command {
-	var co clientOptions
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List tables",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(_ *cobra.Command, _ []string) error {
-			cl, ctx, done, err := co.connect(stderr)
-			if err != nil {
-				return err
-			}
-			defer done()
-			ts, err := cl.ListTables(ctx)
-			if err != nil {
-				return fmt.Errorf("list tables: %w", co.clusterErr(err))
-			}
-			views := make([]tableJSON, len(ts))
-			for i := range ts {
-				views[i] = tableView(&ts[i])
-			}
-			if co.json {
-				return writeJSON(stdout, views)
-			}
-			return writeTables(stdout, views)
-		},
-	}
-	co.register(cmd.Flags())
-	return cmd
+	return newMapListCmd(stdout, stderr, "list", "List tables", "list tables", func(m *placement.Map) []tableJSON {
+		views := make([]tableJSON, len(m.Tables))
+		for i := range m.Tables {
+			views[i] = tableView(&m.Tables[i])
+		}
+		return views
+	}, writeTables)
 }
 
 func newNodesCmd(stdout, stderr io.Writer) *cobra.Command {
+	return newMapListCmd(stdout, stderr, "nodes", "List data nodes with their state, labels and replica counts", "list nodes", func(m *placement.Map) []nodeJSON {
+		views := make([]nodeJSON, len(m.Nodes))
+		for i, n := range m.Nodes {
+			views[i] = nodeView(n, m)
+		}
+		return views
+	}, writeNodes)
+}
+
+// newMapListCmd returns a command without arguments that pulls the cluster
+// map afresh and lists the views list makes of it, printed by text.
+func newMapListCmd[V any](stdout, stderr io.Writer, use, short, what string,
+	list func(*placement.Map) []V, text func(io.Writer, []V) error) *cobra.Command {
 	var co clientOptions
 	cmd := &cobra.Command{
-		Use:   "nodes",
-		Short: "List data nodes with their state, labels and replica counts",
+		Use:   use,
+		Short: short,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(_ *cobra.Command, _ []string) error {
-			cl, ctx, done, err := co.connect(stderr)
-			if err != nil {
-				return err
-			}
-			defer done()
-			m, err := cl.Refresh(ctx)
-			if err != nil {
-				return fmt.Errorf("list nodes: %w", co.clusterErr(err))
-			}
-			views := make([]nodeJSON, len(m.Nodes))
-			for i, n := range m.Nodes {
-				views[i] = nodeView(n, m)
-			}
-			if co.json {
-				return writeJSON(stdout, views)
-			}
-			return writeNodes(stdout, views)
+			return runAdmin(&co, stdout, stderr, what, func(ctx context.Context, cl *client.Client) ([]V, error) {
+				m, err := cl.Refresh(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return list(m), nil
+			}, text)
 		},
 	}
 	co.register(cmd.Flags())
@@ -229,23 +223,16 @@ slave's lag in records and milliseconds, from the replica reports of the
 nodes' last heartbeats.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(_ *cobra.Command, _ []string) error {
-			cl, ctx, done, err := co.connect(stderr)
-			if err != nil {
-				return err
-			}
-			defer done()
-			st, err := cl.Status(ctx)
-			if err != nil {
-				return fmt.Errorf("status: %w", co.clusterErr(err))
-			}
-			if table != "" && (st.Map == nil || st.Map.Table(table) == nil) {
-				return fmt.Errorf("status: %w: %s", client.ErrTableNotFound, table)
-			}
-			v := statusView(st, table)
-			if co.json {
-				return writeJSON(stdout, v)
-			}
-			return writeStatus(stdout, v)
+			return runAdmin(&co, stdout, stderr, "status", func(ctx context.Context, cl *client.Client) (statusJSON, error) {
+				st, err := cl.Status(ctx)
+				if err != nil {
+					return statusJSON{}, err
+				}
+				if table != "" && (st.Map == nil || st.Map.Table(table) == nil) {
+					return statusJSON{}, fmt.Errorf("%w: %s", client.ErrTableNotFound, table)
+				}
+				return statusView(st, table), nil
+			}, writeStatus)
 		},
 	}
 	cmd.Flags().StringVar(&table, "table", "", "show only this `table`'s partitions (default: every table)")

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zeppelin-kv/zeppelin/internal/poll"
 )
 
 // zeppelinBin is the binary built once by TestMain; the tests run it as
@@ -168,20 +170,18 @@ func (p *proc) waitReady(t *testing.T, d time.Duration) map[string]string {
 	return fields
 }
 
-// waitFor polls cond until it returns "" or d passes; cond returns why
-// the condition does not hold yet, which the failure reports.
+// waitFor polls cond (poll.Until) until it returns "" or d passes; cond
+// returns why the condition does not hold yet, which the failure reports.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := cond()
-		if why == "" {
-			return
+	var why string
+	if err := poll.Until(d, func() error {
+		if why = cond(); why != "" {
+			return errors.New(why)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
 	}
 }
 

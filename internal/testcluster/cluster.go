@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/zeppelin-kv/zeppelin"
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/poll"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -305,31 +307,19 @@ func (c *Cluster) closeAll() {
 	wg.Wait()
 }
 
-// Eventually polls cond every few milliseconds until it returns nil or
-// timeout passes, then fails the test with cond's last error.
+// Eventually polls cond (poll.Until) until it returns nil or timeout
+// passes, then fails the test with cond's last error.
 func (c *Cluster) Eventually(timeout time.Duration, cond func() error) {
 	c.t.Helper()
-	if err := Poll(timeout, cond); err != nil {
-		c.t.Fatalf("testcluster: condition not met within %v: %v", timeout, err)
+	if err := poll.Until(timeout, cond); err != nil {
+		c.t.Fatalf("testcluster: %v", err)
 	}
 }
 
-// Poll calls cond until it returns nil or timeout passes, returning its
-// last error.
+// Poll is poll.Until for callers that report the failure themselves: it
+// returns cond's last error as it is, without the timeout.
 func Poll(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	return errors.Unwrap(poll.Until(timeout, cond))
 }
 
 // MetaLeader returns the index of the member leading the meta group, or -1.

@@ -40,6 +40,15 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
+// FrameLimit is the largest RPC frame a process with limits l accepts, on
+// both ends of a connection: room for four values and a multi-key request's
+// worth of keys of the largest sizes, plus 64 MiB for everything else, and
+// never more than 1 GiB. l should have its defaults applied (WithDefaults).
+func (l Limits) FrameLimit() int {
+	n := int64(l.MaxValueSize)*4 + int64(l.MaxKeySize)*int64(l.MaxMultiKeys) + 64<<20
+	return int(min(max(n, 64<<20), 1<<30))
+}
+
 // CheckKey validates one key.
 func (l Limits) CheckKey(key []byte) *Error {
 	if len(key) == 0 {
