@@ -58,13 +58,11 @@ func (s *Server) startHTTP(addr string) error {
 	mux.HandleFunc("/{$}", s.serveDashboard)
 	s.httpLn = ln
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.group.Go(func() {
 		if err := s.http.Serve(ln); err != nil && err != http.ErrServerClosed {
 			s.log.Error("zeppelin: HTTP listener stopped", "err", err)
 		}
-	}()
+	})
 	return nil
 }
 

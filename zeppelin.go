@@ -17,6 +17,7 @@ import (
 
 	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/meta"
@@ -52,8 +53,9 @@ type Server struct {
 
 	cli *client.Client // set by Start, before anything is served
 
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	// group runs the server's own goroutines (RPC accept loop, HTTP
+	// server, gossip join); its quit channel closes when Close begins.
+	group run.Group
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -79,7 +81,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("zeppelin: create %s: %w", cfg.Dir, err)
 	}
-	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), stop: make(chan struct{}), reg: newRegistry()}
+	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), reg: newRegistry()}
 	if s.lock, err = lockDir(cfg.Dir); err != nil {
 		return nil, err
 	}
@@ -149,16 +151,13 @@ func Start(cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("zeppelin: listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 		}
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.group.Go(func() {
 		if err := s.rpc.Serve(s.ln); err != nil {
 			s.log.Error("zeppelin: RPC listener stopped", "err", err)
 		}
-	}()
+	})
 	if s.disc != nil && len(cfg.Join) > 0 {
-		s.wg.Add(1)
-		go s.joinGossip(s.stop)
+		s.group.Go(s.joinGossip)
 	}
 	s.log.Info("zeppelin: started", "roles", cfg.Roles, "rpc", s.advertise)
 	return s, nil
@@ -306,27 +305,12 @@ func (s *Server) startData() error {
 }
 
 // joinGossip joins memberlist through the gossip addresses of the Join
-// members, retrying until it succeeds or stop (closed when the server
-// stops) is closed.
-func (s *Server) joinGossip(stop <-chan struct{}) {
-	defer s.wg.Done()
-	// The dials run under ctx, cancelled as soon as stop closes, so that a
-	// dial in progress does not hold Close up. The watcher that cancels it
-	// ends before joinGossip returns.
-	ctx, cancel := context.WithCancel(context.Background())
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		select {
-		case <-stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	defer func() {
-		cancel()
-		<-watched
-	}()
+// members, retrying until it succeeds or the server stops.
+func (s *Server) joinGossip() {
+	// The dials run under ctx, cancelled as soon as Close begins, so that a
+	// dial in progress does not hold Close up.
+	ctx, cancel := s.group.Context(context.Background())
+	defer cancel()
 	backoff := 50 * time.Millisecond
 	for {
 		var addrs []string
@@ -409,7 +393,7 @@ func (s *Server) metaMembers() []placement.MetaMember {
 // the current map (data role).
 func (s *Server) WaitReady(ctx context.Context) error {
 	select {
-	case <-s.stop:
+	case <-s.group.Done():
 		return ErrClosed
 	default:
 	}
@@ -423,7 +407,7 @@ func (s *Server) WaitReady(ctx context.Context) error {
 		case <-s.node.Ready():
 		case <-ctx.Done():
 			return fmt.Errorf("zeppelin: data role not ready (not registered with the meta group yet): %w", ctx.Err())
-		case <-s.stop:
+		case <-s.group.Done():
 			return ErrClosed
 		}
 	}
@@ -507,7 +491,7 @@ func (s *Server) Node() *node.Server { return s.node }
 // as a warning and the server closes anyway; the error is Close's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	select {
-	case <-s.stop:
+	case <-s.group.Done():
 		return s.Close()
 	default:
 	}
@@ -548,14 +532,16 @@ func (s *Server) Close() error {
 // shutdown stops in data-flow order: stop taking requests, stop the data
 // node (replication, then the store), leave gossip, stop the meta member.
 func (s *Server) shutdown() error {
-	select {
-	case <-s.stop:
-	default:
-		close(s.stop)
-	}
+	s.group.Stop()
 	var errs []error
 	if s.http != nil {
-		errs = append(errs, s.http.Close())
+		// Let handlers in progress finish (they read the node and the
+		// meta member, closed below), but not for long.
+		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := s.http.Shutdown(hctx); err != nil {
+			_ = s.http.Close()
+		}
+		cancel()
 	}
 	if s.rpc != nil {
 		errs = append(errs, s.rpc.Close())
@@ -579,7 +565,7 @@ func (s *Server) shutdown() error {
 	if s.pool != nil {
 		errs = append(errs, s.pool.Close())
 	}
-	s.wg.Wait()
+	s.group.Wait()
 	s.lock.release()
 	if s.log != nil {
 		s.log.Info("zeppelin: stopped")

@@ -22,7 +22,6 @@ func (s *Store) wakeGC() {
 // runGC is the store's garbage collector: on every wake-up it deletes the
 // keys under each garbage marker in bounded transactions, then the marker.
 func (s *Store) runGC() {
-	defer s.wg.Done()
 	for {
 		select {
 		case <-s.quit:

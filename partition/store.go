@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 )
 
 // Durability is a store's fsync policy.
@@ -103,8 +105,10 @@ type Store struct {
 	dbClosed bool
 
 	gcWake chan struct{}
-	quit   chan struct{}
-	wg     sync.WaitGroup
+	// group runs the collector and the periodic fsync; its quit channel
+	// closes when Close begins.
+	group run.Group
+	quit  <-chan struct{}
 }
 
 // Open opens (or creates) the store in o.Dir. Badger's conflict detection
@@ -154,15 +158,13 @@ func Open(o Options) (*Store, error) {
 		txnEntries: db.MaxBatchCount(),
 		replicas:   make(map[ReplicaID]*Replica),
 		gcWake:     make(chan struct{}, 1),
-		quit:       make(chan struct{}),
 	}
+	s.quit = s.group.Done()
 	s.batchBytes = int(min(s.txnBytes/4, 4<<20))
 	s.maxGroupBytes = int(bo.ValueLogFileSize / 3)
-	s.wg.Add(1)
-	go s.runGC()
+	s.group.Go(s.runGC)
 	if o.Durability == DurabilityInterval {
-		s.wg.Add(1)
-		go s.runSync()
+		s.group.Go(s.runSync)
 	}
 	s.wakeGC() // crash leftovers
 	return s, nil
@@ -187,8 +189,8 @@ func (s *Store) Close() error {
 	for _, r := range reps {
 		r.shutdown()
 	}
-	close(s.quit)
-	s.wg.Wait()
+	s.group.Stop()
+	s.group.Wait()
 
 	s.closeMu.Lock()
 	s.dbClosed = true
@@ -451,7 +453,6 @@ func (s *Store) metaUpdate(name string, fn func(*badger.Txn, []byte) error) erro
 
 // runSync fsyncs the store every SyncInterval (DurabilityInterval).
 func (s *Store) runSync() {
-	defer s.wg.Done()
 	t := time.NewTicker(s.opts.SyncInterval)
 	defer t.Stop()
 	for {

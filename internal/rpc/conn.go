@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
@@ -36,8 +37,8 @@ type Conn struct {
 	pending map[uint64]chan wire.Frame
 	err     error // set once, before done is closed
 
-	done chan struct{}
-	wg   sync.WaitGroup
+	done  chan struct{}
+	group run.Group // the read and write loops
 }
 
 // Dial connects to addr and exchanges Hello.
@@ -53,9 +54,9 @@ func Dial(ctx context.Context, cfg DialConfig, addr string) (*Conn, error) {
 		pending: make(map[uint64]chan wire.Frame),
 		done:    make(chan struct{}),
 	}
-	c.wg.Add(2)
-	go c.readLoop(wire.NewFrameReader(nc, cfg.MaxFrame))
-	go c.writeLoop()
+	fr := wire.NewFrameReader(nc, cfg.MaxFrame)
+	c.group.Go(func() { c.readLoop(fr) })
+	c.group.Go(c.writeLoop)
 	if err := c.Call(ctx, wire.KindHello, &wire.Hello{Version: wire.ProtocolVersion, From: cfg.From}, &c.hello); err != nil {
 		c.Close()
 		if errors.Is(err, ErrConnLost) {
@@ -90,7 +91,8 @@ func (c *Conn) Err() error {
 // fail with ErrConnLost. It is idempotent.
 func (c *Conn) Close() error {
 	c.shutdown(ErrClosed)
-	c.wg.Wait()
+	c.group.Stop()
+	c.group.Wait()
 	return nil
 }
 
@@ -178,7 +180,6 @@ func (c *Conn) forget(id uint64) {
 }
 
 func (c *Conn) readLoop(fr *wire.FrameReader) {
-	defer c.wg.Done()
 	for {
 		f, err := fr.Next()
 		if err != nil {
@@ -205,7 +206,6 @@ func (c *Conn) readLoop(fr *wire.FrameReader) {
 }
 
 func (c *Conn) writeLoop() {
-	defer c.wg.Done()
 	if err := pump(c.out, c.done, newCoalescer(c.nc)); err != nil {
 		c.shutdown(err)
 	}
