@@ -356,6 +356,33 @@ func TestMetaRestartsFromSnapshots(t *testing.T) {
 	}
 }
 
+// TestMetaMemberCatchesUpFromASnapshot stops a meta member while the
+// others change the map and compact their logs, so that on its return it
+// can only catch up from a snapshot sent by the leader.
+func TestMetaMemberCatchesUpFromASnapshot(t *testing.T) {
+	c := splitCluster(t, 3, 2, func(_ int, cfg *zeppelin.Config) {
+		cfg.Expert.MetaSnapshotEntries = 5
+	})
+	ctx := ctxFor(t, 2*time.Minute)
+	cl := c.NewClient("admin")
+	away := (c.WaitMetaLeader() + 1) % 3
+	c.Stop(away)
+	for i := range 12 {
+		if _, err := cl.CreateTable(ctx, fmt.Sprintf("t%02d", i), client.TableOptions{Partitions: 2, Replication: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := c.Map()
+	c.Restart(away, true)
+	c.Eventually(20*time.Second, func() error {
+		got := c.Server(away).Meta().Map()
+		if got.Epoch < want.Epoch || got.Table("t11") == nil {
+			return fmt.Errorf("member %d at epoch %d with %d tables, want epoch %d", away, got.Epoch, len(got.Tables), want.Epoch)
+		}
+		return nil
+	})
+}
+
 func TestEmbeddedClientSkipsTheNetwork(t *testing.T) {
 	c := testcluster.New(t, testcluster.Options{Servers: 1})
 	c.CreateTable("e", client.TableOptions{Partitions: 8, Replication: 1})

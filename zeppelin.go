@@ -213,6 +213,7 @@ func (s *Server) startMeta() error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
 		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
+		RaftNetwork:       cfg.Expert.Network,
 		Metrics:           s.reg,
 		Logger:            s.log,
 	})
@@ -280,7 +281,7 @@ func (s *Server) startData() error {
 		Labels:            cfg.Labels,
 		Weight:            cfg.Weight,
 		Store:             store,
-		Meta:              node.NewMetaClient(s.metaCall),
+		Meta:              node.NewMetaClient(s.metaCall, max(cfg.HeartbeatInterval, 100*time.Millisecond)),
 		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
 		Limits:            cfg.Limits,
 		HeartbeatInterval: cfg.HeartbeatInterval,

@@ -81,7 +81,143 @@ func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, res
 			return err
 		}
 	}
-	return c.pool.Call(ctx, addr, kind, req, resp)
+	sent := time.Now()
+	if err := c.callRemote(ctx, addr, kind, req, resp); err != nil {
+		return err
+	}
+	// A fenced master's reply is good only if it arrived before the lease
+	// it reported ran out: a master paused after answering (or whose
+	// answer was held up) may have been replaced meanwhile, and what it
+	// acknowledged may be lost.
+	if lease := replyLease(resp); lease > 0 {
+		if took := time.Since(sent); took >= time.Duration(lease)*time.Millisecond {
+			return fmt.Errorf("%w: %s answered %v after the request was sent, past the %d ms left of its master lease",
+				errLateReply, addr, took.Round(time.Millisecond), lease)
+		}
+	}
+	return nil
+}
+
+// errLateReply marks a reply that arrived too late to be trusted. It counts
+// as a connection lost after the request was sent: repeated when that is
+// harmless, ErrAmbiguous otherwise.
+var errLateReply = fmt.Errorf("%w: late reply", rpc.ErrConnLost)
+
+// errRerouted marks a request abandoned because its partition moved while
+// it waited for the reply; like errLateReply, its outcome is unknown.
+var errRerouted = fmt.Errorf("%w: the partition moved while the request waited", rpc.ErrConnLost)
+
+// replyLease returns the master lease a data reply reports (0: none).
+func replyLease(resp any) int64 {
+	switch r := resp.(type) {
+	case *wire.WriteReply:
+		return r.LeaseMs
+	case *wire.ReadReply:
+		return r.LeaseMs
+	case *wire.ListReply:
+		return r.LeaseMs
+	}
+	return 0
+}
+
+// callRemote sends a data request over the network. While the reply is
+// outstanding it looks at the map every RerouteAfter; once a partition of
+// the request is no longer mastered at addr, it abandons the request.
+func (c *Client) callRemote(ctx context.Context, addr string, kind wire.Kind, req, resp any) error {
+	every := c.cfg.RerouteAfter
+	if every <= 0 {
+		return c.pool.Call(ctx, addr, kind, req, resp)
+	}
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &rerouteWatch{c: c, ctx: actx, cancel: cancel, addr: addr, req: req, every: every}
+	w.mu.Lock()
+	w.t = time.AfterFunc(every, w.check)
+	w.mu.Unlock()
+	err := c.pool.Call(actx, addr, kind, req, resp)
+	w.stop()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errRerouted) {
+		return fmt.Errorf("%w (request to %s)", errRerouted, addr)
+	}
+	return err
+}
+
+// rerouteWatch checks, while a request waits, whether its partitions still
+// have their master at the address it was sent to.
+type rerouteWatch struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	addr   string
+	req    any
+	every  time.Duration
+
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (w *rerouteWatch) check() {
+	if w.ctx.Err() != nil {
+		return
+	}
+	var seen placement.Epoch
+	if m := w.c.cur.Load(); m != nil {
+		seen = m.Epoch
+	}
+	_ = w.c.refresh(w.ctx, seen, 0)
+	if m := w.c.cur.Load(); m != nil && !routedTo(m, w.addr, w.req) {
+		w.cancel(errRerouted)
+		return
+	}
+	w.mu.Lock()
+	if !w.stopped {
+		w.t.Reset(w.every)
+	}
+	w.mu.Unlock()
+}
+
+func (w *rerouteWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.t.Stop()
+	w.mu.Unlock()
+}
+
+// routedTo reports whether every partition that req (a data request)
+// addresses is mastered by the node at addr in m.
+func routedTo(m *placement.Map, addr string, req any) bool {
+	check := func(table placement.TableID, parts ...placement.PartitionID) bool {
+		t := m.TableByID(table)
+		if t == nil {
+			return false
+		}
+		for _, p := range parts {
+			if int(p) >= len(t.Partitions) || m.NodeAddr(t.Partitions[p].Master) != addr {
+				return false
+			}
+		}
+		return true
+	}
+	switch r := req.(type) {
+	case *wire.WriteRequest:
+		for _, g := range r.Groups {
+			if !check(r.Table, g.Partition) {
+				return false
+			}
+		}
+		return true
+	case *wire.ReadRequest:
+		for _, k := range r.Keys {
+			if !check(r.Table, k.Partition) {
+				return false
+			}
+		}
+		return true
+	case *wire.ListRequest:
+		return check(r.Table, r.Partition)
+	}
+	return true
 }
 
 func newClient(cfg Config) (*Client, error) {
@@ -90,6 +226,9 @@ func newClient(cfg Config) (*Client, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.RerouteAfter == 0 {
+		cfg.RerouteAfter = DefaultRerouteAfter
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -370,7 +509,14 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 			}
 			// The node lags behind our map: give it a moment.
 			return true, nil
-		case wire.CodeWait, wire.CodeStaleEpoch, wire.CodeNotEnoughReplicas, wire.CodeTimeout:
+		case wire.CodeAmbiguous, wire.CodeTimeout:
+			// The master may have applied the request (it timed out while
+			// the request was being applied, or its lease lapsed under it).
+			if !r.idempotent {
+				return false, fmt.Errorf("%w: %w", ErrAmbiguous, we)
+			}
+			return r.refresh(ctx, m.Epoch, 0, true)
+		case wire.CodeWait, wire.CodeStaleEpoch, wire.CodeNotEnoughReplicas:
 			// A node that keeps asking to wait may have been replaced
 			// without knowing it (cut off from the meta group): look at
 			// the map now and then.

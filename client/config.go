@@ -21,6 +21,10 @@ func DefaultLimits() Limits { return wire.DefaultLimits() }
 // applies when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
+// DefaultRerouteAfter is the RerouteAfter a Client applies when it is
+// zero.
+const DefaultRerouteAfter = 500 * time.Millisecond
+
 // Config configures a Client.
 type Config struct {
 	// Seeds are RPC addresses of any cluster members (meta or data). The
@@ -29,6 +33,14 @@ type Config struct {
 	// Timeout bounds each call whose context has no deadline (default
 	// DefaultTimeout).
 	Timeout time.Duration
+	// RerouteAfter is how long a request may wait for its reply before the
+	// client looks at the cluster map again (and again after as long): a
+	// request to a master that has been replaced meanwhile — the old one
+	// was paused or cut off — is abandoned and sent to the new master, or,
+	// when it may not be repeated, fails with ErrAmbiguous. One stalled
+	// node thus holds a caller up for about the failover time, not its
+	// whole deadline. Default DefaultRerouteAfter; negative disables it.
+	RerouteAfter time.Duration
 	// Limits are checked before anything is sent. Zero fields take the
 	// defaults; they should match the servers' limits.
 	Limits Limits
@@ -64,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("client: negative Timeout %v", c.Timeout))
+	}
+	if c.RerouteAfter > 0 && c.RerouteAfter < time.Millisecond {
+		errs = append(errs, fmt.Errorf("client: RerouteAfter %v is below a millisecond", c.RerouteAfter))
 	}
 	l := c.Limits
 	if l.MaxKeySize < 0 || l.MaxValueSize < 0 || l.MaxBatchOps < 0 || l.MaxMultiKeys < 0 {

@@ -38,9 +38,11 @@ var (
 	// ErrNotEnoughReplicas means a sync-mode partition has fewer in-sync
 	// replicas than its minimum; the write was not applied. Retryable.
 	ErrNotEnoughReplicas = errors.New("zeppelin: not enough in-sync replicas")
-	// ErrAmbiguous means the connection failed after a non-idempotent
-	// request was sent: it may or may not have been applied.
-	ErrAmbiguous = errors.New("zeppelin: outcome unknown, connection lost after sending")
+	// ErrAmbiguous means a request that may not be repeated (Incr, a
+	// conditional set, a batch) may or may not have been applied: the
+	// connection failed after it was sent, its master was replaced while
+	// it waited, or the master's lease lapsed while it was applied.
+	ErrAmbiguous = errors.New("zeppelin: outcome unknown")
 	// ErrNoMeta means the meta group could not be reached: none of the
 	// seeds led to a meta member within about a second (a wrong address,
 	// say, or a cluster that is not running), or the meta members known did
@@ -107,6 +109,8 @@ func fromWire(we *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrUnavailable, we.Msg)
 	case wire.CodeNotEnoughReplicas:
 		return fmt.Errorf("%w: %s", ErrNotEnoughReplicas, we.Msg)
+	case wire.CodeAmbiguous:
+		return fmt.Errorf("%w: %s", ErrAmbiguous, we.Msg)
 	}
 	return fmt.Errorf("zeppelin: %w", we)
 }

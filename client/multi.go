@@ -23,8 +23,10 @@ func retryable(err error, idempotent bool) bool {
 	if errors.As(err, &we) {
 		switch we.Code {
 		case wire.CodeMoved, wire.CodeTableNotFound, wire.CodeWait, wire.CodeStaleEpoch,
-			wire.CodeNotEnoughReplicas, wire.CodeTimeout, wire.CodeClosed, wire.CodeUnavailable:
+			wire.CodeNotEnoughReplicas, wire.CodeClosed, wire.CodeUnavailable:
 			return true
+		case wire.CodeAmbiguous, wire.CodeTimeout:
+			return idempotent
 		}
 		return false
 	}

@@ -157,8 +157,11 @@ func (d *detector) view() view {
 // (down after DownTimeout of silence, but never before the leader has led
 // for DownTimeout; up again once heartbeating) and the failover of every
 // partition whose master is down or missing. The result is empty when
-// nothing needs to change.
-func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration) ([]nodeStateChange, []partitionChange) {
+// nothing needs to change. deaf reports that every node up in the map has
+// been silent for DownTimeout: then nothing is declared down (the silence
+// is more likely the leader's than every node's, and no replica could be
+// promoted anyway) and the result is empty.
+func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration) (_ []nodeStateChange, _ []partitionChange, deaf bool) {
 	var states []nodeStateChange
 	eff := make(map[placement.NodeID]placement.NodeState, len(m.Nodes))
 	graceOver := now.Sub(v.since) >= downTimeout
@@ -176,12 +179,24 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 		}
 		eff[n.ID] = st
 	}
+	up, silent := 0, 0
+	for _, n := range m.Nodes {
+		if n.State != placement.NodeDown {
+			up++
+			if eff[n.ID] == placement.NodeDown {
+				silent++
+			}
+		}
+	}
+	if up > 0 && silent == up {
+		return nil, nil, true
+	}
 
 	if !graceOver {
 		// A new leader (or one that could not confirm its leadership)
 		// promotes nobody until it has heard from everyone who is alive:
 		// the first replica to report is not the best one.
-		return states, nil
+		return states, nil, false
 	}
 	var parts []partitionChange
 	for _, t := range m.Tables {
@@ -207,7 +222,7 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 			}
 		}
 	}
-	return states, parts
+	return states, parts, false
 }
 
 // masterIncomplete reports whether p's master says its copy is incomplete.

@@ -31,6 +31,7 @@ func (s *Server) kickNotify() {
 // before the next.
 func (s *Server) notifier(ctx context.Context) {
 	var sent placement.Epoch
+	var sentTerm uint64
 	for {
 		select {
 		case <-s.stop:
@@ -38,10 +39,20 @@ func (s *Server) notifier(ctx context.Context) {
 		case <-s.notifyCh:
 		}
 		m := s.Map()
-		if m.Epoch <= sent {
+		id, term := s.Leader()
+		leading := id == s.cfg.ReplicaID && term > sentTerm
+		if m.Epoch <= sent && !leading {
 			continue
 		}
 		sent = m.Epoch
+		req := &wire.NotifyRequest{Epoch: m.Epoch}
+		if leading {
+			// A new leader announces itself: nodes that still heartbeat
+			// its predecessor (which may have stopped answering) move over
+			// now, well inside DownTimeout.
+			sentTerm = term
+			req.Leader, req.Term = s.cfg.RPCAddr, term
+		}
 		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		var wg sync.WaitGroup
 		for _, n := range m.Nodes {
@@ -51,7 +62,7 @@ func (s *Server) notifier(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_ = s.pool.Call(cctx, n.Addr, wire.KindNodeNotify, &wire.NotifyRequest{Epoch: m.Epoch}, nil)
+				_ = s.pool.Call(cctx, n.Addr, wire.KindNodeNotify, req, nil)
 			}()
 		}
 		wg.Wait()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
 	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -61,6 +62,10 @@ type Config struct {
 
 	// Dial configures connections to data nodes (switchovers poll them).
 	Dial rpc.DialConfig
+	// RaftNetwork, when set, carries the Raft traffic between members
+	// instead of dragonboat's own TCP transport, so that the faults a
+	// test injects between hosts reach the meta group too.
+	RaftNetwork transport.Network
 
 	// Metrics registers the member's Prometheus metrics (none when nil).
 	Metrics prometheus.Registerer
@@ -83,9 +88,11 @@ type Server struct {
 	det  detector
 	sw   switchovers
 	auto autoSchedule
-	// ledTerm is the last term this member ran leader duties in; only
-	// the run goroutine uses it.
+	// ledTerm is the last term this member ran leader duties in, and deaf
+	// whether it last found every up data node silent; only the run
+	// goroutine uses them.
 	ledTerm uint64
+	deaf    bool
 	events  eventLog
 	pool    *rpc.Pool
 
@@ -154,6 +161,9 @@ func Start(cfg Config) (*Server, error) {
 		RTTMillisecond:    rtt,
 		RaftAddress:       cfg.RaftAddr,
 		RaftEventListener: listener,
+	}
+	if cfg.RaftNetwork != nil {
+		nhc.Expert.TransportFactory = netTransportFactory{network: cfg.RaftNetwork, log: log}
 	}
 	if cfg.SmallLogDB {
 		nhc.Expert.LogDB = config.GetTinyMemLogDBConfig()

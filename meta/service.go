@@ -317,6 +317,8 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		// have started it on an early heartbeat).
 		s.ledTerm = term
 		s.events.add(Event{Time: now, Kind: "leader", Epoch: s.Map().Epoch})
+		s.log.Info("meta: leading the meta group", "term", term, "epoch", s.Map().Epoch)
+		s.kickNotify()
 		// A new leader looks at the master balance once it has heard
 		// from everyone.
 		s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
@@ -332,7 +334,20 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		return
 	}
 	m := s.Map()
-	states, parts := changes(m, s.det.view(), now, s.cfg.DownTimeout)
+	states, parts, deaf := changes(m, s.det.view(), now, s.cfg.DownTimeout)
+	if deaf {
+		// Every node that is up in the map fell silent at once: far more
+		// likely this leader lost them than they all died, and with none
+		// heard nothing could be promoted anyway. Declare nothing; hear
+		// from them again for a full DownTimeout first.
+		if !s.deaf {
+			s.log.Warn("meta: no data node heard for DownTimeout: declaring none down", "down_timeout", s.cfg.DownTimeout)
+		}
+		s.deaf = true
+		s.det.restartGrace(now)
+		return
+	}
+	s.deaf = false
 	parts = append(parts, s.unstick(m, parts)...)
 	if len(states) > 0 || len(parts) > 0 {
 		// No node being declared down may renew its lease while the

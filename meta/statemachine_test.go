@@ -135,7 +135,7 @@ func TestFailoverChoosesHighestCompleteSlave(t *testing.T) {
 		"c": report("c", now, rs(0, 3, 40, false)),
 		"d": report("d", now, rs(0, 3, 80, true), rs(2, 1, 7, true)),
 	}}
-	states, parts := changes(m, v, now, time.Second)
+	states, parts, _ := changes(m, v, now, time.Second)
 	if len(states) != 1 || states[0].Node != "a" || states[0].State != placement.NodeDown {
 		t.Fatalf("node states: %+v, want a down", states)
 	}
@@ -152,8 +152,36 @@ func TestFailoverChoosesHighestCompleteSlave(t *testing.T) {
 
 	// A new leader declares nothing down during its grace period.
 	v.since = now.Add(-500 * time.Millisecond)
-	if states, parts := changes(m, v, now, time.Second); len(states) != 0 || len(parts) != 0 {
+	if states, parts, _ := changes(m, v, now, time.Second); len(states) != 0 || len(parts) != 0 {
 		t.Errorf("during the grace period: %+v %+v, want nothing", states, parts)
+	}
+}
+
+// TestALeaderThatHearsNobodyDeclaresNothingDown: when every node that is
+// up in the map falls silent at once (the leader was paused, or nodes
+// have not found it yet), nothing is declared down and nothing fails
+// over; when only some do, those are declared down as usual.
+func TestALeaderThatHearsNobodyDeclaresNothingDown(t *testing.T) {
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	m := &placement.Map{Epoch: 5,
+		Nodes: []placement.Node{{ID: "a"}, {ID: "b"}, {ID: "c", State: placement.NodeDown}},
+		Tables: []placement.Table{{ID: 1, Name: "t", Partitions: []placement.Partition{
+			{ID: 0, Master: "a", Slaves: []placement.NodeID{"b", "c"}, Gen: 3},
+		}}}}
+	rs := wire.ReplicaStatus{Table: 1, Partition: 0, Gen: 3, Seq: 10}
+	v := view{since: old, nodes: map[placement.NodeID]*nodeReport{
+		"a": report("a", old, rs),
+		"b": report("b", old, rs),
+	}}
+	states, parts, deaf := changes(m, v, now, time.Second)
+	if !deaf || len(states) != 0 || len(parts) != 0 {
+		t.Fatalf("every up node silent: deaf %v, states %+v, parts %+v; want deaf and no change", deaf, states, parts)
+	}
+	v.nodes["b"] = report("b", now, rs)
+	states, parts, deaf = changes(m, v, now, time.Second)
+	if deaf || len(states) != 1 || states[0].Node != "a" || len(parts) != 1 || parts[0].New.Master != "b" {
+		t.Fatalf("a silent, b heard: deaf %v, states %+v, parts %+v; want a down and b promoted", deaf, states, parts)
 	}
 }
 
@@ -175,7 +203,7 @@ func TestRecoveryWaitsForTheBestCopy(t *testing.T) {
 	v := view{since: now.Add(-500 * time.Millisecond), nodes: map[placement.NodeID]*nodeReport{
 		"b": report("b", now, rs(0, 4, 10, false), rs(1, 2, 50, false), rs(2, 0, 0, false)),
 	}}
-	if _, parts := changes(m, v, now, time.Second); len(parts) != 0 {
+	if _, parts, _ := changes(m, v, now, time.Second); len(parts) != 0 {
 		t.Fatalf("promotions during the grace period: %+v", parts)
 	}
 	// After the grace period everyone alive has reported: a has the
@@ -184,7 +212,7 @@ func TestRecoveryWaitsForTheBestCopy(t *testing.T) {
 	v.since = old
 	v.nodes["a"] = report("a", now, rs(0, 4, 12, false), rs(1, 2, 70, true))
 	v.nodes["c"] = report("c", old, rs(0, 4, 11, false), rs(2, 1, 30, false))
-	_, parts := changes(m, v, now, time.Second)
+	_, parts, _ := changes(m, v, now, time.Second)
 	got := map[placement.PartitionID]placement.Partition{}
 	for _, pc := range parts {
 		got[pc.Partition] = pc.New

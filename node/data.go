@@ -79,11 +79,12 @@ func (s *Server) serving(table placement.TableID, part placement.PartitionID, ep
 		if info.stuck {
 			return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
 		}
-		// The lease fences writes only: reads go on while the meta group
-		// is unreachable, from the master's own (possibly stale) copy.
-		if info.fenced && !s.leaseValid() {
-			return nil, 0, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
-		}
+	}
+	// On a fenced table the master serves only while its lease holds: once
+	// it lapses, meta may have promoted another replica, and neither a
+	// write nor a read from this copy is safe.
+	if p.Master == self && info.fenced && !s.leaseValid() {
+		return nil, 0, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
 	}
 	return r, len(t.Partitions), nil
 }
@@ -167,19 +168,53 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 	reply := &wire.WriteReply{Groups: make([]wire.GroupResult, len(req.Groups))}
 	if len(req.Groups) == 1 {
 		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
-		return reply
+	} else {
+		// Groups of different partitions commit in parallel.
+		var wg sync.WaitGroup
+		for i := range req.Groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reply.Groups[i] = s.writeGroup(ctx, req, &req.Groups[i])
+			}()
+		}
+		wg.Wait()
 	}
-	// Groups of different partitions commit in parallel.
-	var wg sync.WaitGroup
-	for i := range req.Groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			reply.Groups[i] = s.writeGroup(ctx, req, &req.Groups[i])
-		}()
+	// Check the lease again now that the groups have committed: a master
+	// that was paused or cut off meanwhile may have been replaced, and
+	// must not acknowledge what it applied (its replacement may not have
+	// it). The client in turn discards a reply that reaches it after the
+	// lease it reports has run out.
+	if s.fenced(req.Table) {
+		left := s.leaseLeft()
+		if left <= 0 {
+			for i := range reply.Groups {
+				if reply.Groups[i].Err == nil {
+					reply.Groups[i] = wire.GroupResult{Err: s.errorf(wire.CodeAmbiguous,
+						"master lease of %s lapsed while the write was applied: it may or may not survive", s.cfg.NodeID)}
+				}
+			}
+		}
+		reply.LeaseMs = leaseMs(left)
 	}
-	wg.Wait()
 	return reply
+}
+
+// fenced reports whether table is fenced in the node's map: its masters
+// serve only under a valid lease.
+func (s *Server) fenced(table placement.TableID) bool {
+	m := s.cur.Load()
+	if m == nil {
+		return false
+	}
+	t := m.TableByID(table)
+	return t != nil && (t.Fenced || t.Mode == placement.ModeSync)
+}
+
+// leaseMs turns the lease left into a reply's LeaseMs: whole milliseconds,
+// rounded down, 0 when it has lapsed.
+func leaseMs(left time.Duration) int64 {
+	return max(int64(left/time.Millisecond), 0)
 }
 
 func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
@@ -237,6 +272,19 @@ func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadRepl
 		start := time.Now()
 		reply.Results[i] = s.read1(ctx, req, k)
 		s.observe(kind, req.Table, start, reply.Results[i].Err)
+	}
+	// A read from a fenced master is good only while its lease holds (see
+	// write); reads a client allowed from slaves are stale by consent.
+	if !req.AllowSlave && s.fenced(req.Table) {
+		left := s.leaseLeft()
+		if left <= 0 {
+			for i := range reply.Results {
+				if reply.Results[i].Err == nil {
+					reply.Results[i] = wire.ReadResult{Err: s.errorf(wire.CodeWait, "master lease of %s lapsed during the read", s.cfg.NodeID)}
+				}
+			}
+		}
+		reply.LeaseMs = leaseMs(left)
 	}
 	return reply
 }
@@ -316,7 +364,15 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 		return nil, werr
 	}
 	s.observe("list", req.Table, start, nil)
-	return &wire.ListReply{Keys: keys, Values: vals, More: more}, nil
+	reply := &wire.ListReply{Keys: keys, Values: vals, More: more}
+	if s.fenced(req.Table) {
+		left := s.leaseLeft()
+		if left <= 0 {
+			return nil, s.errorf(wire.CodeWait, "master lease of %s lapsed during the list", s.cfg.NodeID)
+		}
+		reply.LeaseMs = leaseMs(left)
+	}
+	return reply, nil
 }
 
 // handleNotify pulls the map at once when the meta group announces a newer
@@ -325,6 +381,9 @@ func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
 	req, err := wire.Decode[wire.NotifyRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
+	}
+	if req.Leader != "" {
+		s.cfg.Meta.LeaderHint(req.Leader, req.Term)
 	}
 	if req.Epoch > s.Epoch() {
 		s.requestPull(req.Epoch)

@@ -74,6 +74,10 @@ func (s *Server) heartbeat(ctx context.Context) {
 }
 
 // leaseValid reports whether the master lease is current.
-func (s *Server) leaseValid() bool {
-	return int64(time.Since(s.start)) < s.leaseUntil.Load()
+func (s *Server) leaseValid() bool { return s.leaseLeft() > 0 }
+
+// leaseLeft returns how long the master lease still runs (≤ 0 once it
+// has lapsed).
+func (s *Server) leaseLeft() time.Duration {
+	return time.Duration(s.leaseUntil.Load() - int64(time.Since(s.start)))
 }

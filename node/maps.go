@@ -76,6 +76,13 @@ func (s *Server) loadLocal() error {
 	return nil
 }
 
+// mapApplied returns a channel closed when the node next applies a map.
+func (s *Server) mapApplied() <-chan struct{} {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	return s.applied
+}
+
 // requestPull asks the map loop to pull a map of at least epoch e.
 func (s *Server) requestPull(e placement.Epoch) {
 	for {
@@ -249,6 +256,10 @@ func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 	}
 	s.cur.Store(m)
 	s.fresh.Store(true)
+	s.appliedMu.Lock()
+	close(s.applied)
+	s.applied = make(chan struct{})
+	s.appliedMu.Unlock()
 	s.checkReady()
 	// Report the new roles at once: the meta leader waits on them during
 	// handovers.

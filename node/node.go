@@ -27,6 +27,10 @@ type MetaClient interface {
 	// Pull returns the map when it is newer than known, else nil. With
 	// leader set it asks the leader.
 	Pull(ctx context.Context, known placement.Epoch, leader bool) (*placement.Map, error)
+	// LeaderHint tells the client that the member at addr announced itself
+	// as the leader of Raft term term; a hint from an older term than one
+	// already known is ignored.
+	LeaderHint(addr string, term uint64)
 }
 
 // Config configures a data node.
@@ -126,6 +130,10 @@ type Server struct {
 
 	pullReq  chan placement.Epoch // wake the map loop
 	hbNow    chan struct{}        // send a heartbeat now
+	// applied is closed (and replaced) each time the node applies a map,
+	// waking requests that wait for the node to catch up.
+	appliedMu sync.Mutex
+	applied   chan struct{}
 	readyCh  chan struct{}        // closed once registered and fresh
 	readyOne sync.Once
 
@@ -171,6 +179,7 @@ func Start(cfg Config) (*Server, error) {
 		pullReq:  make(chan placement.Epoch, 1),
 		hbNow:    make(chan struct{}, 1),
 		readyCh:  make(chan struct{}),
+		applied:  make(chan struct{}),
 		cancel:   cancel,
 	}
 	s.snaps.init()

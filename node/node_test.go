@@ -26,6 +26,8 @@ type fakeMeta struct {
 
 func (f *fakeMeta) Register(context.Context, placement.Node) error { return nil }
 
+func (f *fakeMeta) LeaderHint(string, uint64) {}
+
 func (f *fakeMeta) Heartbeat(_ context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -15,47 +15,77 @@ import (
 // masterFor returns the replica that slave may replicate from, when this
 // node masters the partition at map generation mapGen and slave is one of
 // its slaves; otherwise a refusal, after which the slave pulls the map.
-func (s *Server) masterFor(table placement.TableID, part placement.PartitionID, slave placement.NodeID, mapGen uint64) (*replica, *wire.Error) {
+// When the slave knows a newer map than this node (it has just learnt that
+// this node is its new master, say), or the replica is changing role,
+// masterFor first waits, a short while, for this node to apply the map:
+// a new master's slaves attach within a round trip of the map reaching
+// it, instead of backing off between refusals while the master takes
+// writes that exist nowhere else.
+func (s *Server) masterFor(ctx context.Context, table placement.TableID, part placement.PartitionID, slave placement.NodeID, mapGen uint64) (*replica, *wire.Error) {
+	deadline := time.Now().Add(min(s.cfg.FetchWait, time.Second))
+	for {
+		applied := s.mapApplied()
+		r, werr, behind := s.masterFor1(table, part, slave, mapGen)
+		if !behind || !time.Now().Before(deadline) {
+			return r, werr
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-applied:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return r, werr
+		}
+	}
+}
+
+// masterFor1 is one attempt of masterFor; behind reports a refusal that
+// this node applying a newer map may lift.
+func (s *Server) masterFor1(table placement.TableID, part placement.PartitionID, slave placement.NodeID, mapGen uint64) (_ *replica, _ *wire.Error, behind bool) {
 	if s.closing() {
-		return nil, errClosedWire
+		return nil, errClosedWire, false
 	}
 	m := s.cur.Load()
 	if m == nil || !s.fresh.Load() {
-		return nil, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
+		return nil, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID), true
 	}
 	t := m.TableByID(table)
 	if t == nil || int(part) >= len(t.Partitions) {
 		s.requestPull(0)
-		return nil, s.errorf(wire.CodeRefused, "no table %d partition %d at epoch %d", table, part, m.Epoch)
+		return nil, s.errorf(wire.CodeRefused, "no table %d partition %d at epoch %d", table, part, m.Epoch), true
 	}
 	p := &t.Partitions[part]
-	if mapGen > p.Gen {
+	ahead := mapGen > p.Gen
+	if ahead {
 		s.requestPull(0)
 	}
 	switch {
 	case p.Master != s.cfg.NodeID:
-		return nil, s.errorf(wire.CodeRefused, "%s is not the master of table %s partition %d (gen %d)", s.cfg.NodeID, t.Name, part, p.Gen)
+		return nil, s.errorf(wire.CodeRefused, "%s is not the master of table %s partition %d (gen %d)", s.cfg.NodeID, t.Name, part, p.Gen), ahead
 	case !p.IsSlave(slave):
-		return nil, s.errorf(wire.CodeRefused, "%s is not a slave of table %s partition %d", slave, t.Name, part)
+		return nil, s.errorf(wire.CodeRefused, "%s is not a slave of table %s partition %d", slave, t.Name, part), ahead
 	case mapGen != p.Gen:
-		return nil, s.errorf(wire.CodeRefused, "generation mismatch for table %s partition %d: slave at %d, master at %d", t.Name, part, mapGen, p.Gen)
+		return nil, s.errorf(wire.CodeRefused, "generation mismatch for table %s partition %d: slave at %d, master at %d", t.Name, part, mapGen, p.Gen), ahead
 	}
 	r := s.replica(rkey{table, part})
 	if r == nil {
-		return nil, s.errorf(wire.CodeWait, "replica opening")
+		return nil, s.errorf(wire.CodeWait, "replica opening"), true
 	}
 	if info := r.info.Load(); info.role != wire.RoleMaster || info.mapGen != p.Gen {
-		return nil, s.errorf(wire.CodeWait, "replica changing role")
+		return nil, s.errorf(wire.CodeWait, "replica changing role"), true
 	}
-	return r, nil
+	return r, nil, false
 }
 
-func (s *Server) handleHandshake(_ context.Context, body []byte) (any, error) {
+func (s *Server) handleHandshake(ctx context.Context, body []byte) (any, error) {
 	req, err := wire.Decode[wire.HandshakeRequest](body, s.cfg.Limits.MaxRequestElements())
 	if err != nil {
 		return nil, err
 	}
-	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	r, werr := s.masterFor(ctx, req.Table, req.Partition, req.Node, req.MapGen)
 	if werr != nil {
 		if werr.Code == wire.CodeRefused {
 			return &wire.HandshakeReply{Action: wire.ReplRefuse, Reason: werr.Msg}, nil
@@ -76,7 +106,7 @@ func (s *Server) handleFetch(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	r, werr := s.masterFor(ctx, req.Table, req.Partition, req.Node, req.MapGen)
 	if werr != nil {
 		return nil, werr
 	}
@@ -97,7 +127,7 @@ func (s *Server) handleFetch(ctx context.Context, body []byte) (any, error) {
 		}
 		// The map may have moved on while waiting: only a master of the
 		// slave's generation may answer.
-		if _, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen); werr != nil {
+		if _, werr := s.masterFor(ctx, req.Table, req.Partition, req.Node, req.MapGen); werr != nil {
 			return nil, werr
 		}
 	}
@@ -209,7 +239,7 @@ func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	r, werr := s.masterFor(req.Table, req.Partition, req.Node, req.MapGen)
+	r, werr := s.masterFor(ctx, req.Table, req.Partition, req.Node, req.MapGen)
 	if werr != nil {
 		return nil, werr
 	}

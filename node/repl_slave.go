@@ -35,7 +35,15 @@ func (r *replica) follow(ctx context.Context, master placement.NodeID, gen uint6
 		if errors.Is(err, errPurged) {
 			continue // go straight to the full sync
 		}
-		t := time.NewTimer(backoff)
+		wait := backoff
+		if errors.Is(err, errRefused) {
+			// The master and this node disagree on the map; both are
+			// pulling it, and the master holds a handshake a moment for
+			// its own to arrive. Try again soon: while the slave is away
+			// the master's new writes exist nowhere else.
+			wait = min(backoff, 50*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -27,6 +27,8 @@ type MetaCaller struct {
 	seeds   []string
 	members []string // meta members' RPC addresses
 	leader  string   // last known leader address
+	// hintTerm is the Raft term of the newest leader announcement taken.
+	hintTerm uint64
 }
 
 // NewMetaCaller returns a caller that dials through pool and starts from
@@ -71,6 +73,27 @@ func (m *MetaCaller) Members() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.members)
+}
+
+// LeaderHint makes addr, which announced itself as the leader of Raft term
+// term, the first member tried by leader-only calls, unless an
+// announcement of a later term was taken already. A wrong hint costs one
+// attempt: the member answers not-leader, or does not answer.
+func (m *MetaCaller) LeaderHint(addr string, term uint64) {
+	if addr == "" {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if term < m.hintTerm {
+		return
+	}
+	m.hintTerm = term
+	m.leader = addr
+	if !slices.Contains(m.members, addr) {
+		m.members = append(m.members, addr)
+		slices.Sort(m.members)
+	}
 }
 
 // Leader returns the last known leader address, or "".
@@ -132,10 +155,37 @@ func (m *MetaCaller) discover(ctx context.Context) error {
 // Call sends a request to the meta group. With leaderOnly it follows
 // not-leader replies to the leader; otherwise the first member that answers
 // wins. It retries across members, backing off while no member is reachable
-// or no leader is elected, until ctx ends.
+// or no leader is elected, until ctx ends. Only ctx bounds an attempt, so
+// it suits calls that may legitimately take long (admin operations).
 func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, req, resp any) error {
+	return m.CallBounded(ctx, 0, leaderOnly, kind, req, resp)
+}
+
+// CallBounded is Call with each member's attempt bounded by attempt (0: by
+// ctx only). A member that stops answering in the middle of a call — a
+// paused process, a link that silently drops traffic — then costs one
+// attempt, not the whole call: the caller moves on to the next member, and
+// stops sending to a silent leader first.
+func (m *MetaCaller) CallBounded(ctx context.Context, attempt time.Duration, leaderOnly bool, kind wire.Kind, req, resp any) error {
 	backoff := 5 * time.Millisecond
 	var last error
+	try := func(addr string) error {
+		actx, cancel := attemptContext(ctx, attempt)
+		defer cancel()
+		err := m.pool.Call(actx, addr, kind, req, resp)
+		if err != nil && ctx.Err() == nil && actx.Err() != nil {
+			// This member did not answer in time; the call goes on.
+			return fmt.Errorf("%w: %s did not answer within %v", ErrConnLost, addr, attempt)
+		}
+		return err
+	}
+	setLeader := func(addr string) {
+		if leaderOnly {
+			m.mu.Lock()
+			m.leader = addr
+			m.mu.Unlock()
+		}
+	}
 	for {
 		if len(m.Members()) == 0 {
 			if err := m.discover(ctx); err != nil {
@@ -143,13 +193,9 @@ func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 			}
 		}
 		for _, addr := range m.candidates() {
-			err := m.pool.Call(ctx, addr, kind, req, resp)
+			err := try(addr)
 			if err == nil {
-				if leaderOnly {
-					m.mu.Lock()
-					m.leader = addr
-					m.mu.Unlock()
-				}
+				setLeader(addr)
 				return nil
 			}
 			last = err
@@ -161,7 +207,7 @@ func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 				switch we.Code {
 				case wire.CodeNotLeader:
 					if we.Addr != "" && we.Addr != addr {
-						if err := m.pool.Call(ctx, we.Addr, kind, req, resp); err == nil {
+						if err := try(we.Addr); err == nil {
 							m.mu.Lock()
 							m.leader = we.Addr
 							m.mu.Unlock()
@@ -171,6 +217,7 @@ func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 							if !retryableMeta(err) {
 								return err
 							}
+							m.forgetLeader(we.Addr)
 						}
 					}
 					continue
@@ -181,11 +228,7 @@ func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 				}
 			}
 			if IsConnError(err) {
-				m.mu.Lock()
-				if m.leader == addr {
-					m.leader = ""
-				}
-				m.mu.Unlock()
+				m.forgetLeader(addr)
 				continue
 			}
 			return err
@@ -205,6 +248,23 @@ func (m *MetaCaller) Call(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 			_ = m.discover(ctx)
 		}
 	}
+}
+
+// forgetLeader stops preferring addr as the leader.
+func (m *MetaCaller) forgetLeader(addr string) {
+	m.mu.Lock()
+	if m.leader == addr {
+		m.leader = ""
+	}
+	m.mu.Unlock()
+}
+
+// attemptContext bounds one attempt within ctx.
+func attemptContext(ctx context.Context, attempt time.Duration) (context.Context, context.CancelFunc) {
+	if attempt <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, attempt)
 }
 
 func retryableMeta(err error) bool {

@@ -204,6 +204,13 @@ func (c *Cluster) Client(i int) *client.Client {
 // empty). It is closed when the test ends.
 func (c *Cluster) NewClient(name string, seeds ...string) *client.Client {
 	c.t.Helper()
+	return c.NewClientConfig(name, nil, seeds...)
+}
+
+// NewClientConfig is NewClient with the client's configuration adjusted
+// by configure (when not nil) before it is created.
+func (c *Cluster) NewClientConfig(name string, configure func(*client.Config), seeds ...string) *client.Client {
+	c.t.Helper()
 	if name == "" {
 		name = "client"
 	}
@@ -213,6 +220,9 @@ func (c *Cluster) NewClient(name string, seeds ...string) *client.Client {
 	cfg := client.DefaultConfig(seeds...)
 	cfg.Timeout = 10 * time.Second
 	cfg.Logger = c.Log.With("client", name)
+	if configure != nil {
+		configure(&cfg)
+	}
 	cl, err := client.NewWithNetwork(cfg, c.Hub.Host(name))
 	if err != nil {
 		c.t.Fatalf("testcluster: new client: %v", err)
@@ -411,3 +421,13 @@ func (c *Cluster) serving(table string) error {
 	}
 	return nil
 }
+
+// Pause stops member i's traffic as a stopped process looks to its peers
+// (SIGSTOP, a VM freeze): every connection to and from it stays open but
+// carries nothing until Resume, when what was held is delivered, late.
+// The member's meta Raft traffic is held too. Its own goroutines go on,
+// so its clocks run: a paused master sees its lease lapse.
+func (c *Cluster) Pause(i int) { c.Hub.Pause(c.members[i].Name) }
+
+// Resume ends a Pause of member i.
+func (c *Cluster) Resume(i int) { c.Hub.Resume(c.members[i].Name) }

@@ -30,6 +30,7 @@ const (
 	CodeNotFound                          // admin: named node/partition not found
 	CodeTimeout                           // server-side deadline expired
 	CodeStaleEpoch                        // request's epoch is ahead of the server's map
+	CodeAmbiguous                         // the write may or may not have been applied
 )
 
 var codeNames = map[Code]string{
@@ -51,6 +52,7 @@ var codeNames = map[Code]string{
 	CodeNotFound:          "not found",
 	CodeTimeout:           "timeout",
 	CodeStaleEpoch:        "stale epoch",
+	CodeAmbiguous:         "outcome unknown",
 }
 
 func (c Code) String() string {

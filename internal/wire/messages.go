@@ -359,6 +359,9 @@ type GroupResult struct {
 // WriteReply answers a WriteRequest, one result per group in order.
 type WriteReply struct {
 	Groups []GroupResult `msgpack:"g"`
+	// LeaseMs is, for a fenced table, how long the master's lease still ran
+	// when it sent the reply (see ReadReply.LeaseMs); 0 otherwise.
+	LeaseMs int64 `msgpack:"lm,omitempty"`
 }
 
 // ReadOp is the type of a read.
@@ -400,6 +403,13 @@ type ReadResult struct {
 // ReadReply answers a ReadRequest, one result per key in order.
 type ReadReply struct {
 	Results []ReadResult `msgpack:"r"`
+	// LeaseMs is, for a fenced table, how long the master's lease still ran
+	// when it sent the reply, in whole milliseconds (≥ 1); 0 for an
+	// unfenced table. A reply that reaches the caller later than that
+	// after it sent the request may come from a master that has been
+	// replaced meanwhile (it was paused, say): the caller treats it as
+	// lost.
+	LeaseMs int64 `msgpack:"lm,omitempty"`
 }
 
 // ListRequest lists the keys of one hashtag, in key order, a page at a time.
@@ -419,12 +429,19 @@ type ListReply struct {
 	Keys   [][]byte `msgpack:"k"`
 	Values [][]byte `msgpack:"v,omitempty"`
 	More   bool     `msgpack:"m,omitempty"`
+	// LeaseMs is as in ReadReply.
+	LeaseMs int64 `msgpack:"lm,omitempty"`
 }
 
 // NotifyRequest tells a data node that the map has reached Epoch, so it
-// pulls it now instead of at its next heartbeat.
+// pulls it now instead of at its next heartbeat. A meta leader also
+// announces itself: Leader is its RPC address and Term its Raft term, so
+// nodes still heartbeating a predecessor that stopped answering move over
+// at once.
 type NotifyRequest struct {
-	Epoch placement.Epoch `msgpack:"e"`
+	Epoch  placement.Epoch `msgpack:"e"`
+	Leader string          `msgpack:"l,omitempty"`
+	Term   uint64          `msgpack:"t,omitempty"`
 }
 
 // NodeStatusRequest asks a data node for its replicas' states.
