@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/zeppelin-kv/zeppelin/internal/planner"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -294,120 +293,6 @@ func (s *Server) replicaStatus(ctx context.Context, addr string, table placement
 		}
 	}
 	return nodeReplica{}, fmt.Errorf("node at %s holds no replica of table %d partition %d", addr, table, part)
-}
-
-// handleRebalance spreads masters evenly by planned switchovers.
-func (s *Server) handleRebalance(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[wire.RebalanceRequest](body)
-	if err != nil {
-		return nil, err
-	}
-	if !req.MastersOnly {
-		return nil, wire.Errorf(wire.CodeInvalid, "only master rebalancing runs; replica moves need migration, which this version plans (see plan) but does not execute")
-	}
-	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
-		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "rebalancing is run by the meta leader", Addr: s.leaderAddr(s.Map())}
-	}
-	epoch, err := s.rebalanceMasters(ctx, req.Table)
-	if err != nil {
-		return nil, err
-	}
-	return &wire.EpochReply{Epoch: epoch}, nil
-}
-
-// rebalanceMasters plans master-only moves and runs them as switchovers,
-// a few at a time. It returns the epoch after the last one.
-func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.Epoch, error) {
-	m, err := s.read(ctx)
-	if err != nil {
-		return 0, err
-	}
-	tables := m.Tables
-	if table != "" {
-		t := m.Table(table)
-		if t == nil {
-			return 0, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", table), Epoch: m.Epoch}
-		}
-		tables = []placement.Table{*t}
-	}
-	plan, err := planner.RebalanceMasters(m.Nodes, tables)
-	if err != nil {
-		return 0, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
-	}
-	var errs []error
-	for _, step := range plan.Steps(4) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for _, mv := range step {
-			if mv.Kind != planner.ChangeMaster {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := s.switchover(ctx, mv.Table, mv.Partition, mv.To); err != nil {
-					mu.Lock()
-					errs = append(errs, fmt.Errorf("table %d partition %d → %s: %w", mv.Table, mv.Partition, mv.To, err))
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) > 0 {
-		return s.Map().Epoch, wire.Errorf(wire.CodeWait, "%d of the planned switchovers failed, first: %v", len(errs), errs[0])
-	}
-	return s.Map().Epoch, nil
-}
-
-// autoSchedule decides when the leader next rebalances masters on its own.
-type autoSchedule struct {
-	mu       sync.Mutex
-	after    time.Time
-	running  bool
-	attempts int
-}
-
-// maxAutoAttempts bounds the retries after one trigger.
-const maxAutoAttempts = 10
-
-// schedule asks for a rebalance at t (a fresh trigger resets the retries).
-func (a *autoSchedule) schedule(t time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.after = t
-	a.attempts = 0
-}
-
-// retry asks for another attempt at t, unless the retries are used up.
-func (a *autoSchedule) retry(t time.Time) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.attempts < maxAutoAttempts && a.after.IsZero() {
-		a.after = t
-	}
-}
-
-// due reports whether a rebalance should start now, and marks it running.
-func (a *autoSchedule) due(now time.Time) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.running || a.after.IsZero() || now.Before(a.after) {
-		return false
-	}
-	a.after = time.Time{}
-	a.running = true
-	a.attempts++
-	return true
-}
-
-func (a *autoSchedule) finish() {
-	a.mu.Lock()
-	a.running = false
-	a.mu.Unlock()
 }
 
 // handleHandOff moves every master role of a node that is about to stop
