@@ -19,7 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/binlog"
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
@@ -39,6 +41,7 @@ type chaosLoad struct {
 	attempted map[string]uint64 // counter keys: highest value sent
 	once      [][]byte          // write-once keys acknowledged
 	onceRound []int             // the fault round each was acknowledged in
+	onceAt    []time.Time       // when each was acknowledged
 	round     *atomic.Int64     // the fault round now running
 	ops, errs int
 }
@@ -76,6 +79,7 @@ func (l *chaosLoad) run(ctx context.Context, tb *client.Table, w, keys int, stop
 		case i%2 == 1:
 			l.once = append(l.once, []byte(k))
 			l.onceRound = append(l.onceRound, int(l.round.Load()))
+			l.onceAt = append(l.onceAt, time.Now())
 		}
 		l.mu.Unlock()
 	}
@@ -84,7 +88,7 @@ func (l *chaosLoad) run(ctx context.Context, tb *client.Table, w, keys int, stop
 // check reads every key back, fails the test on a counter value nobody
 // wrote and returns how many acknowledged write-once keys are gone, per
 // fault round they were acknowledged in.
-func (l *chaosLoad) check(t *testing.T, ctx context.Context, tb *client.Table) (lost map[int]int) {
+func (l *chaosLoad) check(t *testing.T, ctx context.Context, tb *client.Table) (lost map[int]int, lostKeys map[int][]lostKey) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -115,20 +119,182 @@ func (l *chaosLoad) check(t *testing.T, ctx context.Context, tb *client.Table) (
 		}
 	})
 	lost = map[int]int{}
+	lostKeys = map[int][]lostKey{}
 	read(l.once, func(i int, r client.Result) {
 		if !r.Found {
 			lost[l.onceRound[i]]++
+			lostKeys[l.onceRound[i]] = append(lostKeys[l.onceRound[i]], lostKey{key: l.once[i], at: l.onceAt[i]})
 		}
 	})
-	return lost
+	return lost, lostKeys
+}
+
+// lostKey is an acknowledged write-once key that is gone.
+type lostKey struct {
+	key []byte
+	at  time.Time
+}
+
+// explainLoss logs what the cluster knows about a lost key: the meta
+// events of its partition around the time it was acknowledged, and, for
+// every replica, its (gen, seq) history and whether its retained binlog
+// still holds a record writing the key.
+func explainLoss(t *testing.T, c *testcluster.Cluster, table string, lk lostKey) {
+	t.Helper()
+	m := c.Map()
+	tbl := m.Table(table)
+	part := placement.PartitionOf(lk.key, len(tbl.Partitions))
+	t.Logf("forensics: %s key %s (partition %d) acknowledged at %s", table, lk.key, part, lk.at.Format("15:04:05.000"))
+	for i := range c.Len() {
+		s := c.Server(i)
+		if s == nil || s.Meta() == nil {
+			continue
+		}
+		for _, e := range s.Meta().Events() {
+			if e.Time.Before(lk.at.Add(-5*time.Second)) || e.Time.After(lk.at.Add(5*time.Second)) {
+				continue
+			}
+			if e.Kind == "leader" || (e.Table == tbl.ID && e.Partition == part) || e.Kind == "down" || e.Kind == "up" {
+				t.Logf("forensics:   meta %s event %s %s node=%s from=%s gen=%d epoch=%d", s.NodeID(), e.Time.Format("15:04:05.000"), e.Kind, e.Node, e.From, e.Gen, e.Epoch)
+			}
+		}
+	}
+	for i := range c.Len() {
+		s := c.Server(i)
+		if s == nil || s.Node() == nil {
+			continue
+		}
+		r, err := s.Node().Store().Replica(uint32(tbl.ID), uint32(part))
+		if err != nil {
+			continue
+		}
+		st := r.State()
+		recs, _ := r.ReadLog(max(st.FirstSeq, 1), 1<<30)
+		found := "not in its retained log"
+		for _, b := range recs {
+			rec, err := binlog.Decode(b)
+			if err != nil {
+				continue
+			}
+			for _, e := range rec.Effects {
+				if string(e.Key) == string(lk.key) {
+					found = fmt.Sprintf("written by seq %d gen %d at %s", rec.Seq, rec.Gen, time.UnixMilli(rec.TimeMs).Format("15:04:05.000"))
+				}
+			}
+		}
+		// The records around the acknowledgement, as runs per generation.
+		var runs []string
+		var cur string
+		var first, last uint64
+		flush := func() {
+			if cur != "" {
+				runs = append(runs, fmt.Sprintf("%s:%d..%d", cur, first, last))
+			}
+		}
+		for _, b := range recs {
+			seq, gen, ms, err := binlog.Peek(b)
+			if err != nil || ms < lk.at.Add(-2*time.Second).UnixMilli() || ms > lk.at.Add(2*time.Second).UnixMilli() {
+				continue
+			}
+			g := fmt.Sprintf("g%d", gen)
+			if g != cur {
+				flush()
+				cur, first = g, seq
+			}
+			last = seq
+		}
+		flush()
+		t.Logf("forensics:   %s: gen %d seq %d first %d history %v; key %s; records ±2s: %v", s.NodeID(), st.Gen, st.Seq, st.FirstSeq, st.History, found, runs)
+	}
+}
+
+// fault is one injected fault: its kind, the node it hit and when it was
+// in force.
+type fault struct {
+	kind       string
+	node       string // member name ("" for a meta member chosen at random)
+	start, end time.Time
+}
+
+// masterLog records, from the meta leader's map, which node mastered each
+// partition and since when.
+type masterLog struct {
+	mu      sync.Mutex
+	changes map[string][]masterChange // "table/partition" → changes in time order
+}
+
+type masterChange struct {
+	at     time.Time
+	master placement.NodeID
+}
+
+func (ml *masterLog) record(m *placement.Map, now time.Time) {
+	ml.mu.Lock()
+	defer ml.mu.Unlock()
+	for _, tb := range m.Tables {
+		for _, p := range tb.Partitions {
+			k := fmt.Sprintf("%s/%d", tb.Name, p.ID)
+			cs := ml.changes[k]
+			if len(cs) == 0 || cs[len(cs)-1].master != p.Master {
+				ml.changes[k] = append(cs, masterChange{at: now, master: p.Master})
+			}
+		}
+	}
+}
+
+// mastersDuring returns the nodes that mastered a partition at some time
+// within [from, to].
+func (ml *masterLog) mastersDuring(table string, part placement.PartitionID, from, to time.Time) []placement.NodeID {
+	ml.mu.Lock()
+	defer ml.mu.Unlock()
+	var out []placement.NodeID
+	cs := ml.changes[fmt.Sprintf("%s/%d", table, part)]
+	for i, ch := range cs {
+		until := to
+		if i+1 < len(cs) {
+			until = cs[i+1].at
+		}
+		if !ch.at.After(to) && !until.Before(from) && ch.master != "" && !slices.Contains(out, ch.master) {
+			out = append(out, ch.master)
+		}
+	}
+	return out
+}
+
+// lossWindow is how long after acknowledging a write its master may still
+// hold the only copy: slaves that re-attach after a master change (a
+// handshake, perhaps a full sync) can take this long under load.
+const lossWindow = 3 * time.Second
+
+// explain returns the fault that explains the loss of a write acknowledged
+// at t in partition part of table, or nil. Only a master that stops
+// abruptly, or keeps taking writes while its slaves cannot reach it, may
+// lose acknowledged writes: a crash, a pause or an isolation of the node
+// that mastered the partition around t, in force at t or starting within
+// lossWindow after it; for an unfenced table also a master cut off from
+// meta alone (it is replaced while it still serves).
+func explain(faults []fault, ml *masterLog, table string, fenced bool, part placement.PartitionID, t time.Time) *fault {
+	masters := ml.mastersDuring(table, part, t.Add(-lossWindow), t)
+	for i := range faults {
+		f := &faults[i]
+		lossy := f.kind == "crash a data node" || f.kind == "isolate a data node" || f.kind == "pause a data node" ||
+			(!fenced && f.kind == "cut a data node off from meta")
+		if !lossy || !slices.Contains(masters, placement.NodeID(f.node)) {
+			continue
+		}
+		if !f.end.Before(t.Add(-100*time.Millisecond)) && !f.start.After(t.Add(lossWindow)) {
+			return f
+		}
+	}
+	return nil
 }
 
 // TestChaos runs a continuous write load on an async and a fenced table
-// while it crashes, gracefully stops, isolates and restarts data nodes and
-// meta members at random. At the end every node must be up, every
-// partition must have one master and identical replicas, and every key
-// must hold a value that was written; acknowledged writes lost to async
-// failover are counted and logged (the design allows them in async mode).
+// while it crashes, pauses (traffic held, then delivered late), gracefully
+// stops, isolates and restarts data nodes and meta members at random. At the end every node must be up,
+// every partition must have one master and identical replicas, every key
+// must hold a value that was written, and every acknowledged write that is
+// gone must be explained by a fault that the design allows to lose it.
 func TestChaos(t *testing.T) {
 	rounds := int(envInt("ZEPPELIN_CHAOS_ROUNDS", 100))
 	seed := envInt("ZEPPELIN_CHAOS_SEED", uint64(time.Now().UnixNano()))
@@ -139,8 +305,13 @@ func TestChaos(t *testing.T) {
 	c := splitCluster(t, metas, datas, nil)
 	c.CreateTable("async", client.TableOptions{Partitions: 16, Replication: 3})
 	c.CreateTable("fenced", client.TableOptions{Partitions: 8, Replication: 3, Fenced: true})
+	fencedTables := map[string]bool{"fenced": true}
 	cl := c.NewClient("load")
 	ctx := ctxFor(t, time.Duration(rounds)*30*time.Second+5*time.Minute)
+
+	// The master log starts before the first write.
+	ml := &masterLog{changes: map[string][]masterChange{}}
+	ml.record(c.Map(), time.Now())
 
 	var round atomic.Int64
 	loads := map[string]*chaosLoad{}
@@ -154,56 +325,83 @@ func TestChaos(t *testing.T) {
 			go l.run(ctx, cl.Table(name), w, 200, stop, &wg)
 		}
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if m := c.LeaderMap(); m != nil {
+				ml.record(m, time.Now())
+			}
+		}
+	}()
 
-	kinds := []string{"before the first fault"} // by round
+	var faults []fault
 	for r := range rounds {
 		i := metas + rng.IntN(datas)
 		pause := time.Duration(200+rng.IntN(2500)) * time.Millisecond
-		f := rng.IntN(10)
-		kind := "crash a meta member"
-		switch {
-		case f < 4:
-			kind = "crash a data node"
-		case f < 6:
-			kind = "graceful stop of a data node"
-		case f < 8:
-			kind = "isolate a data node"
-		case f < 9:
-			kind = "cut a data node off from meta"
-		}
-		kinds = append(kinds, kind)
+		f := rng.IntN(12)
+		kind := map[int]string{0: "crash a data node", 1: "crash a data node", 2: "crash a data node", 3: "crash a data node",
+			4: "graceful stop of a data node", 5: "graceful stop of a data node",
+			6: "isolate a data node", 7: "isolate a data node", 8: "cut a data node off from meta",
+			9: "pause a data node", 10: "crash a meta member", 11: "pause the meta leader"}[f]
 		round.Store(int64(r + 1))
-		switch {
-		case f < 4:
+		target := c.Member(i).Name
+		m := rng.IntN(metas)
+		switch f {
+		case 10:
+			target = c.Member(m).Name
+		case 11:
+			m = max(c.MetaLeader(), 0)
+			target = c.Member(m).Name
+		}
+		t.Logf("chaos: round %d: %s %s, pause %v", r+1, kind, target, pause)
+		ft := fault{kind: kind, node: target, start: time.Now()}
+		switch f {
+		case 0, 1, 2, 3:
 			c.Stop(i)
 			time.Sleep(pause)
 			c.Restart(i, true)
-		case f < 6:
+		case 4, 5:
 			c.Shutdown(i)
 			time.Sleep(pause)
 			c.Restart(i, true)
-		case f < 8:
+		case 6, 7:
 			isolate(c, placement.NodeID(c.Member(i).Name))
 			time.Sleep(pause)
 			c.Hub.Heal()
-		case f < 9:
+		case 8:
 			for m := range metas {
 				c.Hub.Block(c.Member(i).Name, c.Member(m).Name)
 			}
 			time.Sleep(pause)
 			c.Hub.Heal()
-		default:
-			m := rng.IntN(metas)
+		case 9:
+			c.Pause(i)
+			time.Sleep(2 * pause) // 0.4–5.4 s
+			c.Resume(i)
+		case 10:
 			c.Stop(m)
 			time.Sleep(pause)
 			c.Restart(m, true)
+		case 11:
+			c.Pause(m)
+			time.Sleep(2 * pause)
+			c.Resume(m)
 		}
+		ft.end = time.Now()
+		faults = append(faults, ft)
 		if r%10 == 9 {
 			t.Logf("chaos: %d rounds done", r+1)
 		}
 	}
 	round.Store(int64(rounds + 1))
-	kinds = append(kinds, "after the last fault")
 	close(stop)
 	wg.Wait()
 
@@ -214,41 +412,49 @@ func TestChaos(t *testing.T) {
 	checkOneMaster(t, c.Map())
 	rctx := ctxFor(t, 2*time.Minute)
 	for name, l := range loads {
-		lost := l.check(t, rctx, cl.Table(name))
-		total := 0
-		type tally struct{ faults, lost, worst int }
+		_, lostKeys := l.check(t, rctx, cl.Table(name))
+		nparts := len(c.Map().Table(name).Partitions)
+		type tally struct{ faults, lost int }
 		byKind := map[string]*tally{}
-		for r, kind := range kinds {
-			tl := byKind[kind]
+		for _, f := range faults {
+			tl := byKind[f.kind]
 			if tl == nil {
 				tl = &tally{}
-				byKind[kind] = tl
+				byKind[f.kind] = tl
 			}
 			tl.faults++
-			tl.lost += lost[r]
-			tl.worst = max(tl.worst, lost[r])
-			total += lost[r]
+		}
+		var unexplained []lostKey
+		total := 0
+		for _, lks := range lostKeys {
+			for _, lk := range lks {
+				total++
+				part := placement.PartitionOf(lk.key, nparts)
+				if f := explain(faults, ml, name, fencedTables[name], part, lk.at); f != nil {
+					byKind[f.kind].lost++
+				} else {
+					unexplained = append(unexplained, lk)
+				}
+			}
 		}
 		t.Logf("chaos: table %s: %d writes sent, %d failed or timed out; %d of %d acknowledged write-once keys lost",
 			name, l.ops, l.errs, total, len(l.once))
 		for _, kind := range slices.Sorted(maps.Keys(byKind)) {
 			tl := byKind[kind]
-			t.Logf("chaos:   %-30s %3d× lost %5d (worst round %d)", kind, tl.faults, tl.lost, tl.worst)
+			t.Logf("chaos:   %-30s %3d× lost %5d", kind, tl.faults, tl.lost)
 		}
-		// Only a master that stops abruptly, or keeps taking writes while
-		// its slaves cannot reach it, may lose acknowledged writes: a crash
-		// or an isolation, and for unfenced tables also a master cut off
-		// from meta alone (it is replaced while it still serves). A loss
-		// among writes acknowledged in a round is explained by that
-		// round's fault or the one before it, whose effects may linger.
-		lossy := map[string]bool{"crash a data node": true, "isolate a data node": true}
-		if name == "async" {
-			lossy["cut a data node off from meta"] = true
-		}
-		for r, n := range lost {
-			if n > 0 && !lossy[kinds[r]] && (r == 0 || !lossy[kinds[r-1]]) {
-				t.Errorf("table %s: %d acknowledged writes lost in round %d (%s, after %s), which no fault explains",
-					name, n, r, kinds[r], kinds[max(r-1, 0)])
+		t.Logf("chaos:   %-30s      lost %5d", "no fault explains", len(unexplained))
+		if len(unexplained) > 0 {
+			t.Errorf("table %s: %d acknowledged writes lost that no fault explains", name, len(unexplained))
+			for _, lk := range unexplained[:min(5, len(unexplained))] {
+				part := placement.PartitionOf(lk.key, nparts)
+				t.Logf("forensics: masters of %s/%d around the loss: %v", name, part, ml.mastersDuring(name, part, lk.at.Add(-lossWindow), lk.at))
+				for _, f := range faults {
+					if !f.end.Before(lk.at.Add(-5*time.Second)) && !f.start.After(lk.at.Add(5*time.Second)) {
+						t.Logf("forensics:   fault %s %s from %s to %s", f.kind, f.node, f.start.Format("15:04:05.000"), f.end.Format("15:04:05.000"))
+					}
+				}
+				explainLoss(t, c, name, lk)
 			}
 		}
 	}
