@@ -10,6 +10,7 @@ import (
 
 	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/meta"
 	"github.com/zeppelin-kv/zeppelin/partition"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -59,6 +60,9 @@ type Retention = partition.Retention
 // Limits bound keys, values and multi-key requests.
 type Limits = client.Limits
 
+// MigrationConfig bounds replica moves; see Config.Migration.
+type MigrationConfig = meta.MigrationConfig
+
 // Config configures a Server. Start with DefaultConfig or
 // DefaultLocalConfig and change what you need; Config is passed by value.
 type Config struct {
@@ -88,7 +92,7 @@ type Config struct {
 	HTTPAddr string
 
 	// MetaID is this process's replica ID in the meta group (meta role).
-	// Default 1 when MetaMembers is empty.
+	// Default 1 when MetaMembers is empty and MetaJoin is not set.
 	MetaID uint64
 	// RaftAddr is where the meta Raft transport listens. It is recorded in
 	// Dir and must not change. When empty for a single-member group, a
@@ -97,6 +101,14 @@ type Config struct {
 	// MetaMembers maps the initial meta members' IDs to their Raft
 	// addresses. Empty means a single-member group of this process.
 	MetaMembers map[uint64]string
+	// MetaJoin starts this meta member as a new member of an existing
+	// group; it must have been added with an admin call first
+	// (client.AddMetaMember or ReplaceMetaMember, "zeppelin meta add")
+	// under MetaID and RaftAddr, which are then required, while
+	// MetaMembers must be empty: the member learns the membership from
+	// the group. Once the member has joined, its directory holds the
+	// membership and MetaJoin makes no difference to later starts.
+	MetaJoin bool
 
 	// Labels place a data node in the failure-domain hierarchy.
 	Labels placement.Labels
@@ -131,6 +143,13 @@ type Config struct {
 	// ClientTimeout bounds client calls whose context has no deadline
 	// (default client.DefaultTimeout).
 	ClientTimeout time.Duration
+
+	// Migration bounds replica moves (migrate, rebalance, drain,
+	// re-replication) and sets their defaults: at most 2 moves per node and
+	// 4 in the cluster at a time, no copy bandwidth limit, a move failed
+	// after 5 minutes without progress, re-replication and automatic
+	// rebalancing off. It is read by the meta leader.
+	Migration MigrationConfig
 
 	// Logger receives the server's logs (discarded when nil).
 	Logger *slog.Logger
@@ -244,8 +263,23 @@ func (c Config) Validate() error {
 	for _, j := range c.Join {
 		checkAddr("Join address", j, false)
 	}
+	if c.MetaJoin && c.Roles&RoleMeta == 0 {
+		add("MetaJoin needs the meta role")
+	}
 	if c.Roles&RoleMeta != 0 {
-		if len(c.MetaMembers) > 0 {
+		if c.MetaJoin {
+			if c.MetaID == 0 {
+				add("MetaID is required with MetaJoin")
+			}
+			if c.RaftAddr == "" {
+				add("RaftAddr is required with MetaJoin")
+			} else {
+				checkAddr("RaftAddr", c.RaftAddr, false)
+			}
+			if len(c.MetaMembers) > 0 {
+				add("MetaJoin and MetaMembers exclude each other: a joining member learns the membership from the group")
+			}
+		} else if len(c.MetaMembers) > 0 {
 			if c.MetaID == 0 {
 				add("MetaID is required when MetaMembers is set")
 			} else if _, ok := c.MetaMembers[c.MetaID]; !ok {

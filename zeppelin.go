@@ -55,7 +55,7 @@ type Server struct {
 
 	// group runs the server's own goroutines (RPC accept loop, HTTP
 	// server, gossip join); its quit channel closes when Close begins.
-	group run.Group
+	group     run.Group
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -189,7 +189,9 @@ func (s *Server) startMeta() error {
 	id := cfg.MetaID
 	members := cfg.MetaMembers
 	raft := s.raftAddr()
-	if len(members) == 0 {
+	if cfg.MetaJoin {
+		members = nil // the group gives a joining member its membership
+	} else if len(members) == 0 {
 		if id == 0 {
 			id = 1
 		}
@@ -205,6 +207,7 @@ func (s *Server) startMeta() error {
 		RPCAddr:           s.advertise,
 		Dir:               filepath.Join(cfg.Dir, "meta"),
 		InitialMembers:    members,
+		Join:              cfg.MetaJoin,
 		RTT:               cfg.RaftRTT,
 		ElectionRTT:       cfg.ElectionRTT,
 		HeartbeatRTT:      cfg.HeartbeatRTT,
@@ -212,6 +215,7 @@ func (s *Server) startMeta() error {
 		SnapshotEntries:   cfg.Expert.MetaSnapshotEntries,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
+		Migration:         cfg.Migration,
 		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
 		RaftNetwork:       cfg.Expert.Network,
 		Metrics:           s.reg,

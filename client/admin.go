@@ -187,10 +187,6 @@ func (c *Client) PlanRebalance(ctx context.Context, table string, mastersOnly bo
 // RebalanceMasters spreads masters evenly across their replicas by planned
 // switchovers and returns when they are committed.
 func (c *Client) RebalanceMasters(ctx context.Context, table string) error {
-	var reply wire.EpochReply
-	if err := c.adminCall(ctx, true, wire.KindMetaRebalance, &wire.RebalanceRequest{Table: table, MastersOnly: true}, &reply); err != nil {
-		return err
-	}
-	c.waitEpoch(ctx, reply.Epoch)
-	return nil
+	_, err := c.Rebalance(ctx, RebalanceOptions{Table: table, MastersOnly: true})
+	return err
 }

@@ -43,6 +43,10 @@ var (
 	// connection failed after it was sent, its master was replaced while
 	// it waited, or the master's lease lapsed while it was applied.
 	ErrAmbiguous = errors.New("zeppelin: outcome unknown")
+	// ErrUnknownName is returned by admin calls that name a node, a meta
+	// member or a migration the cluster does not know. Such errors are
+	// ErrInvalid too.
+	ErrUnknownName = errors.New("zeppelin: unknown name")
 	// ErrNoMeta means the meta group could not be reached: none of the
 	// seeds led to a meta member within about a second (a wrong address,
 	// say, or a cluster that is not running), or the meta members known did
@@ -101,6 +105,8 @@ func fromWire(we *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrTableExists, we.Msg)
 	case wire.CodeInvalid, wire.CodeBadRequest:
 		return fmt.Errorf("%w: %s", ErrInvalid, we.Msg)
+	case wire.CodeNotFound:
+		return unknownErr{we.Msg}
 	case wire.CodeNotInteger:
 		return ErrNotInteger
 	case wire.CodeOverflow:
@@ -114,3 +120,11 @@ func fromWire(we *wire.Error) error {
 	}
 	return fmt.Errorf("zeppelin: %w", we)
 }
+
+// unknownErr is an admin call's "no such node, member or migration": both
+// ErrUnknownName and ErrInvalid.
+type unknownErr struct{ msg string }
+
+func (e unknownErr) Error() string { return "zeppelin: " + e.msg }
+
+func (e unknownErr) Is(target error) bool { return target == ErrUnknownName || target == ErrInvalid }

@@ -16,6 +16,9 @@ const (
 	opCreateTable                // add a table with a computed assignment
 	opDropTable                  // remove a table
 	opUpdate                     // node states and partition assignments, atomically
+	opRemoveMember               // forget a meta member removed from the group
+	opMigrate                    // queue migrations
+	opNodeAdmin                  // drain, undrain, remove a node or set its weight
 )
 
 // Result codes of Update (sm.Result.Value).
@@ -43,12 +46,60 @@ type command struct {
 	Name        string                `msgpack:"name,omitempty"`
 	NodeStates  []nodeStateChange     `msgpack:"ns,omitempty"`
 	Partitions  []partitionChange     `msgpack:"pc,omitempty"`
+	// Migrations are queued by opMigrate. IDBase must be the map's NextID
+	// when the command applies: the migrations get the IDs that follow it
+	// (after the batch's, when NewBatch asks for one), so the proposer
+	// knows them in advance.
+	Migrations []placement.Migration `msgpack:"mig,omitempty"`
+	IDBase     uint64                `msgpack:"idb,omitempty"`
+	NewBatch   bool                  `msgpack:"nb,omitempty"`
+	// MigrationChanges move migrations on, atomically with Partitions.
+	MigrationChanges []migrationChange `msgpack:"mc,omitempty"`
+	// NodeAdmin is opNodeAdmin's change.
+	NodeAdmin *nodeAdmin `msgpack:"na,omitempty"`
 }
 
 type nodeStateChange struct {
 	Node  placement.NodeID    `msgpack:"n"`
 	State placement.NodeState `msgpack:"s"`
+	// Since is when the proposer decided the change (Unix ms).
+	Since int64 `msgpack:"t,omitempty"`
 }
+
+// migrationChange moves one migration from state Expect to State
+// (compare-and-set, as partitionChange.Expect).
+type migrationChange struct {
+	ID       uint64                   `msgpack:"id"`
+	Expect   placement.MigrationState `msgpack:"x"`
+	State    placement.MigrationState `msgpack:"s"`
+	Updated  int64                    `msgpack:"u"`
+	Attempts int                      `msgpack:"a,omitempty"`
+	Error    string                   `msgpack:"e,omitempty"`
+}
+
+// nodeAdmin is an operator's change to a data node.
+type nodeAdmin struct {
+	Op     nodeOp           `msgpack:"op"`
+	Node   placement.NodeID `msgpack:"n"`
+	Weight int              `msgpack:"w,omitempty"`
+}
+
+// nodeOp is what nodeAdmin does.
+type nodeOp uint8
+
+const (
+	nodeOpDrain   nodeOp = iota + 1 // mark draining: replicas move away
+	nodeOpUndrain                   // draining no more
+	nodeOpRemove                    // forget a node that holds nothing
+	nodeOpWeight                    // set the weight
+)
+
+// maxFinishedMigrations bounds the finished migrations the map keeps, and
+// maxRemoved the store IDs of removed nodes.
+const (
+	maxFinishedMigrations = 64
+	maxRemoved            = 1024
+)
 
 type partitionChange struct {
 	Table     placement.TableID     `msgpack:"t"`
@@ -64,7 +115,7 @@ type partitionChange struct {
 // samePartition reports whether two assignments are equal.
 func samePartition(a, b *placement.Partition) bool {
 	return a.Master == b.Master && a.Gen == b.Gen && a.State == b.State &&
-		slices.Equal(a.Slaves, b.Slaves) && slices.Equal(a.InSync, b.InSync)
+		slices.Equal(a.Slaves, b.Slaves) && slices.Equal(a.Learners, b.Learners) && slices.Equal(a.InSync, b.InSync)
 }
 
 // apply executes cmd on m, which the caller owns (a clone of the current
@@ -91,6 +142,12 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 		return resOK, nil, nil
 	case opUpdate:
 		return applyUpdate(m, cmd)
+	case opRemoveMember:
+		return applyRemoveMember(m, cmd.Member)
+	case opMigrate:
+		return applyMigrate(m, cmd)
+	case opNodeAdmin:
+		return applyNodeAdmin(m, cmd.NodeAdmin)
 	}
 	return resInvalid, nil, fmt.Errorf("unknown command %d", cmd.Op)
 }
@@ -105,14 +162,19 @@ func applyRegister(m *placement.Map, n *placement.Node, newStore bool) (uint64, 
 	if n.Weight <= 0 {
 		n.Weight = 1
 	}
+	if n.StoreID != "" && slices.Contains(m.Removed, n.StoreID) {
+		return resInvalid, nil, fmt.Errorf("register: node %s was removed from the cluster; start it with an empty data directory to join again", n.ID)
+	}
 	if cur := m.Node(n.ID); cur != nil && cur.StoreID != "" && cur.StoreID != n.StoreID && !newStore {
 		return resConflict, nil, fmt.Errorf("register: node %s came back with another store", n.ID)
 	}
 	if cur := m.Node(n.ID); cur != nil {
-		if cur.Addr == n.Addr && cur.Labels == n.Labels && cur.Weight == n.Weight && cur.StoreID == n.StoreID {
+		// The weight a node registers with is its first one; afterwards
+		// operators change it (opNodeAdmin).
+		if cur.Addr == n.Addr && cur.Labels == n.Labels && cur.StoreID == n.StoreID {
 			return resOK, nil, nil
 		}
-		cur.Addr, cur.Labels, cur.Weight, cur.StoreID = n.Addr, n.Labels, n.Weight, n.StoreID
+		cur.Addr, cur.Labels, cur.StoreID = n.Addr, n.Labels, n.StoreID
 		m.Epoch++
 		return resOK, nil, nil
 	}
@@ -213,8 +275,19 @@ func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, erro
 			return resConflict, nil, fmt.Errorf("table %s partition %d changed", t.Name, pc.Partition)
 		}
 	}
+	for _, mc := range cmd.MigrationChanges {
+		mg := m.Migration(mc.ID)
+		if mg == nil {
+			return resNotFound, nil, fmt.Errorf("update: no migration %d", mc.ID)
+		}
+		if mg.State != mc.Expect {
+			return resConflict, nil, fmt.Errorf("migration %d is %v, not %v", mc.ID, mg.State, mc.Expect)
+		}
+	}
 	for _, ns := range cmd.NodeStates {
-		m.Node(ns.Node).State = ns.State
+		n := m.Node(ns.Node)
+		n.State = ns.State
+		n.Since = ns.Since
 	}
 	for _, pc := range cmd.Partitions {
 		t := m.TableByID(pc.Table)
@@ -222,6 +295,143 @@ func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, erro
 		np.ID = pc.Partition
 		t.Partitions[pc.Partition] = np
 	}
+	for _, mc := range cmd.MigrationChanges {
+		mg := m.Migration(mc.ID)
+		mg.State, mg.Updated, mg.Attempts, mg.Error = mc.State, mc.Updated, mc.Attempts, mc.Error
+	}
+	pruneMigrations(m)
 	m.Epoch++
 	return resOK, nil, nil
+}
+
+// applyMigrate queues cmd.Migrations as pending, with IDs after
+// cmd.IDBase. Every migration must be possible now: its table and
+// partition exist, From (when set) holds a replica, To is a known node
+// holding no copy. Any that is not fails the whole command. A partition
+// may have several moves queued (a rebalance plans them together): they
+// run one after the other, in order.
+func applyMigrate(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
+	if cmd.IDBase != m.NextID {
+		return resConflict, nil, fmt.Errorf("migrate: IDs moved on from %d to %d", cmd.IDBase, m.NextID)
+	}
+	if len(cmd.Migrations) == 0 {
+		return resInvalid, nil, fmt.Errorf("migrate: nothing to migrate")
+	}
+	next := m.NextID
+	var batch uint64
+	if cmd.NewBatch {
+		next++
+		batch = next
+	}
+	for _, mg := range cmd.Migrations {
+		t := m.TableByID(mg.Table)
+		if t == nil || int(mg.Partition) >= len(t.Partitions) {
+			return resNotFound, nil, fmt.Errorf("migrate: no table %d partition %d", mg.Table, mg.Partition)
+		}
+		p := &t.Partitions[mg.Partition]
+		switch {
+		case mg.From == "" && mg.To == "":
+			return resInvalid, nil, fmt.Errorf("migrate: table %s partition %d: no source and no target", t.Name, mg.Partition)
+		case mg.From != "" && !p.HasReplica(mg.From):
+			return resInvalid, nil, fmt.Errorf("migrate: %s holds no replica of table %s partition %d", mg.From, t.Name, mg.Partition)
+		case mg.To != "" && m.Node(mg.To) == nil:
+			return resNotFound, nil, fmt.Errorf("migrate: unknown node %s", mg.To)
+		case mg.To != "" && p.Holds(mg.To):
+			return resInvalid, nil, fmt.Errorf("migrate: %s already holds table %s partition %d", mg.To, t.Name, mg.Partition)
+		}
+	}
+	for _, mg := range cmd.Migrations {
+		next++
+		mg.ID = next
+		mg.State = placement.MigrationPending
+		if cmd.NewBatch {
+			mg.Batch = batch
+		}
+		mg.Updated = mg.Created
+		m.Migrations = append(m.Migrations, mg)
+	}
+	m.NextID = next
+	pruneMigrations(m)
+	m.Epoch++
+	return resOK, nil, nil
+}
+
+// pruneMigrations drops the oldest finished migrations beyond
+// maxFinishedMigrations.
+func pruneMigrations(m *placement.Map) {
+	finished := 0
+	for _, mg := range m.Migrations {
+		if mg.State.Finished() {
+			finished++
+		}
+	}
+	for i := 0; finished > maxFinishedMigrations && i < len(m.Migrations); {
+		if m.Migrations[i].State.Finished() {
+			m.Migrations = slices.Delete(m.Migrations, i, i+1)
+			finished--
+			continue
+		}
+		i++
+	}
+}
+
+// applyNodeAdmin drains, undrains, removes a node or sets its weight.
+func applyNodeAdmin(m *placement.Map, na *nodeAdmin) (uint64, *placement.Table, error) {
+	if na == nil {
+		return resInvalid, nil, fmt.Errorf("node admin: no change")
+	}
+	n := m.Node(na.Node)
+	if n == nil {
+		return resNotFound, nil, fmt.Errorf("unknown node %s", na.Node)
+	}
+	switch na.Op {
+	case nodeOpDrain, nodeOpUndrain:
+		drain := na.Op == nodeOpDrain
+		if n.Drain == drain {
+			return resOK, nil, nil
+		}
+		n.Drain = drain
+	case nodeOpWeight:
+		if na.Weight < 1 {
+			return resInvalid, nil, fmt.Errorf("node %s: weight %d, want at least 1", na.Node, na.Weight)
+		}
+		if n.Weight == na.Weight {
+			return resOK, nil, nil
+		}
+		n.Weight = na.Weight
+	case nodeOpRemove:
+		if held := holdings(m, na.Node); held > 0 {
+			return resInvalid, nil, fmt.Errorf("node %s still holds %d replicas: drain it first", na.Node, held)
+		}
+		for _, mg := range m.Migrations {
+			if !mg.State.Finished() && (mg.From == na.Node || mg.To == na.Node) {
+				return resInvalid, nil, fmt.Errorf("node %s is part of migration %d, which has not finished", na.Node, mg.ID)
+			}
+		}
+		if n.StoreID != "" {
+			m.Removed = append(m.Removed, n.StoreID)
+			if len(m.Removed) > maxRemoved {
+				m.Removed = slices.Delete(m.Removed, 0, len(m.Removed)-maxRemoved)
+			}
+		}
+		m.Nodes = slices.DeleteFunc(m.Nodes, func(x placement.Node) bool { return x.ID == na.Node })
+	default:
+		return resInvalid, nil, fmt.Errorf("node admin: unknown operation %d", na.Op)
+	}
+	m.Epoch++
+	return resOK, nil, nil
+}
+
+// holdings counts the partition copies (master, slave or learner) node
+// holds in m.
+func holdings(m *placement.Map, node placement.NodeID) int {
+	n := 0
+	for _, t := range m.Tables {
+		for i := range t.Partitions {
+			if t.Partitions[i].Holds(node) {
+				n++
+			}
+		}
+	}
+	return n
 }

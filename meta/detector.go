@@ -175,7 +175,7 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 			st = placement.NodeUp
 		}
 		if st != n.State {
-			states = append(states, nodeStateChange{Node: n.ID, State: st})
+			states = append(states, nodeStateChange{Node: n.ID, State: st, Since: now.UnixMilli()})
 		}
 		eff[n.ID] = st
 	}

@@ -72,6 +72,7 @@ func (s *Server) leaderDuties(ctx context.Context) {
 		s.applyChanges(ctx, now, m, states, parts)
 		s.det.absolve(down)
 	}
+	s.driveMigrations(ctx, s.Map(), s.det.view(), now)
 	if s.auto.due(now) && !s.group.Go(func() { s.autoRebalance(ctx) }) {
 		s.auto.finish() // the member is stopping
 	}
@@ -130,6 +131,9 @@ func (s *Server) unstick(m *placement.Map, parts []partitionChange) []partitionC
 		for _, p := range t.Partitions {
 			if p.State != placement.PartitionStuck || s.sw.active(replicaKey{t.ID, p.ID}) {
 				continue
+			}
+			if mg := m.Moving(t.ID, p.ID); mg != nil && mg.State == placement.MigrationHandover {
+				continue // the migration driver releases it, with its migration
 			}
 			if slices.ContainsFunc(parts, func(pc partitionChange) bool { return pc.Table == t.ID && pc.Partition == p.ID }) {
 				continue

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,56 +21,71 @@ func (s *Server) autoRebalance(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	m := s.Map()
-	plan, err := planner.RebalanceMasters(m.Nodes, m.Tables)
+	plan, err := planner.RebalanceMasters(plannerNodes(m), m.Tables)
 	if err != nil || plan.Summary.MasterChanges == 0 {
 		return
 	}
 	s.log.Info("meta: rebalancing masters", "switchovers", plan.Summary.MasterChanges)
-	if _, err := s.rebalanceMasters(ctx, ""); err != nil {
+	if _, _, err := s.rebalanceMasters(ctx, ""); err != nil {
 		s.log.Info("meta: master rebalance incomplete, will retry", "err", err)
 		s.auto.retry(time.Now().Add(s.cfg.DownTimeout))
 	}
 }
 
-// handleRebalance spreads masters evenly by planned switchovers.
+// handleRebalance balances replicas by migrations (queued as one batch:
+// the reply names it, and masters are balanced again once it completes),
+// or, with MastersOnly or when no replica needs to move, masters by
+// planned switchovers, which it waits for.
 func (s *Server) handleRebalance(ctx context.Context, body []byte) (any, error) {
 	req, err := decode[wire.RebalanceRequest](body)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.notLeader("rebalances"); err != nil {
+		return nil, err
+	}
+	reply := &wire.RebalanceReply{}
 	if !req.MastersOnly {
-		return nil, wire.Errorf(wire.CodeInvalid, "only master rebalancing runs; replica moves need migration, which this version plans (see plan) but does not execute")
+		batch, n, err := s.rebalance(ctx, req.Table, req.RateBytes, nil)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			s.log.Info("meta: rebalancing replicas", "migrations", n, "batch", batch, "table", req.Table)
+			reply.Batch, reply.Migrations, reply.Epoch = batch, n, s.Map().Epoch
+			return reply, nil
+		}
 	}
-	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
-		return nil, &wire.Error{Code: wire.CodeNotLeader, Msg: "rebalancing is run by the meta leader", Addr: s.leaderAddr(s.Map())}
-	}
-	epoch, err := s.rebalanceMasters(ctx, req.Table)
+	epoch, moved, err := s.rebalanceMasters(ctx, req.Table)
 	if err != nil {
 		return nil, err
 	}
-	return &wire.EpochReply{Epoch: epoch}, nil
+	reply.Epoch, reply.Switchovers = epoch, moved
+	return reply, nil
 }
 
 // rebalanceMasters plans master-only moves and runs them as switchovers,
-// a few at a time. It returns the epoch after the last one.
-func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.Epoch, error) {
+// a few at a time. It returns the epoch after the last one and how many
+// switchovers committed.
+func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.Epoch, int, error) {
 	m, err := s.read(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	tables := m.Tables
 	if table != "" {
 		t := m.Table(table)
 		if t == nil {
-			return 0, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", table), Epoch: m.Epoch}
+			return 0, 0, &wire.Error{Code: wire.CodeTableNotFound, Msg: fmt.Sprintf("table %q does not exist", table), Epoch: m.Epoch}
 		}
 		tables = []placement.Table{*t}
 	}
-	plan, err := planner.RebalanceMasters(m.Nodes, tables)
+	plan, err := planner.RebalanceMasters(plannerNodes(m), tables)
 	if err != nil {
-		return 0, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
+		return 0, 0, wire.Errorf(wire.CodeInvalid, "plan: %v", err)
 	}
 	var errs []error
+	moved := 0
 	for _, step := range plan.Steps(4) {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -80,11 +96,14 @@ func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := s.switchover(ctx, mv.Table, mv.Partition, mv.To); err != nil {
-					mu.Lock()
+				_, err := s.switchover(ctx, mv.Table, mv.Partition, mv.To)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
 					errs = append(errs, fmt.Errorf("table %d partition %d → %s: %w", mv.Table, mv.Partition, mv.To, err))
-					mu.Unlock()
+					return
 				}
+				moved++
 			}()
 		}
 		wg.Wait()
@@ -93,9 +112,9 @@ func (s *Server) rebalanceMasters(ctx context.Context, table string) (placement.
 		}
 	}
 	if len(errs) > 0 {
-		return s.Map().Epoch, wire.Errorf(wire.CodeWait, "%d of the planned switchovers failed, first: %v", len(errs), errs[0])
+		return s.Map().Epoch, moved, wire.Errorf(wire.CodeWait, "%d of the planned switchovers failed, first: %v", len(errs), errs[0])
 	}
-	return s.Map().Epoch, nil
+	return s.Map().Epoch, moved, nil
 }
 
 // autoSchedule decides when the leader next rebalances masters on its own.
@@ -143,4 +162,14 @@ func (a *autoSchedule) finish() {
 	a.mu.Lock()
 	a.running = false
 	a.mu.Unlock()
+}
+
+// plannerNodes returns m's nodes as the planner sees them: a node being
+// drained counts as NodeDraining while it is up.
+func plannerNodes(m *placement.Map) []placement.Node {
+	out := slices.Clone(m.Nodes)
+	for i := range out {
+		out[i].State = out[i].PlacementState()
+	}
+	return out
 }

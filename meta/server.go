@@ -62,6 +62,9 @@ type Config struct {
 
 	// Dial configures connections to data nodes (switchovers poll them).
 	Dial rpc.DialConfig
+	// Migration bounds replica moves and sets their defaults.
+	Migration MigrationConfig
+
 	// RaftNetwork, when set, carries the Raft traffic between members
 	// instead of dragonboat's own TCP transport, so that the faults a
 	// test injects between hosts reach the meta group too.
@@ -88,6 +91,7 @@ type Server struct {
 	det  detector
 	sw   switchovers
 	auto autoSchedule
+	mig  migrator
 	// ledTerm is the last term this member ran leader duties in, and deaf
 	// whether it last found every up data node silent; only the run
 	// goroutine uses them.
@@ -154,6 +158,7 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.DownTimeout <= 0 {
 		cfg.DownTimeout = 5 * time.Second
 	}
+	cfg.Migration.setDefaults()
 	listener := &leaderListener{}
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       cfg.Dir,
@@ -188,6 +193,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.stop = s.group.Done()
 	s.det.init()
+	s.mig.init()
 	s.events.decisions = newDecisionCounter()
 	if cfg.Metrics != nil {
 		cfg.Metrics.MustRegister(s.events.decisions, &metaCollector{s: s})

@@ -31,6 +31,8 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindMetaSetMaster, s.handleSetMaster)
 	srv.Handle(wire.KindMetaRebalance, s.handleRebalance)
 	srv.Handle(wire.KindMetaHandOff, s.handleHandOff)
+	s.registerMigrations(srv)
+	s.registerMembership(srv)
 }
 
 // maxRequestElements bounds the arrays of one meta request (a heartbeat
@@ -233,7 +235,7 @@ func validateCreate(req *wire.CreateTableRequest) error {
 func assign(m *placement.Map, req *wire.CreateTableRequest) ([]placement.Partition, []string, error) {
 	spec := planner.TableSpec{ID: m.NextTableID, Name: req.Name, Partitions: req.Partitions,
 		Replication: req.Replication, Domain: req.Domain}
-	parts, rep, err := planner.Place(m.Nodes, m.Tables, spec)
+	parts, rep, err := planner.Place(plannerNodes(m), m.Tables, spec)
 	if err != nil {
 		return nil, nil, wire.Errorf(wire.CodeInvalid, "create table: %v", err)
 	}
@@ -331,9 +333,9 @@ func (s *Server) handlePlan(ctx context.Context, body []byte) (any, error) {
 	}
 	var plan *planner.Plan
 	if req.MastersOnly {
-		plan, err = planner.RebalanceMasters(m.Nodes, tables)
+		plan, err = planner.RebalanceMasters(plannerNodes(m), tables)
 	} else {
-		plan, err = planner.Rebalance(m.Nodes, tables)
+		plan, err = planner.Rebalance(plannerNodes(m), tables)
 	}
 	if err != nil {
 		return nil, wire.Errorf(wire.CodeInvalid, "plan: %v", err)

@@ -99,9 +99,27 @@ func (s *Server) handleSetMaster(ctx context.Context, body []byte) (any, error) 
 	return &wire.EpochReply{Epoch: epoch}, nil
 }
 
-// switchover runs a planned handover of one partition to node to and
+// switchover runs a planned handover of one partition to its slave to and
 // returns the epoch that commits it.
 func (s *Server) switchover(ctx context.Context, table placement.TableID, part placement.PartitionID, to placement.NodeID) (placement.Epoch, error) {
+	return s.handover(ctx, table, part, to, handoverOpts{})
+}
+
+// handoverOpts shape a handover.
+type handoverOpts struct {
+	// migration, when not zero, is the migration the handover completes:
+	// the target may be a learner, the migration moves to Handover when
+	// writes are held, back to Copying when the handover fails and to Done
+	// when it commits, each atomically with the partition's change.
+	migration uint64
+	// drop removes the old master from the partition instead of keeping
+	// it as a slave (a migration moving the master away).
+	drop bool
+}
+
+// handover moves the master of one partition to node to without losing a
+// write (see the steps above) and returns the epoch that commits it.
+func (s *Server) handover(ctx context.Context, table placement.TableID, part placement.PartitionID, to placement.NodeID, o handoverOpts) (placement.Epoch, error) {
 	k := replicaKey{table, part}
 	if !s.sw.begin(k) {
 		return 0, wire.Errorf(wire.CodeWait, "a switchover of table %d partition %d is already running", table, part)
@@ -118,7 +136,7 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 		switch {
 		case p.Master == "":
 			return nil, wire.Errorf(wire.CodeUnavailable, "table %s partition %d has no master to hand over from", t.Name, part)
-		case !p.IsSlave(to):
+		case !p.IsSlave(to) && !(o.migration != 0 && p.IsLearner(to)):
 			return nil, wire.Errorf(wire.CodeInvalid, "%s is not a slave of table %s partition %d", to, t.Name, part)
 		case n == nil || n.State != placement.NodeUp:
 			return nil, wire.Errorf(wire.CodeInvalid, "%s is not up", to)
@@ -126,6 +144,21 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 			return nil, wire.Errorf(wire.CodeUnavailable, "master %s of table %s partition %d is down: failover handles it", p.Master, t.Name, part)
 		}
 		return p, nil
+	}
+	// migrationStep returns the change that moves the handover's migration
+	// from one state to another, or nil without a migration.
+	migrationStep := func(m *placement.Map, from, to placement.MigrationState, reason string) *migrationChange {
+		if o.migration == 0 {
+			return nil
+		}
+		mc := &migrationChange{ID: o.migration, Expect: from, State: to, Updated: time.Now().UnixMilli(), Error: reason}
+		if mg := m.Migration(o.migration); mg != nil {
+			mc.Attempts = mg.Attempts
+		}
+		if to == placement.MigrationCopying {
+			mc.Attempts++ // a failed handover
+		}
+		return mc
 	}
 
 	m, err := s.read(ctx)
@@ -150,18 +183,27 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 	// 2. Hold writes.
 	stuck := p.Clone()
 	stuck.State = placement.PartitionStuck
-	stuckEpoch, err := s.proposePartition(ctx, table, part, p, stuck)
+	stuckEpoch, err := s.proposePartition(ctx, table, part, p, stuck,
+		migrationStep(m, placement.MigrationCopying, placement.MigrationHandover, ""))
 	if err != nil {
 		return 0, fmt.Errorf("switchover to %s: hold writes: %w", to, err)
 	}
-	release := func() {
+	release := func(cause error) {
 		rctx, cancel := s.opContext()
 		defer cancel()
 		active := stuck.Clone()
 		active.State = placement.PartitionActive
+		var mc *migrationChange
+		if cur, err := s.read(rctx); err == nil {
+			mc = migrationStep(cur, placement.MigrationHandover, placement.MigrationCopying, fmt.Sprintf("handover failed: %v", cause))
+		}
 		// Fails harmlessly when the partition moved on meanwhile (a
 		// failover made it active with another master).
-		_, _ = s.proposePartition(rctx, table, part, &stuck, active)
+		_, _ = s.proposePartition(rctx, table, part, &stuck, active, mc)
+	}
+
+	if o.migration != 0 {
+		s.cfg.Migration.hook("held", o.migration)
 	}
 
 	// 3. Wait until the slave has everything the master committed.
@@ -169,48 +211,59 @@ func (s *Server) switchover(ctx context.Context, table placement.TableID, part p
 	err = s.waitCaughtUp(wctx, table, part, p.Gen, fromAddr, toAddr, stuckEpoch, 0)
 	cancel()
 	if err != nil {
-		release()
+		release(err)
 		return 0, fmt.Errorf("switchover to %s: %w", to, err)
 	}
 
 	// 4. Commit the new master.
 	m, err = s.read(ctx)
 	if err != nil {
-		release()
+		release(err)
 		return 0, err
 	}
 	if p, err = check(m); err != nil || p.Master != from || p.State != placement.PartitionStuck {
-		release()
 		if err == nil {
 			err = wire.Errorf(wire.CodeWait, "table %d partition %d changed during the switchover", table, part)
 		}
+		release(err)
 		return 0, err
 	}
 	np := p.Clone()
 	np.Master = to
 	np.Slaves = slices.DeleteFunc(np.Slaves, func(n placement.NodeID) bool { return n == to })
-	np.Slaves = append(np.Slaves, from)
+	np.Learners = slices.DeleteFunc(np.Learners, func(n placement.NodeID) bool { return n == to })
+	if !o.drop {
+		np.Slaves = append(np.Slaves, from)
+	}
 	np.Gen = p.Gen + 1
 	np.State = placement.PartitionActive
 	np.InSync = nil
-	epoch, err := s.proposePartition(ctx, table, part, p, np)
+	epoch, err := s.proposePartition(ctx, table, part, p, np,
+		migrationStep(m, placement.MigrationHandover, placement.MigrationDone, ""))
 	if err != nil {
-		release()
+		release(err)
 		return 0, fmt.Errorf("switchover to %s: commit: %w", to, err)
 	}
-	s.events.add(Event{Time: time.Now(), Kind: "switchover", Table: table, Partition: part, Node: to, From: from, Gen: np.Gen, Epoch: epoch})
-	s.log.Info("meta: switchover", "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch)
+	kind := "switchover"
+	if o.migration != 0 {
+		kind = "migrated"
+	}
+	s.events.add(Event{Time: time.Now(), Kind: kind, Table: table, Partition: part, Node: to, From: from, Gen: np.Gen, Epoch: epoch})
+	s.log.Info("meta: "+kind, "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch)
 	return epoch, nil
 }
 
 var errConflict = errors.New("meta: the map changed")
 
 // proposePartition commits one partition's new assignment if the
-// partition is still exactly expect.
-func (s *Server) proposePartition(ctx context.Context, table placement.TableID, part placement.PartitionID, expect *placement.Partition, np placement.Partition) (placement.Epoch, error) {
+// partition is still exactly expect, together with mc when it is not nil.
+func (s *Server) proposePartition(ctx context.Context, table placement.TableID, part placement.PartitionID, expect *placement.Partition, np placement.Partition, mc *migrationChange) (placement.Epoch, error) {
 	cur := expect.Clone()
-	code, res, err := s.propose(ctx, &command{Op: opUpdate,
-		Partitions: []partitionChange{{Table: table, Partition: part, New: np, Expect: &cur}}})
+	cmd := &command{Op: opUpdate, Partitions: []partitionChange{{Table: table, Partition: part, New: np, Expect: &cur}}}
+	if mc != nil {
+		cmd.MigrationChanges = []migrationChange{*mc}
+	}
+	code, res, err := s.propose(ctx, cmd)
 	if err != nil {
 		return 0, err
 	}
@@ -247,7 +300,7 @@ func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part
 			switch {
 			case ss.Incomplete:
 				err = fmt.Errorf("slave at %s holds no complete copy", slaveAddr)
-			case ss.Role != wire.RoleSlave || ss.MapGen != gen || ss.State != wire.ReplStreaming:
+			case (ss.Role != wire.RoleSlave && ss.Role != wire.RoleLearner) || ss.MapGen != gen || ss.State != wire.ReplStreaming:
 				err = fmt.Errorf("replica at %s is not streaming from the master of generation %d (%v, %v, generation %d)", slaveAddr, gen, ss.Role, ss.State, ss.MapGen)
 			case ss.Seq > ms.Seq:
 				err = fmt.Errorf("slave at %s is ahead of its master (%d > %d): it has diverged", slaveAddr, ss.Seq, ms.Seq)

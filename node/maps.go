@@ -169,7 +169,7 @@ func (s *Server) pull(ctx context.Context, want placement.Epoch) error {
 	if m := s.cur.Load(); m != nil && s.fresh.Load() {
 		// Re-register when the map lost us or has a stale address.
 		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels ||
-			n.Weight != s.cfg.Weight || n.StoreID != s.storeID {
+			n.StoreID != s.storeID {
 			s.registered.Store(false)
 			select {
 			case s.hbNow <- struct{}{}:
@@ -198,7 +198,7 @@ func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 		t := &m.Tables[ti]
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]
-			if p.HasReplica(self) {
+			if p.Holds(self) {
 				want[rkey{t.ID, p.ID}] = assignment{t, p}
 			}
 		}

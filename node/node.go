@@ -128,14 +128,14 @@ type Server struct {
 	snaps   snapshots
 	metrics *metrics
 
-	pullReq  chan placement.Epoch // wake the map loop
-	hbNow    chan struct{}        // send a heartbeat now
+	pullReq chan placement.Epoch // wake the map loop
+	hbNow   chan struct{}        // send a heartbeat now
 	// applied is closed (and replaced) each time the node applies a map,
 	// waking requests that wait for the node to catch up.
 	appliedMu sync.Mutex
 	applied   chan struct{}
-	readyCh  chan struct{}        // closed once registered and fresh
-	readyOne sync.Once
+	readyCh   chan struct{} // closed once registered and fresh
+	readyOne  sync.Once
 
 	// group runs every goroutine of the node: the map, heartbeat and
 	// maintenance loops, the slave loops and the watchers of contexts

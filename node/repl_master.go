@@ -65,7 +65,7 @@ func (s *Server) masterFor1(table placement.TableID, part placement.PartitionID,
 	switch {
 	case p.Master != s.cfg.NodeID:
 		return nil, s.errorf(wire.CodeRefused, "%s is not the master of table %s partition %d (gen %d)", s.cfg.NodeID, t.Name, part, p.Gen), ahead
-	case !p.IsSlave(slave):
+	case !p.IsSlave(slave) && !p.IsLearner(slave):
 		return nil, s.errorf(wire.CodeRefused, "%s is not a slave of table %s partition %d", slave, t.Name, part), ahead
 	case mapGen != p.Gen:
 		return nil, s.errorf(wire.CodeRefused, "generation mismatch for table %s partition %d: slave at %d, master at %d", t.Name, part, mapGen, p.Gen), ahead

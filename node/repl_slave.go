@@ -179,17 +179,29 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 		return fmt.Errorf("begin load: %w", err)
 	}
 	loaded := 0
+	r.loadedBytes.Store(0)
+	pace := pacer{rate: r.info.Load().rateBytes, start: time.Now()}
+	chunkBytes := r.s.cfg.SnapshotChunk
+	if pace.rate > 0 {
+		// Small enough chunks that the pace is kept within a second.
+		chunkBytes = int(min(int64(chunkBytes), max(pace.rate/4, 16<<10)))
+	}
 	for {
 		var chunk wire.SnapChunkReply
-		if err := call(wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: r.s.cfg.SnapshotChunk}, &chunk); err != nil {
+		if err := call(wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: chunkBytes}, &chunk); err != nil {
 			return fmt.Errorf("snapshot chunk: %w", err)
 		}
 		if err := r.part.LoadChunk(chunk.Entries); err != nil {
 			return fmt.Errorf("load chunk: %w", err)
 		}
 		loaded += len(chunk.Entries)
+		n := entriesSize(chunk.Entries)
+		r.loadedBytes.Add(n)
 		if chunk.Done {
 			break
+		}
+		if err := pace.wait(ctx, n); err != nil {
+			return err
 		}
 	}
 	if err := r.part.FinishLoad(begin.Gen, begin.Seq, begin.History); err != nil {
@@ -198,4 +210,43 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 	r.fullSyncs.Add(1)
 	r.s.log.Info("node: full sync done", "table", r.key.table, "partition", r.key.part, "keys", loaded, "gen", begin.Gen, "seq", begin.Seq)
 	return nil
+}
+
+// entriesSize is the byte size of a snapshot chunk's entries.
+func entriesSize(es []wire.SnapEntry) int64 {
+	var n int64
+	for _, e := range es {
+		n += int64(len(e.Key) + len(e.Value))
+	}
+	return n
+}
+
+// pacer keeps a copy at or below rate bytes per second (no limit when
+// rate is 0).
+type pacer struct {
+	rate  int64
+	start time.Time
+	done  int64
+}
+
+// wait accounts for n more bytes copied and sleeps until the copy is back
+// within its rate, or ctx ends.
+func (p *pacer) wait(ctx context.Context, n int64) error {
+	p.done += n
+	if p.rate <= 0 {
+		return nil
+	}
+	due := p.start.Add(time.Duration(float64(p.done) / float64(p.rate) * float64(time.Second)))
+	d := time.Until(due)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -20,9 +20,13 @@ type roleInfo struct {
 	master     placement.NodeID
 	masterAddr string
 	slaves     []placement.NodeID
+	learners   []placement.NodeID
 	stuck      bool
 	fenced     bool
 	epoch      placement.Epoch
+	// rateBytes bounds a learner's full-sync copy (bytes/s, 0: none), as
+	// its migration asks.
+	rateBytes int64
 }
 
 // replica is the node's handle on one partition replica.
@@ -38,6 +42,8 @@ type replica struct {
 	lagRecords atomic.Uint64
 	lagMs      atomic.Int64
 	fullSyncs  atomic.Uint64
+	// loadedBytes counts what the current (or last) full sync loaded.
+	loadedBytes atomic.Int64
 
 	mu          sync.Mutex
 	slaveCancel context.CancelFunc
@@ -68,7 +74,8 @@ func (r *replica) update(ctx context.Context, t *placement.Table, p *placement.P
 	self := r.s.cfg.NodeID
 	info := &roleInfo{
 		mapGen: p.Gen, master: p.Master, masterAddr: m.NodeAddr(p.Master),
-		slaves: slices.Clone(p.Slaves), stuck: p.State == placement.PartitionStuck,
+		slaves: slices.Clone(p.Slaves), learners: slices.Clone(p.Learners),
+		stuck:  p.State == placement.PartitionStuck,
 		fenced: t.Fenced || t.Mode == placement.ModeSync, epoch: m.Epoch,
 	}
 	old := r.info.Load()
@@ -93,11 +100,21 @@ func (r *replica) update(ctx context.Context, t *placement.Table, p *placement.P
 		r.lagRecords.Store(0)
 		r.lagMs.Store(0)
 	default:
+		// A learner replicates as a slave does; it only serves nothing.
 		info.role = wire.RoleSlave
+		if p.IsLearner(self) {
+			info.role = wire.RoleLearner
+			if mg := m.Moving(t.ID, p.ID); mg != nil && mg.To == self {
+				info.rateBytes = mg.RateBytes
+			}
+		}
 		if old.role == wire.RoleMaster {
 			r.part.Demote()
 		}
+		// The replication loop reads the new role (a learner's copy rate).
+		r.info.Store(info)
 		r.startSlave(ctx, p.Master, p.Gen)
+		return
 	}
 	r.info.Store(info)
 }
@@ -179,7 +196,7 @@ func (r *replica) keepFrom() uint64 {
 	// much longer is not connected and does not hold the log back (it
 	// full-syncs if it falls out of it).
 	connected := max(5*r.s.cfg.FetchWait, 2*time.Second)
-	for _, n := range info.slaves {
+	for _, n := range slices.Concat(info.slaves, info.learners) {
 		sp := r.progress[n]
 		if sp == nil || now.Sub(sp.lastFetch) > connected {
 			continue
@@ -215,11 +232,17 @@ func (r *replica) status() wire.ReplicaStatus {
 		State: wire.ReplState(r.state.Load()), Gen: st.Gen, Seq: st.Seq, FirstSeq: st.FirstSeq,
 		MapGen: info.mapGen, Incomplete: st.Incomplete, FullSyncs: r.fullSyncs.Load(),
 	}
+	rs.LoadedBytes = r.loadedBytes.Load()
 	switch info.role {
-	case wire.RoleSlave:
+	case wire.RoleSlave, wire.RoleLearner:
 		rs.LagRecords = r.lagRecords.Load()
 		rs.LagMs = r.lagMs.Load()
 	case wire.RoleMaster:
+		if len(info.learners) > 0 {
+			// A migration is copying this partition: tell meta how much
+			// there is to copy.
+			rs.Bytes = r.part.SizeEstimate()
+		}
 		now := time.Now()
 		r.mu.Lock()
 		for _, n := range info.slaves {

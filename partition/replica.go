@@ -364,3 +364,22 @@ func (r *Replica) wrapRead(op string, err error) error {
 	}
 	return fmt.Errorf("partition: %s on %v: %w", op, r.id, err)
 }
+
+// SizeEstimate returns Badger's estimate of the bytes the replica's data
+// takes on disk (0 when it cannot tell, e.g. closed or incomplete). It
+// looks at the store's table index, not at the data: cheap, but it misses
+// what is still in memtables.
+func (r *Replica) SizeEstimate() int64 {
+	r.mu.Lock()
+	closed, inc := r.closed, r.st.DataInc
+	r.mu.Unlock()
+	if closed {
+		return 0
+	}
+	if err := r.s.acquire(); err != nil {
+		return 0
+	}
+	defer r.s.release()
+	onDisk, _ := r.s.db.EstimateSize(r.dataPrefix(inc))
+	return int64(onDisk)
+}

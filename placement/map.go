@@ -64,6 +64,20 @@ type Node struct {
 	// created, so a node that comes back with a different one has lost
 	// its data.
 	StoreID string `msgpack:"store,omitempty" json:"store_id,omitempty"`
+	// Drain marks a node an operator is emptying: it keeps serving, but
+	// placement moves its replicas away and puts none on it.
+	Drain bool `msgpack:"drain,omitempty" json:"drain,omitempty"`
+	// Since is when State last changed (Unix ms; 0 when never).
+	Since int64 `msgpack:"since,omitempty" json:"since_ms,omitempty"`
+}
+
+// PlacementState is the state the placement planner sees: a draining
+// node that is up counts as NodeDraining.
+func (n Node) PlacementState() NodeState {
+	if n.Drain && n.State == NodeUp {
+		return NodeDraining
+	}
+	return n.State
 }
 
 // Mode is a table's replication mode.
@@ -182,6 +196,11 @@ type Partition struct {
 	Master NodeID `msgpack:"master" json:"master"`
 	// Slaves replicate from Master.
 	Slaves []NodeID `msgpack:"slaves" json:"slaves"`
+	// Learners are replicas a migration is filling: they copy the master's
+	// data and follow its binlog like slaves, but serve nothing, are never
+	// promoted and do not count as replicas for placement until the
+	// migration makes them slaves (or master).
+	Learners []NodeID `msgpack:"learners,omitempty" json:"learners,omitempty"`
 	// InSync lists the replicas (master included) that must have a write
 	// before a sync-mode table acknowledges it.
 	InSync []NodeID `msgpack:"insync,omitempty" json:"insync,omitempty"`
@@ -212,9 +231,21 @@ func (p *Partition) IsSlave(node NodeID) bool {
 	return slices.Contains(p.Slaves, node)
 }
 
+// IsLearner reports whether node is a learner of p.
+func (p *Partition) IsLearner(node NodeID) bool {
+	return slices.Contains(p.Learners, node)
+}
+
+// Holds reports whether node holds a copy of p: as master, slave or
+// learner.
+func (p *Partition) Holds(node NodeID) bool {
+	return p.HasReplica(node) || p.IsLearner(node)
+}
+
 // Clone returns a deep copy of p.
 func (p Partition) Clone() Partition {
 	p.Slaves = slices.Clone(p.Slaves)
+	p.Learners = slices.Clone(p.Learners)
 	p.InSync = slices.Clone(p.InSync)
 	return p
 }
@@ -248,6 +279,94 @@ func (t Table) Clone() Table {
 	return t
 }
 
+// MigrationState is where a migration stands.
+type MigrationState uint8
+
+// Migration states. A migration goes Pending → Copying → (Handover →)
+// Done, or ends Cancelled or Failed, rolled back.
+const (
+	// MigrationPending waits for a free slot (bounded concurrency).
+	MigrationPending MigrationState = iota
+	// MigrationCopying has the target as a learner: it loads a snapshot
+	// from the master, then follows the binlog.
+	MigrationCopying
+	// MigrationHandover moves a master: the partition is held (stuck)
+	// until the target has the master's last record.
+	MigrationHandover
+	// MigrationDone: the target holds the replica, the source none.
+	MigrationDone
+	// MigrationCancelled was stopped by an operator and rolled back.
+	MigrationCancelled
+	// MigrationFailed could not go on (a node down for good, the table
+	// dropped, no progress) and was rolled back.
+	MigrationFailed
+)
+
+func (s MigrationState) String() string {
+	switch s {
+	case MigrationPending:
+		return "pending"
+	case MigrationCopying:
+		return "copying"
+	case MigrationHandover:
+		return "handover"
+	case MigrationDone:
+		return "done"
+	case MigrationCancelled:
+		return "cancelled"
+	case MigrationFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("MigrationState(%d)", uint8(s))
+}
+
+// Finished reports whether the migration has ended.
+func (s MigrationState) Finished() bool { return s >= MigrationDone }
+
+// Migration moves one replica of a partition from node From to node To
+// (From empty: add a replica on To, re-creating one that was lost).
+type Migration struct {
+	ID        uint64         `msgpack:"id" json:"id"`
+	Table     TableID        `msgpack:"t" json:"table_id"`
+	Partition PartitionID    `msgpack:"p" json:"partition"`
+	From      NodeID         `msgpack:"f,omitempty" json:"from,omitempty"`
+	To        NodeID         `msgpack:"to" json:"to"`
+	State     MigrationState `msgpack:"s" json:"state"`
+	// Batch groups the migrations of one rebalance, drain or
+	// re-replication (0 for a single move).
+	Batch uint64 `msgpack:"b,omitempty" json:"batch,omitempty"`
+	// RateBytes bounds the copy bandwidth in bytes per second (0: none).
+	RateBytes int64 `msgpack:"rb,omitempty" json:"rate_bytes,omitempty"`
+	// Created and Updated are Unix milliseconds, set by the proposer.
+	Created int64 `msgpack:"c" json:"created_ms"`
+	Updated int64 `msgpack:"u" json:"updated_ms"`
+	// Attempts counts failed handovers of a moving master.
+	Attempts int `msgpack:"a,omitempty" json:"attempts,omitempty"`
+	// Error says why the migration failed or was cancelled.
+	Error string `msgpack:"err,omitempty" json:"error,omitempty"`
+}
+
+// Migration returns the migration with the given ID, or nil.
+func (m *Map) Migration(id uint64) *Migration {
+	for i := range m.Migrations {
+		if m.Migrations[i].ID == id {
+			return &m.Migrations[i]
+		}
+	}
+	return nil
+}
+
+// Moving returns the unfinished migration of a partition, or nil.
+func (m *Map) Moving(table TableID, part PartitionID) *Migration {
+	for i := range m.Migrations {
+		mg := &m.Migrations[i]
+		if mg.Table == table && mg.Partition == part && !mg.State.Finished() {
+			return mg
+		}
+	}
+	return nil
+}
+
 // MetaMember is one member of the meta Raft group.
 type MetaMember struct {
 	ID       uint64 `msgpack:"id" json:"id"`
@@ -265,6 +384,14 @@ type Map struct {
 	Meta   []MetaMember `msgpack:"meta" json:"meta"`
 	// NextTableID is the ID the next created table gets.
 	NextTableID TableID `msgpack:"next_table" json:"next_table_id"`
+	// Migrations are the replica moves in progress, in the order they were
+	// queued, followed by the most recent finished ones.
+	Migrations []Migration `msgpack:"migrations,omitempty" json:"migrations,omitempty"`
+	// NextID is the last ID given to a migration or a batch.
+	NextID uint64 `msgpack:"next_id,omitempty" json:"next_id,omitempty"`
+	// Removed lists the store IDs of nodes an operator removed (the most
+	// recent ones): such a store may not register again.
+	Removed []string `msgpack:"removed,omitempty" json:"removed,omitempty"`
 }
 
 // Table returns the table called name, or nil.
@@ -308,6 +435,8 @@ func (m *Map) Clone() *Map {
 	out := *m
 	out.Nodes = slices.Clone(m.Nodes)
 	out.Meta = slices.Clone(m.Meta)
+	out.Migrations = slices.Clone(m.Migrations)
+	out.Removed = slices.Clone(m.Removed)
 	out.Tables = make([]Table, len(m.Tables))
 	for i := range m.Tables {
 		out.Tables[i] = m.Tables[i].Clone()

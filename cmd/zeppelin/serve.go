@@ -44,6 +44,7 @@ type serveOptions struct {
 
 	metaID      uint64
 	metaMembers metaMembersValue
+	metaJoin    bool
 	join        []string
 
 	zone, rack, host string
@@ -98,6 +99,13 @@ A data-only process joins an existing cluster through any member:
 
   zeppelin serve --roles data --node-id n4 --dir /tmp/zp/n4 --join 127.0.0.1:7001
 
+A new meta member is added to the group first, then started with --meta-join
+(see "zeppelin meta --help"):
+
+  zeppelin meta add 4 127.0.0.1:7104 --addr 127.0.0.1:7001
+  zeppelin serve --local --roles meta --node-id n5 --dir /tmp/zp/n5 --rpc-addr 127.0.0.1:7005 \
+    --meta-join --meta-id 4 --raft-addr 127.0.0.1:7104 --join 127.0.0.1:7001
+
 Every setting can also come from a JSON file given with --config: an object
 whose keys are the long flag names below, for example
   {"node-id": "n1", "dir": "/var/lib/zeppelin", "roles": ["meta", "data"],
@@ -135,15 +143,16 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.rpcAddr, "rpc-addr", d.RPCAddr, "`host:port` the RPC listener binds (clients, admin commands and peers connect here; port 0 picks a free port)")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "RPC `host:port` others use to reach this process (default: the bound RPC address, an unspecified host replaced by this machine's first non-loopback address)")
-	fs.StringVar(&o.raftAddr, "raft-addr", "", "`host:port` of the meta Raft transport, recorded in --dir and not changeable (default: this member's entry in --meta-members, or for a single-member group a free port chosen on first start)")
+	fs.StringVar(&o.raftAddr, "raft-addr", "", "`host:port` of the meta Raft transport, recorded in --dir and not changeable (required with --meta-join; default: this member's entry in --meta-members, or for a single-member group a free port chosen on first start)")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", d.GossipAddr, "`host:port` memberlist binds for discovery (port 0 picks a free port; \"off\" disables gossip)")
 	fs.StringVar(&o.httpAddr, "http-addr", d.HTTPAddr, "`host:port` serving /metrics (Prometheus), /status (JSON), a dashboard at / and /debug/pprof (off unless given)")
 	fs.StringVar(&o.respAddr, "resp-addr", "", "`host:port` of a Redis-protocol (RESP) listener for redis-cli and Redis clients (default: off)")
 	fs.StringVar(&o.respTable, "resp-table", "default", "`table` RESP connections use until they SELECT another (SELECT 0 returns to it)")
 
-	fs.Uint64Var(&o.metaID, "meta-id", 0, "this process's `ID` in the meta group (required with --meta-members; default 1 for a single-member group)")
+	fs.Uint64Var(&o.metaID, "meta-id", 0, "this process's `ID` in the meta group (required with --meta-members or --meta-join; default 1 for a single-member group)")
 	o.metaMembers = metaMembersValue{}
 	fs.Var(&o.metaMembers, "meta-members", "initial meta group: Raft addresses of its 1, 3 or 5 members, e.g. 1=10.0.0.1:7100,2=10.0.0.2:7100,3=10.0.0.3:7100 (default: a single-member group of this process)")
+	fs.BoolVar(&o.metaJoin, "meta-join", false, "start this meta member as a new member of an existing group; it must have been added first (zeppelin meta add ID RAFT_ADDR) and needs --meta-id and --raft-addr, not --meta-members; harmless on later starts")
 	fs.StringSliceVar(&o.join, "join", nil, "RPC `addresses` of existing members (host:port,...) to find the cluster through; required for a data-only process")
 
 	fs.StringVar(&o.zone, "zone", "", "zone `label` of this data node (failure domain)")
@@ -240,6 +249,7 @@ func (o *serveOptions) buildConfig(fs *pflag.FlagSet, logger *slog.Logger) (zepp
 	if len(o.metaMembers) > 0 {
 		cfg.MetaMembers = maps.Clone(map[uint64]string(o.metaMembers))
 	}
+	cfg.MetaJoin = o.metaJoin
 	cfg.Join = nil
 	for _, j := range o.join {
 		if j = strings.TrimSpace(j); j != "" {
@@ -273,12 +283,12 @@ func (o *serveOptions) buildConfig(fs *pflag.FlagSet, logger *slog.Logger) (zepp
 }
 
 // configFieldFlag matches the Config field names Validate's messages use.
-var configFieldFlag = regexp.MustCompile(`\b(Dir|Roles|RPCAddr|AdvertiseAddr|GossipAddr|HTTPAddr|Join address(?:es)?|MetaID|RaftAddr|MetaMembers|Weight|Durability|HeartbeatIntervals?|DownTimeout|MasterLease|RaftRTT|ElectionRTT|HeartbeatRTT|ClientTimeout)\b`)
+var configFieldFlag = regexp.MustCompile(`\b(Dir|Roles|RPCAddr|AdvertiseAddr|GossipAddr|HTTPAddr|Join address(?:es)?|MetaID|RaftAddr|MetaMembers|MetaJoin|Weight|Durability|HeartbeatIntervals?|DownTimeout|MasterLease|RaftRTT|ElectionRTT|HeartbeatRTT|ClientTimeout)\b`)
 
 var fieldToFlag = map[string]string{
 	"Dir": "--dir", "Roles": "--roles", "RPCAddr": "--rpc-addr", "AdvertiseAddr": "--advertise-addr",
 	"GossipAddr": "--gossip-addr", "HTTPAddr": "--http-addr", "Join address": "--join address", "Join addresses": "--join addresses",
-	"MetaID": "--meta-id", "RaftAddr": "--raft-addr", "MetaMembers": "--meta-members", "Weight": "--weight",
+	"MetaID": "--meta-id", "RaftAddr": "--raft-addr", "MetaMembers": "--meta-members", "MetaJoin": "--meta-join", "Weight": "--weight",
 	"Durability": "--durability", "HeartbeatInterval": "--heartbeat-interval", "HeartbeatIntervals": "--heartbeat-interval",
 	"DownTimeout": "--down-timeout", "MasterLease": "--master-lease", "RaftRTT": "--raft-rtt",
 	"ElectionRTT": "--election-rtt", "HeartbeatRTT": "--heartbeat-rtt", "ClientTimeout": "--client-timeout",
@@ -490,6 +500,7 @@ type fileConfig struct {
 	RESPTable     string            `json:"resp-table,omitempty"`
 	MetaID        uint64            `json:"meta-id,omitempty"`
 	MetaMembers   map[string]string `json:"meta-members,omitempty"`
+	MetaJoin      bool              `json:"meta-join,omitempty"`
 	Join          []string          `json:"join,omitempty"`
 	Zone          string            `json:"zone,omitempty"`
 	Rack          string            `json:"rack,omitempty"`
@@ -528,7 +539,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 	f := fileConfig{
 		NodeID: cfg.NodeID, Dir: cfg.Dir, Roles: strings.Split(roleList(cfg.Roles), ","),
 		RPCAddr: cfg.RPCAddr, AdvertiseAddr: cfg.AdvertiseAddr, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr, HTTPAddr: cfg.HTTPAddr,
-		RESPAddr: o.respAddr, RESPTable: o.respTable, MetaID: cfg.MetaID, Join: cfg.Join,
+		RESPAddr: o.respAddr, RESPTable: o.respTable, MetaID: cfg.MetaID, MetaJoin: cfg.MetaJoin, Join: cfg.Join,
 		Zone: cfg.Labels.Zone, Rack: cfg.Labels.Rack, Host: cfg.Labels.Host, Weight: cfg.Weight,
 		Durability: cfg.Durability.String(),
 

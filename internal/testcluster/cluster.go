@@ -32,9 +32,10 @@ type Options struct {
 
 // Cluster is a set of in-process servers.
 type Cluster struct {
-	t   testing.TB
-	Hub *transport.Hub
-	Log *slog.Logger
+	t    testing.TB
+	base string // holds every member's directory
+	Hub  *transport.Hub
+	Log  *slog.Logger
 
 	mu      sync.Mutex
 	members []*Member
@@ -80,7 +81,7 @@ func New(t testing.TB, opts Options) *Cluster {
 	// TempDir first: cleanups run last-in first-out, so the servers are
 	// closed before their directories are removed.
 	base := t.TempDir()
-	c := &Cluster{t: t, Hub: transport.NewHub(nil), Log: newTestLogger(t)}
+	c := &Cluster{t: t, base: base, Hub: transport.NewHub(nil), Log: newTestLogger(t)}
 	t.Cleanup(c.closeAll)
 
 	roles := make([]zeppelin.Roles, opts.Servers)

@@ -25,6 +25,11 @@ const (
 	KindMetaPlan        Kind = 17 // PlanRequest → PlanReply
 	KindMetaRebalance   Kind = 18 // RebalanceRequest → EpochReply
 	KindMetaHandOff     Kind = 19 // HandOffRequest → HandOffReply
+	KindMetaMigrate     Kind = 20 // MigrateRequest → MigrateReply
+	KindMetaCancel      Kind = 21 // CancelMigrationRequest → EpochReply
+	KindMetaMigrations  Kind = 22 // MigrationsRequest → MigrationsReply
+	KindMetaNodeAdmin   Kind = 23 // NodeAdminRequest → EpochReply
+	KindMetaMembers     Kind = 24 // MemberChangeRequest → MemberChangeReply
 
 	// Data service (answered by data nodes).
 	KindRead       Kind = 30 // ReadRequest → ReadReply
@@ -54,6 +59,11 @@ var kindNames = map[Kind]string{
 	KindMetaPlan:        "meta.plan",
 	KindMetaRebalance:   "meta.rebalance",
 	KindMetaHandOff:     "meta.hand_off",
+	KindMetaMigrate:     "meta.migrate",
+	KindMetaCancel:      "meta.cancel_migration",
+	KindMetaMigrations:  "meta.migrations",
+	KindMetaNodeAdmin:   "meta.node_admin",
+	KindMetaMembers:     "meta.members",
 	KindRead:            "read",
 	KindWrite:           "write",
 	KindList:            "list",

@@ -66,6 +66,7 @@ const (
 	RoleNone Role = iota
 	RoleMaster
 	RoleSlave
+	RoleLearner // a slave a migration is filling: it serves nothing
 )
 
 func (r Role) String() string {
@@ -74,6 +75,8 @@ func (r Role) String() string {
 		return "master"
 	case RoleSlave:
 		return "slave"
+	case RoleLearner:
+		return "learner"
 	}
 	return "none"
 }
@@ -128,9 +131,13 @@ type ReplicaStatus struct {
 	LagMs      int64  `msgpack:"lm"`
 	// Incomplete marks a replica whose full sync has not finished: it holds
 	// no usable data.
-	Incomplete bool            `msgpack:"i,omitempty"`
-	FullSyncs  uint64          `msgpack:"fs,omitempty"` // full syncs completed since start
-	Slaves     []SlaveProgress `msgpack:"sl,omitempty"` // master only
+	Incomplete bool   `msgpack:"i,omitempty"`
+	FullSyncs  uint64 `msgpack:"fs,omitempty"` // full syncs completed since start
+	// LoadedBytes counts what the full sync in progress (or the last one)
+	// has loaded; Bytes is a master's estimate of its partition's size.
+	LoadedBytes int64           `msgpack:"lb,omitempty"`
+	Bytes       int64           `msgpack:"b,omitempty"`
+	Slaves      []SlaveProgress `msgpack:"sl,omitempty"` // master only
 }
 
 // HeartbeatRequest is sent by every data node to the meta leader.
@@ -190,6 +197,12 @@ type StatusRequest struct {
 type MemberStatus struct {
 	placement.MetaMember `msgpack:",inline"`
 	Leader               bool `msgpack:"l"`
+	// Voting and Reachable are set in membership replies only: Voting
+	// when the member votes in the Raft group (every member this version
+	// adds does), Reachable when it answered the leader in time, naming
+	// it as leader in the current term.
+	Voting    bool `msgpack:"v,omitempty"`
+	Reachable bool `msgpack:"r,omitempty"`
 }
 
 // NodeStatus is the meta leader's view of one data node.
@@ -241,11 +254,130 @@ type PlanReply struct {
 	Warnings      []string        `msgpack:"w,omitempty"`
 }
 
-// RebalanceRequest asks the meta leader to spread masters evenly by planned
-// switchovers.
+// RebalanceRequest asks the meta leader to balance replicas (by
+// migrations) and masters (by planned switchovers), or masters only.
 type RebalanceRequest struct {
 	Table       string `msgpack:"t,omitempty"`
 	MastersOnly bool   `msgpack:"mo"`
+	// RateBytes bounds each move's copy bandwidth in bytes per second
+	// (0: the cluster's default).
+	RateBytes int64 `msgpack:"rb,omitempty"`
+}
+
+// RebalanceReply reports what a rebalance started: the migrations queued
+// under batch Batch (follow them with MigrationsRequest) and the master
+// switchovers made.
+type RebalanceReply struct {
+	Epoch       placement.Epoch `msgpack:"e"`
+	Batch       uint64          `msgpack:"b,omitempty"`
+	Migrations  int             `msgpack:"m"`
+	Switchovers int             `msgpack:"s"`
+	Warnings    []string        `msgpack:"w,omitempty"`
+}
+
+// MigrateRequest asks the meta group to move one replica of a partition
+// from node From to node To without losing a write.
+type MigrateRequest struct {
+	Table     string                `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	From      placement.NodeID      `msgpack:"f"`
+	To        placement.NodeID      `msgpack:"to"`
+	// Force allows a target in the failure domain of another replica.
+	Force bool `msgpack:"fo,omitempty"`
+	// RateBytes bounds the copy bandwidth in bytes per second (0: the
+	// cluster's default).
+	RateBytes int64 `msgpack:"rb,omitempty"`
+}
+
+// MigrateReply names the migration queued.
+type MigrateReply struct {
+	Epoch placement.Epoch `msgpack:"e"`
+	ID    uint64          `msgpack:"id"`
+}
+
+// CancelMigrationRequest cancels a migration (ID) or every unfinished
+// migration of a batch (Batch).
+type CancelMigrationRequest struct {
+	ID    uint64 `msgpack:"id,omitempty"`
+	Batch uint64 `msgpack:"b,omitempty"`
+}
+
+// MigrationsRequest lists migrations: those in progress and the recent
+// finished ones, of one batch when Batch is set.
+type MigrationsRequest struct {
+	Batch uint64 `msgpack:"b,omitempty"`
+}
+
+// MigrationStatus is a migration with the leader's view of its progress.
+type MigrationStatus struct {
+	placement.Migration `msgpack:",inline"`
+	TableName           string `msgpack:"tn"`
+	// CopiedBytes and TotalBytes measure the target's full sync (TotalBytes
+	// is the master's estimate of the partition's size, 0 when unknown);
+	// LagRecords is how far the target's log is behind the master's.
+	CopiedBytes int64  `msgpack:"cb"`
+	TotalBytes  int64  `msgpack:"tb"`
+	LagRecords  uint64 `msgpack:"lr"`
+	// RateBytes is the copy rate measured over the last few seconds.
+	RateBytes int64 `msgpack:"rate"`
+}
+
+// MigrationsReply lists migrations, oldest first.
+type MigrationsReply struct {
+	Epoch      placement.Epoch   `msgpack:"e"`
+	Migrations []MigrationStatus `msgpack:"m"`
+}
+
+// NodeOp is an administrative change to a data node.
+type NodeOp uint8
+
+// Node operations.
+const (
+	NodeDrain   NodeOp = iota + 1 // move every replica away (the node keeps serving meanwhile)
+	NodeUndrain                   // stop draining: the node may hold replicas again
+	NodeRemove                    // forget a node that holds no replica
+	NodeWeight                    // set the node's weight
+)
+
+// NodeAdminRequest changes a data node.
+type NodeAdminRequest struct {
+	Op     NodeOp           `msgpack:"op"`
+	Node   placement.NodeID `msgpack:"n"`
+	Weight int              `msgpack:"w,omitempty"`
+}
+
+// NodeAdminReply reports the epoch after the change and, for a drain, the
+// batch of migrations that empties the node.
+type NodeAdminReply struct {
+	Epoch      placement.Epoch `msgpack:"e"`
+	Batch      uint64          `msgpack:"b,omitempty"`
+	Migrations int             `msgpack:"m,omitempty"`
+}
+
+// MemberOp is a change to the meta group's membership.
+type MemberOp uint8
+
+// Membership operations.
+const (
+	MemberList    MemberOp = iota + 1 // no change: report the members
+	MemberAdd                         // add member ID at RaftAddr (it then starts, joining)
+	MemberRemove                      // remove member ID
+	MemberReplace                     // add member ID at RaftAddr, then remove member Replace
+)
+
+// MemberChangeRequest changes the meta group's membership. Changes go to
+// the leader, one at a time.
+type MemberChangeRequest struct {
+	Op       MemberOp `msgpack:"op"`
+	ID       uint64   `msgpack:"id,omitempty"`
+	RaftAddr string   `msgpack:"ra,omitempty"`
+	Replace  uint64   `msgpack:"rp,omitempty"`
+}
+
+// MemberChangeReply lists the members after the change.
+type MemberChangeReply struct {
+	Epoch   placement.Epoch `msgpack:"e"`
+	Members []MemberStatus  `msgpack:"m"`
 }
 
 // HandOffRequest asks the meta leader to move every master role of Node to
