@@ -307,6 +307,7 @@ func TestChaos(t *testing.T) {
 	c.CreateTable("fenced", client.TableOptions{Partitions: 8, Replication: 3, Fenced: true})
 	fencedTables := map[string]bool{"fenced": true}
 	cl := c.NewClient("load")
+	admin := c.NewClient("admin")
 	ctx := ctxFor(t, time.Duration(rounds)*30*time.Second+5*time.Minute)
 
 	// The master log starts before the first write.
@@ -346,11 +347,12 @@ func TestChaos(t *testing.T) {
 	for r := range rounds {
 		i := metas + rng.IntN(datas)
 		pause := time.Duration(200+rng.IntN(2500)) * time.Millisecond
-		f := rng.IntN(12)
+		f := rng.IntN(15)
 		kind := map[int]string{0: "crash a data node", 1: "crash a data node", 2: "crash a data node", 3: "crash a data node",
 			4: "graceful stop of a data node", 5: "graceful stop of a data node",
 			6: "isolate a data node", 7: "isolate a data node", 8: "cut a data node off from meta",
-			9: "pause a data node", 10: "crash a meta member", 11: "pause the meta leader"}[f]
+			9: "pause a data node", 10: "crash a meta member", 11: "pause the meta leader",
+			12: "move replicas", 13: "drain a data node, then undrain it", 14: "cancel the migrations"}[f]
 		round.Store(int64(r + 1))
 		target := c.Member(i).Name
 		m := rng.IntN(metas)
@@ -394,6 +396,31 @@ func TestChaos(t *testing.T) {
 			c.Pause(m)
 			time.Sleep(2 * pause)
 			c.Resume(m)
+		case 12:
+			moveRandomReplicas(t, ctx, c, admin, rng, 1+rng.IntN(3))
+			time.Sleep(pause)
+		case 13:
+			node := placement.NodeID(c.Member(i).Name)
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			batch, _, err := admin.DrainNode(actx, node)
+			cancel()
+			if err != nil {
+				t.Logf("chaos:   drain %s: %v", node, err)
+			}
+			time.Sleep(2 * pause)
+			actx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			if batch != 0 {
+				if err := admin.CancelBatch(actx, batch); err != nil {
+					t.Logf("chaos:   cancel the drain of %s: %v", node, err)
+				}
+			}
+			if err := admin.UndrainNode(actx, node); err != nil {
+				t.Logf("chaos:   undrain %s: %v", node, err)
+			}
+			cancel()
+		case 14:
+			cancelMigrations(t, ctx, admin)
+			time.Sleep(pause)
 		}
 		ft.end = time.Now()
 		faults = append(faults, ft)
@@ -406,6 +433,27 @@ func TestChaos(t *testing.T) {
 	wg.Wait()
 
 	waitAllUpAndMastered(c, time.Minute)
+	// Every migration ends (completed or rolled back) and leaves nothing
+	// held or half-copied behind.
+	c.Eventually(3*time.Minute, func() error {
+		ms, err := admin.Migrations(ctx, 0)
+		if err != nil {
+			return err
+		}
+		for _, mg := range ms {
+			if !mg.State.Finished() {
+				return fmt.Errorf("migration %d (%s/%d %s → %s) is %v", mg.ID, mg.Table, mg.Partition, mg.From, mg.To, mg.State)
+			}
+		}
+		return nil
+	})
+	for _, tb := range c.Map().Tables {
+		for _, p := range tb.Partitions {
+			if p.State != placement.PartitionActive || len(p.Learners) > 0 {
+				t.Errorf("table %s partition %d after the run: %+v", tb.Name, p.ID, p)
+			}
+		}
+	}
 	for name := range loads {
 		c.WaitConverged(name, 2*time.Minute)
 	}
@@ -456,6 +504,64 @@ func TestChaos(t *testing.T) {
 				}
 				explainLoss(t, c, name, lk)
 			}
+		}
+	}
+}
+
+// moveRandomReplicas queues n moves of random replicas to random nodes
+// outside their partitions (refusals, such as a partition already moving,
+// are logged and skipped).
+func moveRandomReplicas(t *testing.T, ctx context.Context, c *testcluster.Cluster, admin *client.Client, rng *rand.Rand, n int) {
+	m := c.LeaderMap()
+	if m == nil {
+		return
+	}
+	for range n {
+		tb := m.Tables[rng.IntN(len(m.Tables))]
+		p := tb.Partitions[rng.IntN(len(tb.Partitions))]
+		reps := p.Replicas()
+		if len(reps) == 0 {
+			continue
+		}
+		from := reps[rng.IntN(len(reps))]
+		var outside []placement.NodeID
+		for _, node := range m.Nodes {
+			if !p.Holds(node.ID) && node.State == placement.NodeUp && !node.Drain {
+				outside = append(outside, node.ID)
+			}
+		}
+		if len(outside) == 0 {
+			continue
+		}
+		to := outside[rng.IntN(len(outside))]
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		id, err := admin.Migrate(actx, tb.Name, int(p.ID), from, to, client.Force())
+		cancel()
+		if err != nil {
+			t.Logf("chaos:   move %s/%d %s → %s: %v", tb.Name, p.ID, from, to, err)
+			continue
+		}
+		t.Logf("chaos:   migration %d: %s/%d %s → %s", id, tb.Name, p.ID, from, to)
+	}
+}
+
+// cancelMigrations cancels every unfinished migration.
+func cancelMigrations(t *testing.T, ctx context.Context, admin *client.Client) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ms, err := admin.Migrations(actx, 0)
+	if err != nil {
+		t.Logf("chaos:   list migrations: %v", err)
+		return
+	}
+	for _, mg := range ms {
+		if mg.State.Finished() {
+			continue
+		}
+		if err := admin.CancelMigration(actx, mg.ID); err != nil {
+			t.Logf("chaos:   cancel migration %d: %v", mg.ID, err)
+		} else {
+			t.Logf("chaos:   cancelled migration %d (%v)", mg.ID, mg.State)
 		}
 	}
 }

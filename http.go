@@ -78,6 +78,8 @@ type statusView struct {
 	Limits  client.Limits  `json:"limits"`
 	Tables  []tableSummary `json:"tables,omitempty"`
 	Masters map[string]int `json:"masters_per_node,omitempty"`
+	// Migrations are the replica moves running and recently finished.
+	Migrations []client.Migration `json:"migrations,omitempty"`
 }
 
 type tableSummary struct {
@@ -112,6 +114,11 @@ func (s *Server) status(ctx context.Context) statusView {
 			}
 		}
 		v.Tables = append(v.Tables, ts)
+	}
+	if len(st.Map.Migrations) > 0 {
+		if ms, err := s.Client().Migrations(ctx, 0); err == nil {
+			v.Migrations = ms
+		}
 	}
 	return v
 }
@@ -150,6 +157,8 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#eee}.
 <h2>Tables</h2><table><tr><th>name</th><th>id</th><th>partitions</th><th>replication</th><th>mode</th><th>fenced</th><th>without master</th></tr>
 {{range .Tables}}<tr><td>{{.Name}}</td><td>{{.ID}}</td><td>{{.Partitions}}</td><td>{{.Replication}}</td><td>{{.Mode}}</td><td>{{.Fenced}}</td><td {{if .NoMaster}}class="bad"{{end}}>{{.NoMaster}}</td></tr>{{end}}</table>
 <h2>Masters per node</h2><table>{{range $k, $v := .Masters}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
+{{if .Migrations}}<h2>Migrations</h2><table><tr><th>id</th><th>batch</th><th>table</th><th>partition</th><th>from</th><th>to</th><th>state</th><th>copied</th><th>lag</th><th>error</th></tr>
+{{range .Migrations}}<tr><td>{{.ID}}</td><td>{{.Batch}}</td><td>{{.Table}}</td><td>{{.Partition}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.State}}</td><td>{{.CopiedBytes}} / {{.TotalBytes}}</td><td>{{.LagRecords}}</td><td {{if .Error}}class="bad"{{end}}>{{.Error}}</td></tr>{{end}}</table>{{end}}
 {{end}}<p><a href="/metrics">metrics</a> · <a href="/status">status (JSON)</a> · <a href="/debug/pprof/">pprof</a></p>
 </body></html>`))
 

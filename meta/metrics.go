@@ -24,10 +24,17 @@ var (
 		"Partitions whose every replica is down.", nil, nil)
 	descStuck = prometheus.NewDesc("zeppelin_meta_partitions_stuck",
 		"Partitions holding writes for a handover.", nil, nil)
+	descMigrations = prometheus.NewDesc("zeppelin_meta_migrations",
+		"Migrations in the map (running and the most recent finished ones), by state.", []string{"state"}, nil)
+	descMigrationBytes = prometheus.NewDesc("zeppelin_meta_migration_copied_bytes",
+		"Bytes the running migrations' targets have loaded so far (leader only).", nil, nil)
+	descMigrationRate = prometheus.NewDesc("zeppelin_meta_migration_copy_rate_bytes",
+		"Summed copy rate of the running migrations, bytes per second (leader only).", nil, nil)
 )
 
 func (c *metaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descEpoch, descLeader, descTerm, descNodes, descTables, descNoMaster, descStuck} {
+	for _, d := range []*prometheus.Desc{descEpoch, descLeader, descTerm, descNodes, descTables, descNoMaster, descStuck,
+		descMigrations, descMigrationBytes, descMigrationRate} {
 		ch <- d
 	}
 }
@@ -44,7 +51,7 @@ func (c *metaCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(term))
 	states := map[placement.NodeState]int{placement.NodeUp: 0, placement.NodeDown: 0, placement.NodeDraining: 0}
 	for _, n := range m.Nodes {
-		states[n.State]++
+		states[n.PlacementState()]++
 	}
 	for st, n := range states {
 		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), st.String())
@@ -63,11 +70,30 @@ func (c *metaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descNoMaster, prometheus.GaugeValue, float64(noMaster))
 	ch <- prometheus.MustNewConstMetric(descStuck, prometheus.GaugeValue, float64(stuck))
+	migs := map[placement.MigrationState]int{}
+	for st := placement.MigrationPending; st <= placement.MigrationFailed; st++ {
+		migs[st] = 0
+	}
+	var copied, rate int64
+	v := c.s.det.view()
+	for _, mg := range m.Migrations {
+		migs[mg.State]++
+		if id == c.s.cfg.ReplicaID && !mg.State.Finished() {
+			st := c.s.migrationStatus(m, v, mg)
+			copied += st.CopiedBytes
+			rate += st.RateBytes
+		}
+	}
+	for st, n := range migs {
+		ch <- prometheus.MustNewConstMetric(descMigrations, prometheus.GaugeValue, float64(n), st.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descMigrationBytes, prometheus.GaugeValue, float64(copied))
+	ch <- prometheus.MustNewConstMetric(descMigrationRate, prometheus.GaugeValue, float64(rate))
 }
 
 func newDecisionCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "zeppelin", Subsystem: "meta", Name: "decisions_total",
-		Help: "Decisions this member proposed and saw committed, by kind (down, up, failover, unavailable, released, switchover, leader).",
+		Help: "Decisions this member proposed and saw committed, by kind (down, up, failover, unavailable, released, switchover, migrated, migration copying, migration done, migration failed, migration cancelled, leader).",
 	}, []string{"kind"})
 }

@@ -183,6 +183,7 @@ func (s *Server) handover(ctx context.Context, table placement.TableID, part pla
 	// 2. Hold writes.
 	stuck := p.Clone()
 	stuck.State = placement.PartitionStuck
+	heldAt := time.Now()
 	stuckEpoch, err := s.proposePartition(ctx, table, part, p, stuck,
 		migrationStep(m, placement.MigrationCopying, placement.MigrationHandover, ""))
 	if err != nil {
@@ -249,7 +250,8 @@ func (s *Server) handover(ctx context.Context, table placement.TableID, part pla
 		kind = "migrated"
 	}
 	s.events.add(Event{Time: time.Now(), Kind: kind, Table: table, Partition: part, Node: to, From: from, Gen: np.Gen, Epoch: epoch})
-	s.log.Info("meta: "+kind, "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch)
+	s.log.Info("meta: "+kind, "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch,
+		"writes_held", time.Since(heldAt).Round(100*time.Microsecond))
 	return epoch, nil
 }
 

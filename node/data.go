@@ -29,64 +29,102 @@ func (s *Server) Register(srv *rpc.Server) {
 
 // serving returns the replica that may serve a request for partition part
 // of table, with the table's partition count in the map it decided by, or
-// the error telling the client where to go or to wait.
-func (s *Server) serving(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, int, *wire.Error) {
+// the error telling the client where to go or to wait. When the answer
+// would be to wait for a map this node has not applied yet — the client
+// knows a newer one, or the partition is held for a handover or changing
+// role — serving first waits a moment (up to servingHold, within ctx) for
+// the next map and decides again: the client gets its answer (or is sent
+// to the new master) as soon as the map moves, instead of backing off.
+func (s *Server) serving(ctx context.Context, table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (*replica, int, *wire.Error) {
+	var deadline time.Time
+	for {
+		applied := s.mapApplied()
+		r, n, werr, hold := s.serving1(table, part, epoch, write, allowSlave)
+		if !hold {
+			return r, n, werr
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(servingHold)
+		}
+		d := time.Until(deadline)
+		if d <= 0 {
+			return r, n, werr
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-applied:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return r, n, werr
+		}
+	}
+}
+
+// servingHold bounds how long serving waits for the node's map to catch up.
+const servingHold = 500 * time.Millisecond
+
+// serving1 is one decision of serving; hold reports an answer that the
+// node applying its next map may change.
+func (s *Server) serving1(table placement.TableID, part placement.PartitionID, epoch placement.Epoch, write, allowSlave bool) (_ *replica, _ int, _ *wire.Error, hold bool) {
 	if s.closing() {
-		return nil, 0, errClosedWire
+		return nil, 0, errClosedWire, false
 	}
 	m := s.cur.Load()
 	if m == nil || !s.fresh.Load() {
-		return nil, 0, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID)
+		return nil, 0, s.errorf(wire.CodeWait, "node %s has no cluster map yet", s.cfg.NodeID), true
 	}
 	if epoch > m.Epoch {
 		// The client knows a newer map: catch up before answering, the
 		// partition may have moved.
 		s.requestPull(epoch)
-		return nil, 0, s.errorf(wire.CodeStaleEpoch, "node %s is at epoch %d, request at %d", s.cfg.NodeID, m.Epoch, epoch)
+		return nil, 0, s.errorf(wire.CodeStaleEpoch, "node %s is at epoch %d, request at %d", s.cfg.NodeID, m.Epoch, epoch), true
 	}
 	t := m.TableByID(table)
 	if t == nil {
-		return nil, 0, s.errorf(wire.CodeTableNotFound, "no table with ID %d at epoch %d", table, m.Epoch)
+		return nil, 0, s.errorf(wire.CodeTableNotFound, "no table with ID %d at epoch %d", table, m.Epoch), false
 	}
 	if int(part) >= len(t.Partitions) {
-		return nil, 0, s.errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), part)
+		return nil, 0, s.errorf(wire.CodeInvalid, "table %s has %d partitions, no partition %d", t.Name, len(t.Partitions), part), false
 	}
 	p := &t.Partitions[part]
 	self := s.cfg.NodeID
 	if p.Master != self && !(allowSlave && !write && p.IsSlave(self)) {
 		if p.Master == "" {
-			return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d has no master (every replica is down)", t.Name, part)
+			return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d has no master (every replica is down)", t.Name, part), false
 		}
 		e := s.errorf(wire.CodeMoved, "table %s partition %d is mastered by %s", t.Name, part, p.Master)
 		e.Addr = m.NodeAddr(p.Master)
-		return nil, 0, e
+		return nil, 0, e, false
 	}
 	r := s.replica(rkey{table, part})
 	if r == nil {
-		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is opening", t.Name, part)
+		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is opening", t.Name, part), true
 	}
 	info := r.info.Load()
 	if info.mapGen != p.Gen || (p.Master == self && info.role != wire.RoleMaster) {
-		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part)
+		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part), true
 	}
 	if r.part.State().Incomplete {
-		return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self)
+		return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self), false
 	}
 	if p.Master == self && write {
 		if s.draining.Load() {
-			return nil, 0, s.errorf(wire.CodeClosed, "node %s is shutting down", self)
+			return nil, 0, s.errorf(wire.CodeClosed, "node %s is shutting down", self), false
 		}
 		if info.stuck {
-			return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part)
+			return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is held for a master handover", t.Name, part), true
 		}
 	}
 	// On a fenced table the master serves only while its lease holds: once
 	// it lapses, meta may have promoted another replica, and neither a
 	// write nor a read from this copy is safe.
 	if p.Master == self && info.fenced && !s.leaseValid() {
-		return nil, 0, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part)
+		return nil, 0, s.errorf(wire.CodeWait, "master lease of %s lapsed: cannot confirm it still masters table %s partition %d", self, t.Name, part), false
 	}
-	return r, len(t.Partitions), nil
+	return r, len(t.Partitions), nil, false
 }
 
 // partErr maps a partition error to the wire.
@@ -231,7 +269,7 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
 		return wire.GroupResult{Err: err}
 	}
-	r, n, werr := s.serving(req.Table, g.Partition, req.Epoch, true, false)
+	r, n, werr := s.serving(ctx, req.Table, g.Partition, req.Epoch, true, false)
 	if werr != nil {
 		return wire.GroupResult{Err: werr}
 	}
@@ -305,7 +343,7 @@ func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef
 	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
 		return wire.ReadResult{Err: err}
 	}
-	r, n, werr := s.serving(req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	r, n, werr := s.serving(ctx, req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
 	if werr != nil {
 		return wire.ReadResult{Err: werr}
 	}
@@ -352,7 +390,7 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 		return nil, s.errorf(wire.CodeInvalid, "list limit %d outside 1..%d (MaxMultiKeys)", req.Limit, s.cfg.Limits.MaxMultiKeys)
 	}
 	start := time.Now()
-	r, _, werr := s.serving(req.Table, req.Partition, req.Epoch, false, false)
+	r, _, werr := s.serving(ctx, req.Table, req.Partition, req.Epoch, false, false)
 	if werr != nil {
 		s.observe("list", req.Table, start, werr)
 		return nil, werr

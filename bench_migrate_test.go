@@ -1,0 +1,208 @@
+package zeppelin_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zeppelin-kv/zeppelin"
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
+	"github.com/zeppelin-kv/zeppelin/placement"
+)
+
+// timedOps records when operations started and how long they took.
+type timedOps struct {
+	mu  sync.Mutex
+	ops []timedOp
+}
+
+type timedOp struct {
+	start time.Time
+	took  time.Duration
+}
+
+func (o *timedOps) add(start time.Time) {
+	d := time.Since(start)
+	o.mu.Lock()
+	o.ops = append(o.ops, timedOp{start, d})
+	o.mu.Unlock()
+}
+
+// during returns the latencies of the operations that started within
+// [from, to].
+func (o *timedOps) during(from, to time.Time) []time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []time.Duration
+	for _, op := range o.ops {
+		if !op.start.Before(from) && !op.start.After(to) {
+			out = append(out, op.took)
+		}
+	}
+	return out
+}
+
+// longestOverlapping returns the longest wait of an operation in flight at
+// some time within [from, to].
+func (o *timedOps) longestOverlapping(from, to time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var longest time.Duration
+	for _, op := range o.ops {
+		if op.start.Before(to) && op.start.Add(op.took).After(from) {
+			longest = max(longest, op.took)
+		}
+	}
+	return longest
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(int(p*float64(len(s))), len(s)-1)]
+}
+
+// BenchmarkMigrateMasterPause moves the master of one partition to another
+// node 24 times while writers hammer that partition, and reports how long
+// the longest write waited during each move (the handover holds writes
+// until the new master has every record): p50, p99 and max over the moves.
+func BenchmarkMigrateMasterPause(b *testing.B) {
+	c := testcluster.New(b, testcluster.Options{Servers: 5, Roles: []zeppelin.Roles{zeppelin.RoleMeta, zeppelin.RoleData, zeppelin.RoleData, zeppelin.RoleData, zeppelin.RoleData}})
+	const parts = 4
+	c.CreateTable("h", client.TableOptions{Partitions: parts, Replication: 3})
+	cl := c.NewClient("writer")
+	admin := c.NewClient("admin")
+	tb := cl.Table("h")
+	keys := keysIn("h", 0, parts, 200)
+	var ops timedOps
+	stop := startWriters(8, func(w, i int) bool {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := tb.Set(ctx, keys[(w*31+i)%len(keys)], fmt.Appendf(nil, "%d", i))
+		cancel()
+		if err != nil {
+			b.Errorf("write: %v", err)
+			return false
+		}
+		ops.add(start)
+		return true
+	})
+	ctx := context.Background()
+	var pauses []time.Duration
+	const moves = 24
+	b.ResetTimer()
+	for range moves {
+		m := c.Map()
+		p := m.Table("h").Partitions[0]
+		var to placement.NodeID
+		for _, n := range m.Nodes {
+			if !p.Holds(n.ID) {
+				to = n.ID
+			}
+		}
+		start := time.Now()
+		id, err := admin.Migrate(ctx, "h", 0, p.Master, to)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mg, err := admin.WaitMigration(ctx, id)
+		if err != nil || mg.State != placement.MigrationDone {
+			b.Fatalf("migration %d: %+v %v", id, mg, err)
+		}
+		pauses = append(pauses, ops.longestOverlapping(start, time.Now()))
+	}
+	b.StopTimer()
+	stop()
+	normal := ops.during(time.Time{}, time.Now())
+	b.ReportMetric(float64(percentile(pauses, 0.5).Microseconds())/1000, "p50-pause-ms")
+	b.ReportMetric(float64(percentile(pauses, 0.99).Microseconds())/1000, "p99-pause-ms")
+	b.ReportMetric(float64(percentile(pauses, 1).Microseconds())/1000, "max-pause-ms")
+	b.ReportMetric(float64(percentile(normal, 0.5).Microseconds())/1000, "p50-write-ms")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d master moves under %d writes; longest write per move: p50 %v, p99 %v, max %v",
+		moves, len(normal), percentile(pauses, 0.5), percentile(pauses, 0.99), percentile(pauses, 1))
+}
+
+// BenchmarkRebalanceForeground fills three data nodes, adds two, and
+// measures the foreground load (reads and writes from 16 goroutines)
+// before and during the rebalance that moves replicas onto the new
+// nodes, with and without a copy bandwidth limit.
+func BenchmarkRebalanceForeground(b *testing.B) {
+	for _, rate := range []int64{0, 4 << 20} {
+		name := "unlimited"
+		if rate > 0 {
+			name = fmt.Sprintf("limit-%dMBps", rate>>20)
+		}
+		b.Run(name, func(b *testing.B) {
+			c := testcluster.New(b, testcluster.Options{Servers: 4, Roles: []zeppelin.Roles{zeppelin.RoleMeta, zeppelin.RoleData, zeppelin.RoleData, zeppelin.RoleData}})
+			const parts = 8
+			c.CreateTable("r", client.TableOptions{Partitions: parts, Replication: 3})
+			cl := c.NewClient("load")
+			admin := c.NewClient("admin")
+			ctx := context.Background()
+			// About 8 MB per partition.
+			val := make([]byte, 1024)
+			for lo := 0; lo < parts*8000; lo += 500 {
+				var kvs []client.KV
+				for i := lo; i < lo+500; i++ {
+					kvs = append(kvs, client.KV{Key: fmt.Appendf(nil, "fill-%07d", i), Value: val})
+				}
+				if err := cl.Table("r").MSet(ctx, kvs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 2 {
+				c.AddServer(zeppelin.RoleData, nil)
+			}
+			var ops timedOps
+			tb := cl.Table("r")
+			stop := startWriters(16, func(w, i int) bool {
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				k := fmt.Appendf(nil, "fill-%07d", (w*7919+i*104729)%(parts*8000))
+				var err error
+				if i%2 == 0 {
+					_, err = tb.Set(ctx, k, val)
+				} else {
+					_, err = tb.Get(ctx, k)
+				}
+				cancel()
+				if err != nil {
+					b.Errorf("foreground: %v", err)
+					return false
+				}
+				ops.add(start)
+				return true
+			})
+			b.ResetTimer()
+			t0 := time.Now()
+			time.Sleep(3 * time.Second) // the baseline, before the rebalance
+			t1 := time.Now()
+			res, err := admin.Rebalance(ctx, client.RebalanceOptions{CopyRate: rate})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := admin.WaitBatch(ctx, res.Batch, nil); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			b.StopTimer()
+			stop()
+			before, during := ops.during(t0, t1), ops.during(t1, t2)
+			b.ReportMetric(float64(len(before))/t1.Sub(t0).Seconds(), "ops/s-before")
+			b.ReportMetric(float64(len(during))/t2.Sub(t1).Seconds(), "ops/s-during")
+			b.ReportMetric(float64(percentile(before, 0.99).Microseconds())/1000, "p99-ms-before")
+			b.ReportMetric(float64(percentile(during, 0.99).Microseconds())/1000, "p99-ms-during")
+			b.ReportMetric(t2.Sub(t1).Seconds(), "rebalance-s")
+			b.ReportMetric(0, "ns/op")
+			b.Logf("%d migrations in %v", res.Migrations, t2.Sub(t1).Round(time.Millisecond))
+		})
+	}
+}
