@@ -149,6 +149,15 @@ func (m *MetaCaller) discover(ctx context.Context) error {
 	if len(errs) == 0 {
 		return fmt.Errorf("%w: no seed addresses", ErrNoMeta)
 	}
+	allAuth := true
+	for _, err := range errs {
+		allAuth = allAuth && errors.Is(err, ErrAuth)
+	}
+	if allAuth {
+		// Every seed answered, refusing the credentials: the meta group
+		// is reachable, this process may not talk to it.
+		return errors.Join(errs...)
+	}
 	return fmt.Errorf("%w: %w", ErrNoMeta, errors.Join(errs...))
 }
 
@@ -190,8 +199,12 @@ func (m *MetaCaller) CallBounded(ctx context.Context, attempt time.Duration, lea
 		if len(m.Members()) == 0 {
 			if err := m.discover(ctx); err != nil {
 				last = err
+				if errors.Is(err, ErrAuth) {
+					return err // waiting will not mend the credentials
+				}
 			}
 		}
+		var authErr error
 		for _, addr := range m.candidates() {
 			err := try(addr)
 			if err == nil {
@@ -231,7 +244,17 @@ func (m *MetaCaller) CallBounded(ctx context.Context, attempt time.Duration, lea
 				m.forgetLeader(addr)
 				continue
 			}
+			if errors.Is(err, ErrAuth) {
+				// Maybe this member alone is misconfigured: try the
+				// others, and give up after the round.
+				authErr = err
+				m.forgetLeader(addr)
+				continue
+			}
 			return err
+		}
+		if authErr != nil {
+			return authErr
 		}
 		select {
 		case <-ctx.Done():

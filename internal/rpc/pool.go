@@ -73,7 +73,7 @@ func (p *Pool) Get(ctx context.Context, addr string) (*Conn, error) {
 			p.drop(addr, e)
 			continue
 		}
-		if e.conn.Err() != nil {
+		if e.conn.Err() != nil || e.conn.closeIfIdle() {
 			p.drop(addr, e)
 			continue
 		}

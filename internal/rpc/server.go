@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +11,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/auth"
 	"github.com/zeppelin-kv/zeppelin/internal/run"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // helloMaxFrame bounds the first frame of a connection.
@@ -39,6 +44,34 @@ type ServerConfig struct {
 	Hello HelloFunc
 	// Logger receives connection errors at debug level (discarded when nil).
 	Logger *slog.Logger
+
+	// Keyring, when it holds secrets, makes every connection prove in its
+	// Hello that it knows one of them (or, with Users, a user's
+	// password), by a challenge-response in both directions, before
+	// anything else is read from it. Nil: connections are not
+	// authenticated (peers' claims are taken as they come).
+	Keyring *auth.Keyring
+	// Users, when set, lets dialers authenticate as users, whose grants
+	// bound what they may do.
+	Users UserStore
+	// TableName resolves a table ID to its name, for users' grants (it
+	// reads the server's map). Without it, a user's requests on tables
+	// it is not granted by name wait.
+	TableName func(placement.TableID) (string, bool)
+
+	// HelloTimeout bounds the time from accepting a connection to the end
+	// of its handshake (TLS included); slower connections are closed
+	// (default 5s).
+	HelloTimeout time.Duration
+	// IdleTimeout closes a connection that has had no request in flight
+	// and sent none for this long (default 5 minutes; negative: never).
+	// Dialers learn it from the Hello and close idle connections first.
+	IdleTimeout time.Duration
+	// MaxConns and MaxConnsPerIP bound open connections, in total and
+	// from one IP address (defaults 10,000 and 1,000; negative: no
+	// bound). The total is also kept below what the process's file
+	// descriptor limit allows, keeping a reserve for its own files.
+	MaxConns, MaxConnsPerIP int
 }
 
 // Server serves the wire protocol on any number of listeners.
@@ -58,6 +91,10 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*serverConn]struct{}
+
+	limiter *transport.ConnLimiter
+	stats   serverStats
+	rlog    rateLog // refused connections and failed authentications
 }
 
 // NewServer returns a server with no handlers.
@@ -67,6 +104,15 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 4096
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Users != nil && isNilUsers(cfg.Users) {
+		cfg.Users = nil
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -78,6 +124,7 @@ func NewServer(cfg ServerConfig) *Server {
 		handlers:  make(map[wire.Kind]HandlerFunc),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
+		limiter:   transport.NewConnLimiter(cfg.MaxConns, cfg.MaxConnsPerIP),
 	}
 }
 
@@ -115,6 +162,8 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // accept is Serve's accept loop.
 func (s *Server) accept(ln net.Listener) error {
+	spare := transport.NewSpare()
+	defer spare.Close()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -125,17 +174,55 @@ func (s *Server) accept(ln net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
+			if transport.IsFDExhausted(err) && spare.Shed(ln) {
+				// Out of descriptors: the waiting connection was
+				// refused with the one kept in reserve.
+				s.refused(nil, "out of file descriptors")
+				continue
+			}
 			// Anything else (out of file descriptors, a timeout) passes:
 			// back off and accept again rather than stop serving while the
 			// process goes on heartbeating as if it were reachable.
-			s.log.Warn("rpc: accept failed; retrying", "err", err)
+			s.rlog.log(s.log, slog.LevelWarn, "rpc: accept failed; retrying", "err", err)
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			time.Sleep(backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.group.Done():
+				return nil
+			}
 			continue
 		}
 		backoff = 0
-		s.serveConn(nc)
+		release, reason := s.limiter.Admit(nc.RemoteAddr())
+		if release == nil {
+			s.refuse(nc, reason)
+			continue
+		}
+		s.serveConn(nc, release)
 	}
+}
+
+// refuse closes nc, refused for reason, after telling the dialer why (an
+// error frame it reads as the answer to its Hello). The write is bounded
+// and never blocks the accept loop for long.
+func (s *Server) refuse(nc net.Conn, reason string) {
+	s.refused(nc.RemoteAddr(), reason)
+	buf, err := wire.AppendMessage(nil, wire.KindError, 0, wire.Errorf(wire.CodeUnavailable, "connection refused: %s (at most %d)", reason, s.limiter.Max()))
+	if err == nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		_, _ = nc.Write(buf)
+	}
+	_ = nc.Close()
+}
+
+// refused counts and logs (rate-limited) a refused connection.
+func (s *Server) refused(remote net.Addr, reason string) {
+	s.stats.refused(reason)
+	var r string
+	if remote != nil {
+		r = remote.String()
+	}
+	s.rlog.log(s.log, slog.LevelWarn, "rpc: connection refused", "remote", r, "reason", reason)
 }
 
 // Close stops every listener and connection and waits for every goroutine
@@ -167,26 +254,39 @@ type serverConn struct {
 	s *Server
 	// nc is the connection; done is closed, and cancel cancels the
 	// context handlers get, when the connection closes.
-	nc     net.Conn
-	cancel context.CancelFunc
-	out    chan []byte // nil entry: close once everything before it is written
-	sem    chan struct{}
-	once   sync.Once
-	done   chan struct{}
+	nc      net.Conn
+	remote  string
+	release func() // gives the connection's slot back to the limiter
+	cancel  context.CancelFunc
+	out     chan []byte // nil entry: close once everything before it is written
+	sem     chan struct{}
+	once    sync.Once
+	done    chan struct{}
+
+	// peer is set by the reader once the handshake is done, before any
+	// request is served.
+	peer *Peer
+	idle *idleReader // the reader's, for readFailed
+	// lastDone is when a request last finished (UnixNano).
+	lastDone atomic.Int64
 }
 
 // serveConn starts nc's reader and writer, unless the server is closed.
 // Handlers of the connection's requests run under a context cancelled when
 // the connection closes.
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, release func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &serverConn{
-		s:      s,
-		nc:     nc,
-		cancel: cancel,
-		out:    make(chan []byte, 1024),
-		sem:    make(chan struct{}, s.cfg.MaxInFlight),
-		done:   make(chan struct{}),
+		s:       s,
+		nc:      nc,
+		release: release,
+		cancel:  cancel,
+		out:     make(chan []byte, 1024),
+		sem:     make(chan struct{}, s.cfg.MaxInFlight),
+		done:    make(chan struct{}),
+	}
+	if a := nc.RemoteAddr(); a != nil {
+		c.remote = a.String()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -194,10 +294,12 @@ func (s *Server) serveConn(nc net.Conn) {
 	if !s.group.Go(func() { c.readLoop(ctx) }) {
 		cancel()
 		_ = nc.Close()
+		release()
 		return
 	}
 	s.group.Go(c.writeLoop)
 	s.conns[c] = struct{}{}
+	s.stats.open.Add(1)
 }
 
 func (c *serverConn) close() {
@@ -205,6 +307,8 @@ func (c *serverConn) close() {
 		c.cancel()
 		close(c.done)
 		_ = c.nc.Close()
+		c.release()
+		c.s.stats.open.Add(-1)
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
@@ -233,39 +337,22 @@ func (c *serverConn) send(b []byte) {
 // each; their handlers run under ctx.
 func (c *serverConn) readLoop(ctx context.Context) {
 	// The first frame must be a Hello of our version; until it has come,
-	// only small frames are accepted.
-	fr := wire.NewFrameReader(c.nc, helloMaxFrame)
-	f, err := fr.Next()
-	if err != nil {
-		c.readFailed(err)
+	// only small frames are accepted, and the handshake (TLS, Hello,
+	// challenge-response) must end within HelloTimeout.
+	idle := &idleReader{c: c}
+	c.idle = idle
+	fr := wire.NewFrameReader(idle, helloMaxFrame)
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+	c.peer = c.handshake(fr)
+	if c.peer == nil {
 		return
 	}
-	if f.Kind != wire.KindHello {
-		c.fail(f.ID, wire.Errorf(wire.CodeBadRequest, "expected hello, got %v", f.Kind))
-		return
-	}
-	var hello wire.Hello
-	if err := wire.Unmarshal(f.Body, &hello); err != nil {
-		c.fail(f.ID, wire.Errorf(wire.CodeBadRequest, "bad hello: %v", err))
-		return
-	}
-	if hello.Version != wire.ProtocolVersion {
-		c.fail(f.ID, wire.Errorf(wire.CodeVersion, "protocol version %d not supported (want %d)", hello.Version, wire.ProtocolVersion))
-		return
-	}
-	reply := wire.HelloReply{Version: wire.ProtocolVersion}
-	if c.s.cfg.Hello != nil {
-		reply = c.s.cfg.Hello(hello)
-		reply.Version = wire.ProtocolVersion
-	}
-	buf, err := wire.AppendMessage(nil, wire.KindHello, f.ID, &reply)
-	if err != nil {
-		c.fail(f.ID, wire.AsError(err))
-		return
-	}
-	c.send(buf)
+	ctx = context.WithValue(ctx, peerKey{}, c.peer)
+	_ = c.nc.SetReadDeadline(time.Time{})
+	idle.on = c.s.cfg.IdleTimeout > 0
 
 	fr.SetMax(c.s.cfg.MaxFrame)
+	fr.SetKindMax(c.frameMax)
 	for {
 		f, err := fr.Next()
 		if err != nil {
@@ -290,19 +377,79 @@ func (c *serverConn) readLoop(ctx context.Context) {
 }
 
 func (c *serverConn) readFailed(err error) {
+	var rhe tls.RecordHeaderError
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.close()
+	case c.peer == nil && isTimeout(err):
+		c.s.refused(c.nc.RemoteAddr(), "no hello within "+c.s.cfg.HelloTimeout.String())
+		c.fail(0, wire.Errorf(wire.CodeBadRequest, "no hello within %v", c.s.cfg.HelloTimeout))
+	case isTimeout(err):
+		c.s.stats.idleClosed.Add(1)
+		c.s.log.Debug("rpc: closing an idle connection", "remote", c.remote, "idle", c.s.cfg.IdleTimeout)
+		c.fail(0, wire.Errorf(wire.CodeClosed, "idle for %v", c.s.cfg.IdleTimeout))
+	case errors.As(err, &rhe):
+		// A dialer without TLS on a TLS port: tell it in its own terms.
+		c.s.refused(c.nc.RemoteAddr(), "plain-text dialer on a TLS port")
+		c.failPlain(rhe.Conn, wire.Errorf(wire.CodeUnauthenticated, "this port requires TLS"))
+	case c.handshakeFailed(err):
+		c.s.refused(c.nc.RemoteAddr(), "TLS handshake failed")
+		c.s.rlog.log(c.s.log, slog.LevelWarn, "rpc: TLS handshake failed; closing the connection", "remote", c.remote, "err", err)
+		c.close()
+	case c.peer == nil && errors.Is(err, wire.ErrFrameTooLarge) && c.idle.tlsHello():
+		// A TLS dialer on a plain port: bytes that are no TLS record make
+		// its handshake fail with "not a TLS handshake".
+		c.s.refused(c.nc.RemoteAddr(), "TLS dialer on a plain-text port")
+		c.fail(0, wire.Errorf(wire.CodeUnauthenticated, "this port does not use TLS"))
 	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, wire.ErrFrameTooShort):
 		c.fail(0, wire.Errorf(wire.CodeBadRequest, "%v", err))
+	case errors.Is(err, wire.ErrFrameKind):
+		c.fail(0, wire.Errorf(wire.CodeBadRequest, "unknown message kind: %v", err))
 	default:
-		c.s.log.Debug("rpc: read failed", "remote", c.nc.RemoteAddr(), "err", err)
+		c.s.log.Debug("rpc: read failed", "remote", c.remote, "err", err)
 		c.close()
 	}
 }
 
+// handshakeFailed reports whether err ended the TLS handshake of a TLS
+// connection.
+func (c *serverConn) handshakeFailed(err error) bool {
+	tc, ok := c.nc.(*tls.Conn)
+	return ok && !tc.ConnectionState().HandshakeComplete &&
+		!errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// failPlain answers a plain-text dialer of a TLS port on the raw
+// connection underneath, then closes.
+func (c *serverConn) failPlain(raw net.Conn, err *wire.Error) {
+	if raw != nil {
+		if buf, e := wire.AppendMessage(nil, wire.KindError, 0, err); e == nil {
+			_ = raw.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = raw.Write(buf)
+		}
+	}
+	c.close()
+}
+
 func (c *serverConn) serve(ctx context.Context, h HandlerFunc, f wire.Frame) {
-	defer func() { <-c.sem }()
+	defer func() {
+		if c.idle.on {
+			c.lastDone.Store(time.Now().UnixNano())
+		}
+		<-c.sem
+	}()
+	if werr := c.authorize(ctx, f); werr != nil {
+		c.s.stats.denied.Add(1)
+		if buf, err := wire.AppendMessage(nil, wire.KindError, f.ID, werr); err == nil {
+			c.send(buf)
+		}
+		return
+	}
 	reply, err := c.call(ctx, h, f)
 	var buf []byte
 	if err == nil {
