@@ -3,18 +3,16 @@ package zeppelin
 import (
 	"context"
 	"encoding/json"
-	"html/template"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/zeppelin-kv/zeppelin/client"
 )
 
 // newRegistry returns the server's own Prometheus registry (never the
@@ -27,9 +25,10 @@ func newRegistry() *prometheus.Registry {
 }
 
 // Metrics returns the server's Prometheus registry: request counts and
-// latencies by operation and table, replica positions and lag, meta epoch,
-// leadership and decisions, and the Go runtime. Serve it with promhttp or
-// set Config.HTTPAddr.
+// latencies by operation and table, per-node replica and lag figures (and,
+// with Config.PartitionMetrics, every replica's position and lag), the
+// store's size, meta epoch, leadership, decisions and per-node states,
+// and the Go runtime. Serve it with promhttp or set Config.HTTPAddr.
 func (s *Server) Metrics() *prometheus.Registry { return s.reg }
 
 // HTTPAddr returns the address of the HTTP status listener, or "".
@@ -40,24 +39,34 @@ func (s *Server) HTTPAddr() string {
 	return s.httpLn.Addr().String()
 }
 
-// startHTTP serves /metrics, /status (JSON), a read-only dashboard at /
-// and /debug/pprof on addr.
+// startHTTP serves on addr:
+//
+//	/metrics         Prometheus
+//	/status          the cluster's status as JSON
+//	/                the dashboard (/dashboard/live: its content alone)
+//	/healthz         200 "ok" while the process runs
+//	/readyz          200 when ready to serve, 503 with the reason otherwise
+//	/debug/pprof/    the Go profiler
 func (s *Server) startHTTP(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	ln = s.httpListener(ln) // TLS, when configured (http_auth.go)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/status", s.serveStatus)
+	mux.HandleFunc("/healthz", s.serveHealthz)
+	mux.HandleFunc("/readyz", s.serveReadyz)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/{$}", s.serveDashboard)
+	mux.HandleFunc("/dashboard/live", s.serveDashboardLive)
 	s.httpLn = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: s.httpHandler(mux), ReadHeaderTimeout: 10 * time.Second} // tokens and passwords (http_auth.go)
 	s.group.Go(func() {
 		if err := s.http.Serve(ln); err != nil && err != http.ErrServerClosed {
 			s.log.Error("zeppelin: HTTP listener stopped", "err", err)
@@ -66,111 +75,73 @@ func (s *Server) startHTTP(addr string) error {
 	return nil
 }
 
-// statusView is the JSON of /status.
-type statusView struct {
-	Node    string         `json:"node"`
-	Roles   string         `json:"roles"`
-	RPC     string         `json:"rpc_addr"`
-	Cluster *client.Status `json:"cluster,omitempty"`
-	Local   any            `json:"local_replicas,omitempty"`
-	Error   string         `json:"error,omitempty"`
-	Time    time.Time      `json:"time"`
-	Limits  client.Limits  `json:"limits"`
-	Tables  []tableSummary `json:"tables,omitempty"`
-	Masters map[string]int `json:"masters_per_node,omitempty"`
-	// Migrations are the replica moves running and recently finished.
-	Migrations []client.Migration `json:"migrations,omitempty"`
-}
-
-type tableSummary struct {
-	Name        string `json:"name"`
-	ID          uint32 `json:"id"`
-	Partitions  int    `json:"partitions"`
-	Replication int    `json:"replication"`
-	Mode        string `json:"mode"`
-	Fenced      bool   `json:"fenced"`
-	NoMaster    int    `json:"partitions_without_master"`
-}
-
-func (s *Server) status(ctx context.Context) statusView {
-	v := statusView{Node: s.nodeID, Roles: s.cfg.Roles.String(), RPC: s.advertise, Time: time.Now(), Limits: s.cfg.Limits}
+// readiness returns nil when every role of the process is serving: the
+// meta member knows a leader (meta role); the data node is registered and
+// the meta leader acknowledged a recent heartbeat with a current map (data
+// role, which covers reaching the meta group). Otherwise it says why not.
+func (s *Server) readiness() error {
+	if s.group.Stopped() {
+		return ErrClosed
+	}
+	var errs []error
+	if s.meta != nil {
+		if id, _ := s.meta.Leader(); id == 0 {
+			errs = append(errs, errors.New("meta member knows no leader (no quorum reachable)"))
+		}
+	}
 	if s.node != nil {
-		v.Local = s.node.Status()
-	}
-	st, err := s.Client().Status(ctx)
-	if err != nil {
-		v.Error = err.Error()
-		return v
-	}
-	v.Cluster = st
-	v.Masters = make(map[string]int)
-	for _, t := range st.Map.Tables {
-		ts := tableSummary{Name: t.Name, ID: uint32(t.ID), Partitions: len(t.Partitions), Replication: t.Replication, Mode: t.Mode.String(), Fenced: t.Fenced}
-		for _, p := range t.Partitions {
-			if p.Master == "" {
-				ts.NoMaster++
-			} else {
-				v.Masters[string(p.Master)]++
-			}
-		}
-		v.Tables = append(v.Tables, ts)
-	}
-	if len(st.Map.Migrations) > 0 {
-		if ms, err := s.Client().Migrations(ctx, 0); err == nil {
-			v.Migrations = ms
+		if err := s.node.Health(); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return v
+	return errors.Join(errs...)
 }
+
+func (s *Server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.readiness(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// requestTimeout bounds what one status or dashboard request gathers.
+const requestTimeout = 5 * time.Second
 
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
+	v := s.statusView(s.gather(ctx, false))
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(s.status(ctx))
+	_ = enc.Encode(v)
 }
 
-var dashboard = template.Must(template.New("dash").Funcs(template.FuncMap{
-	"ms": func(v int64) string {
-		if v < 0 {
-			return "—"
-		}
-		return (time.Duration(v) * time.Millisecond).String()
-	},
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Zeppelin {{.Node}}</title>
-<meta http-equiv="refresh" content="2">
-<style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}
-td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}th{background:#eee}.bad{color:#b00}</style></head>
-<body><h1>Zeppelin — {{.Node}} ({{.Roles}})</h1>
-{{if .Error}}<p class="bad">cluster status unavailable: {{.Error}}</p>{{else}}{{with .Cluster}}
-<p>epoch {{.Epoch}} · meta leader {{.LeaderID}} at {{.LeaderAddr}} · term {{.Term}}</p>
-<h2>Meta members</h2><table><tr><th>id</th><th>rpc</th><th>raft</th><th>leader</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td>{{.RPCAddr}}</td><td>{{.RaftAddr}}</td><td>{{if .Leader}}★{{end}}</td></tr>{{end}}</table>
-<h2>Data nodes</h2><table><tr><th>node</th><th>address</th><th>state</th><th>last heartbeat</th><th>replicas</th></tr>
-{{range .Nodes}}<tr><td>{{.Node.ID}}</td><td>{{.Node.Addr}}</td><td {{if ne .Node.State.String "up"}}class="bad"{{end}}>{{.Node.State}}</td><td>{{ms .HeartbeatAgeMs}}</td><td>{{len .Replicas}}</td></tr>{{end}}</table>
-<h2>Replicas</h2><table><tr><th>node</th><th>table</th><th>partition</th><th>role</th><th>state</th><th>gen</th><th>seq</th><th>lag</th></tr>
-{{range $n := .Nodes}}{{range .Replicas}}<tr><td>{{$n.Node.ID}}</td><td>{{.Table}}</td><td>{{.Partition}}</td><td>{{.Role}}</td><td>{{.State}}{{if .Incomplete}} (incomplete){{end}}</td><td>{{.Gen}}</td><td>{{.Seq}}</td><td>{{if .LagRecords}}{{.LagRecords}} rec / {{ms .LagMs}}{{end}}</td></tr>{{end}}{{end}}</table>
-{{end}}
-<h2>Tables</h2><table><tr><th>name</th><th>id</th><th>partitions</th><th>replication</th><th>mode</th><th>fenced</th><th>without master</th></tr>
-{{range .Tables}}<tr><td>{{.Name}}</td><td>{{.ID}}</td><td>{{.Partitions}}</td><td>{{.Replication}}</td><td>{{.Mode}}</td><td>{{.Fenced}}</td><td {{if .NoMaster}}class="bad"{{end}}>{{.NoMaster}}</td></tr>{{end}}</table>
-<h2>Masters per node</h2><table>{{range $k, $v := .Masters}}<tr><td>{{$k}}</td><td>{{$v}}</td></tr>{{end}}</table>
-{{if .Migrations}}<h2>Migrations</h2><table><tr><th>id</th><th>batch</th><th>table</th><th>partition</th><th>from</th><th>to</th><th>state</th><th>copied</th><th>lag</th><th>error</th></tr>
-{{range .Migrations}}<tr><td>{{.ID}}</td><td>{{.Batch}}</td><td>{{.Table}}</td><td>{{.Partition}}</td><td>{{.From}}</td><td>{{.To}}</td><td>{{.State}}</td><td>{{.CopiedBytes}} / {{.TotalBytes}}</td><td>{{.LagRecords}}</td><td {{if .Error}}class="bad"{{end}}>{{.Error}}</td></tr>{{end}}</table>{{end}}
-{{end}}<p><a href="/metrics">metrics</a> · <a href="/status">status (JSON)</a> · <a href="/debug/pprof/">pprof</a></p>
-</body></html>`))
-
 func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	s.renderDashboard(w, r, "page.html")
+}
+
+func (s *Server) serveDashboardLive(w http.ResponseWriter, r *http.Request) {
+	s.renderDashboard(w, r, "live")
+}
+
+func (s *Server) renderDashboard(w http.ResponseWriter, r *http.Request, tmpl string) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	v := s.status(ctx)
-	if v.Cluster != nil {
-		sort.Slice(v.Cluster.Nodes, func(i, j int) bool { return v.Cluster.Nodes[i].Node.ID < v.Cluster.Nodes[j].Node.ID })
-	}
+	d := s.dashboardData(s.gather(ctx, true))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := dashboard.Execute(w, v); err != nil {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := dashboardTmpl.ExecuteTemplate(w, tmpl, d); err != nil {
 		s.log.Debug("zeppelin: dashboard", "err", err)
 	}
 }

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -41,7 +44,7 @@ func newMetrics(s *Server, reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "zeppelin", Subsystem: "node", Name: "request_duration_seconds",
 			Help:    "Time to serve a data request, by kind and table.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 18), // 25µs .. 3.3s
+			Buckets: LatencyBuckets,
 		}, []string{"kind", "table"}),
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "zeppelin", Subsystem: "node", Name: "write_ops_total",
@@ -115,10 +118,23 @@ var (
 		"Epoch of the cluster map the node serves under.", nil, nil)
 	descLease = prometheus.NewDesc("zeppelin_node_master_lease_valid",
 		"1 while the node's master lease from the meta leader is current.", nil, nil)
+	descConnected = prometheus.NewDesc("zeppelin_replica_slave_connected",
+		"1 while a slave (or learner) replica is connected to its master (streaming or loading a full sync).", []string{"table", "partition"}, nil)
+	descNodeReplicas = prometheus.NewDesc("zeppelin_node_replicas",
+		"Replicas the node holds, by role.", []string{"role"}, nil)
+	descNodeDisconnected = prometheus.NewDesc("zeppelin_node_slaves_disconnected",
+		"Slave and learner replicas of the node not connected to their master.", nil, nil)
+	descNodeIncomplete = prometheus.NewDesc("zeppelin_node_replicas_incomplete",
+		"Replicas of the node holding no complete copy (a full sync is under way).", nil, nil)
+	descNodeLagRecords = prometheus.NewDesc("zeppelin_node_max_lag_records",
+		"Records the node's most lagging slave replica is behind its master.", nil, nil)
+	descNodeLagSeconds = prometheus.NewDesc("zeppelin_node_max_lag_seconds",
+		"Replication lag of the node's most lagging slave replica.", nil, nil)
 )
 
 func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSeq, descFirst, descGen, descLagRecords, descLagSeconds, descFullSyncs, descIncomplete, descEpoch, descLease} {
+	for _, d := range []*prometheus.Desc{descSeq, descFirst, descGen, descLagRecords, descLagSeconds, descFullSyncs, descIncomplete, descEpoch, descLease,
+		descConnected, descNodeReplicas, descNodeDisconnected, descNodeIncomplete, descNodeLagRecords, descNodeLagSeconds} {
 		ch <- d
 	}
 }
@@ -131,7 +147,34 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 		lease = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descLease, prometheus.GaugeValue, lease)
-	for _, r := range s.replicaStatuses() {
+	statuses := s.replicaStatuses()
+	roles := map[wire.Role]int{wire.RoleMaster: 0, wire.RoleSlave: 0, wire.RoleLearner: 0}
+	var disconnected, incomplete int
+	var lagRecords uint64
+	var lagMs int64
+	for _, r := range statuses {
+		roles[r.Role]++
+		if r.Incomplete {
+			incomplete++
+		}
+		if r.Role == wire.RoleSlave || r.Role == wire.RoleLearner {
+			if !slaveConnected(r.State) {
+				disconnected++
+			}
+			lagRecords, lagMs = max(lagRecords, r.LagRecords), max(lagMs, r.LagMs)
+		}
+	}
+	for role, n := range roles {
+		ch <- prometheus.MustNewConstMetric(descNodeReplicas, prometheus.GaugeValue, float64(n), role.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descNodeDisconnected, prometheus.GaugeValue, float64(disconnected))
+	ch <- prometheus.MustNewConstMetric(descNodeIncomplete, prometheus.GaugeValue, float64(incomplete))
+	ch <- prometheus.MustNewConstMetric(descNodeLagRecords, prometheus.GaugeValue, float64(lagRecords))
+	ch <- prometheus.MustNewConstMetric(descNodeLagSeconds, prometheus.GaugeValue, float64(lagMs)/1000)
+	if !s.cfg.PartitionMetrics {
+		return
+	}
+	for _, r := range statuses {
 		t, p := s.tableName(r.Table), strconv.FormatUint(uint64(r.Partition), 10)
 		ch <- prometheus.MustNewConstMetric(descSeq, prometheus.GaugeValue, float64(r.Seq), t, p, r.Role.String())
 		ch <- prometheus.MustNewConstMetric(descFirst, prometheus.GaugeValue, float64(r.FirstSeq), t, p)
@@ -146,5 +189,87 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, float64(r.LagMs)/1000, t, p)
 			ch <- prometheus.MustNewConstMetric(descFullSyncs, prometheus.CounterValue, float64(r.FullSyncs), t, p)
 		}
+		if r.Role == wire.RoleSlave || r.Role == wire.RoleLearner {
+			connected := 0.0
+			if slaveConnected(r.State) {
+				connected = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, connected, t, p)
+		}
 	}
+}
+
+// slaveConnected reports whether a slave in replication state st is
+// connected to its master: streaming its log or loading a full sync.
+func slaveConnected(st wire.ReplState) bool {
+	return st == wire.ReplStreaming || st == wire.ReplFullSyncing
+}
+
+// LatencyBuckets are the upper bounds, in seconds, of the node's request
+// latency histograms: 25µs to 3.3s.
+var LatencyBuckets = prometheus.ExponentialBuckets(25e-6, 2, 18)
+
+// Histogram is a cumulative latency histogram: Count requests, of which
+// Buckets[i] took at most LatencyBuckets[i].
+type Histogram struct {
+	Count   uint64
+	Buckets []uint64
+}
+
+// RequestTotals are the node's request latency histograms since it
+// started, reads (get, exists, ttl, list) and writes apart, every table
+// together: take two and subtract for the rate and percentiles in
+// between.
+type RequestTotals struct {
+	Read, Write Histogram
+}
+
+// RequestTotals sums the node's latency histograms. It reads the metrics
+// whether or not they are registered anywhere.
+func (s *Server) RequestTotals() RequestTotals {
+	t := RequestTotals{
+		Read:  Histogram{Buckets: make([]uint64, len(LatencyBuckets))},
+		Write: Histogram{Buckets: make([]uint64, len(LatencyBuckets))},
+	}
+	ch := make(chan prometheus.Metric, 16)
+	go func() {
+		s.metrics.latency.Collect(ch)
+		close(ch)
+	}()
+	var m dto.Metric
+	for pm := range ch {
+		m.Reset()
+		if err := pm.Write(&m); err != nil || m.Histogram == nil {
+			continue
+		}
+		h := &t.Read
+		for _, l := range m.Label {
+			if l.GetName() == "kind" && l.GetValue() == "write" {
+				h = &t.Write
+			}
+		}
+		h.Count += m.Histogram.GetSampleCount()
+		for i, b := range m.Histogram.Bucket {
+			if i < len(h.Buckets) {
+				h.Buckets[i] += b.GetCumulativeCount()
+			}
+		}
+	}
+	return t
+}
+
+// Health returns nil while the node is registered with the meta group and
+// its last heartbeat acknowledged by the meta leader, with a current map,
+// is recent (its master lease runs), and otherwise why not.
+func (s *Server) Health() error {
+	select {
+	case <-s.readyCh:
+	default:
+		return errors.New("data node not registered with the meta group yet")
+	}
+	if left := s.leaseLeft(); left <= 0 {
+		return fmt.Errorf("no heartbeat acknowledged by the meta leader with a current map for %v (meta group unreachable, or the map is behind)",
+			(s.cfg.MasterLease - left).Round(time.Millisecond))
+	}
+	return nil
 }

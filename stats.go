@@ -1,0 +1,173 @@
+package zeppelin
+
+import (
+	"cmp"
+	"context"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// maxStatsEvents bounds the events one ServerStats reply carries.
+const maxStatsEvents = 500
+
+// handleServerStats answers wire.KindServerStats, whatever the roles of
+// the process.
+func (s *Server) handleServerStats(_ context.Context, body []byte) (any, error) {
+	req, err := wire.Decode[wire.ServerStatsRequest](body, 16)
+	if err != nil {
+		return nil, err
+	}
+	st := s.serverStats(*req)
+	return &st, nil
+}
+
+// serverStats describes this process: its data node's recent load, its
+// store and memory, and what req asks of its history and events.
+func (s *Server) serverStats(req wire.ServerStatsRequest) wire.ServerStatsReply {
+	now := time.Now()
+	r := wire.ServerStatsReply{NodeID: s.nodeID, Roles: s.wireRoles(), TimeMs: now.UnixMilli(), Goroutines: runtime.NumGoroutine()}
+	r.MemBytes = memoryInUse()
+	if s.node != nil {
+		r.Read, r.Write = s.history.recent(now, recentWindow)
+		sf := s.storeFigures()
+		r.StoreBytes, r.StoreLSMBytes, r.StoreKeys = sf.diskBytes, sf.lsmBytes, sf.keys
+		if req.Series {
+			r.Series = s.history.series()
+		}
+	}
+	if n := min(req.Events, maxStatsEvents); n > 0 {
+		r.Events = s.recentEvents(n)
+	}
+	return r
+}
+
+// recentEvents returns this process's newest n events, newest first: the
+// meta decisions its member proposed and its replicas' full syncs.
+func (s *Server) recentEvents(n int) []wire.ServerEvent {
+	evs := s.history.localEvents()
+	if s.meta != nil {
+		for _, e := range s.meta.Events() {
+			evs = append(evs, wire.ServerEvent{TimeMs: e.Time.UnixMilli(), Kind: e.Kind, Table: e.Table, Partition: e.Partition,
+				Node: e.Node, From: e.From, Gen: e.Gen, Epoch: e.Epoch})
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b wire.ServerEvent) int { return cmp.Compare(b.TimeMs, a.TimeMs) })
+	if len(evs) > n {
+		evs = evs[:n]
+	}
+	return evs
+}
+
+// memoryInUse is the memory the Go runtime has mapped, less what it
+// returned to the system.
+func memoryInUse() uint64 {
+	ss := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(ss)
+	var total, released uint64
+	if ss[0].Value.Kind() == metrics.KindUint64 {
+		total = ss[0].Value.Uint64()
+	}
+	if ss[1].Value.Kind() == metrics.KindUint64 {
+		released = ss[1].Value.Uint64()
+	}
+	return total - min(released, total)
+}
+
+// storeFigures are a data node's store as Badger sees it.
+type storeFigures struct {
+	diskBytes int64 // every file of the store, as allocated on disk
+	lsmBytes  int64 // the LSM tree's tables
+	keys      int64 // keys in the tables, every version (memtables not counted)
+	levels    []levelFigures
+}
+
+type levelFigures struct {
+	level  int
+	tables int
+	bytes  int64
+}
+
+// storeFigures reads the store's figures: Badger's table index and the
+// sizes of the files in its directory, no data.
+func (s *Server) storeFigures() storeFigures {
+	var f storeFigures
+	if s.node == nil || s.group.Stopped() {
+		return f
+	}
+	db := s.node.Store().DB()
+	for _, l := range db.Levels() {
+		f.lsmBytes += l.Size
+		f.levels = append(f.levels, levelFigures{level: l.Level, tables: l.NumTables, bytes: l.Size})
+	}
+	for _, t := range db.Tables() {
+		f.keys += int64(t.KeyCount)
+	}
+	_ = filepath.WalkDir(db.Opts().Dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			f.diskBytes += allocatedBytes(info)
+		}
+		return nil
+	})
+	return f
+}
+
+// storeCollector exports a data node's store figures when scraped.
+type storeCollector struct{ s *Server }
+
+var (
+	descStoreDisk = prometheus.NewDesc("zeppelin_store_disk_bytes",
+		"Disk space the data node's store takes (every file, as allocated).", nil, nil)
+	descStoreLSM = prometheus.NewDesc("zeppelin_store_lsm_bytes",
+		"Bytes in the store's LSM tables (Badger).", nil, nil)
+	descStoreKeys = prometheus.NewDesc("zeppelin_store_keys_estimate",
+		"Keys in the store's LSM tables, every version and internal key counted, memtables not (Badger's table index).", nil, nil)
+	descStoreLevelTables = prometheus.NewDesc("zeppelin_store_level_tables",
+		"Tables in each level of the store's LSM tree (Badger).", []string{"level"}, nil)
+	descStoreLevelBytes = prometheus.NewDesc("zeppelin_store_level_bytes",
+		"Bytes in each level of the store's LSM tree (Badger).", []string{"level"}, nil)
+	descBlockCacheHits = prometheus.NewDesc("zeppelin_store_block_cache_hits_total",
+		"Hits of Badger's block cache.", nil, nil)
+	descBlockCacheMisses = prometheus.NewDesc("zeppelin_store_block_cache_misses_total",
+		"Misses of Badger's block cache.", nil, nil)
+)
+
+func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStoreDisk, descStoreLSM, descStoreKeys, descStoreLevelTables, descStoreLevelBytes,
+		descBlockCacheHits, descBlockCacheMisses} {
+		ch <- d
+	}
+}
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.s.group.Stopped() {
+		return // the store may be closing
+	}
+	f := c.s.storeFigures()
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	gauge(descStoreDisk, f.diskBytes)
+	gauge(descStoreLSM, f.lsmBytes)
+	gauge(descStoreKeys, f.keys)
+	for _, l := range f.levels {
+		lv := strconv.Itoa(l.level)
+		gauge(descStoreLevelTables, int64(l.tables), lv)
+		gauge(descStoreLevelBytes, l.bytes, lv)
+	}
+	if m := c.s.node.Store().DB().BlockCacheMetrics(); m != nil {
+		ch <- prometheus.MustNewConstMetric(descBlockCacheHits, prometheus.CounterValue, float64(m.Hits()))
+		ch <- prometheus.MustNewConstMetric(descBlockCacheMisses, prometheus.CounterValue, float64(m.Misses()))
+	}
+}
