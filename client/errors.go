@@ -39,9 +39,11 @@ var (
 	// replicas than its minimum; the write was not applied. Retryable.
 	ErrNotEnoughReplicas = errors.New("zeppelin: not enough in-sync replicas")
 	// ErrAmbiguous means a request that may not be repeated (Incr, a
-	// conditional set, a batch) may or may not have been applied: the
-	// connection failed after it was sent, its master was replaced while
-	// it waited, or the master's lease lapsed while it was applied.
+	// conditional set, a batch with either, and every write to a sync
+	// table) may or may not have been applied: the connection failed
+	// after it was sent, its master was replaced while it waited, or the
+	// master's lease lapsed while it was applied. Plain writes to other
+	// tables are sent again instead.
 	ErrAmbiguous = errors.New("zeppelin: outcome unknown")
 	// ErrUnknownName is returned by admin calls that name a node, a meta
 	// member or a migration the cluster does not know. Such errors are
@@ -100,9 +102,9 @@ func (e *MultiError) Unwrap() []error {
 func fromWire(we *wire.Error) error {
 	switch we.Code {
 	case wire.CodeTableNotFound:
-		return fmt.Errorf("%w: %s", ErrTableNotFound, we.Msg)
+		return restated(ErrTableNotFound, we.Msg)
 	case wire.CodeTableExists:
-		return fmt.Errorf("%w: %s", ErrTableExists, we.Msg)
+		return restated(ErrTableExists, we.Msg)
 	case wire.CodeInvalid, wire.CodeBadRequest:
 		return fmt.Errorf("%w: %s", ErrInvalid, we.Msg)
 	case wire.CodeNotFound:
@@ -117,9 +119,30 @@ func fromWire(we *wire.Error) error {
 		return fmt.Errorf("%w: %s", ErrNotEnoughReplicas, we.Msg)
 	case wire.CodeAmbiguous:
 		return fmt.Errorf("%w: %s", ErrAmbiguous, we.Msg)
+	case wire.CodeNoPerm:
+		return fmt.Errorf("%w: %s", ErrNoPerm, we.Msg)
 	}
 	return fmt.Errorf("zeppelin: %w", we)
 }
+
+// restated returns the error of a server message that says what sentinel
+// says ("table \"users\" already exists"): it reads as the message alone,
+// and errors.Is matches sentinel.
+func restated(sentinel error, msg string) error {
+	if msg == "" {
+		return sentinel
+	}
+	return restatedErr{sentinel, msg}
+}
+
+type restatedErr struct {
+	sentinel error
+	msg      string
+}
+
+func (e restatedErr) Error() string { return "zeppelin: " + e.msg }
+
+func (e restatedErr) Unwrap() error { return e.sentinel }
 
 // unknownErr is an admin call's "no such node, member or migration": both
 // ErrUnknownName and ErrInvalid.

@@ -254,7 +254,7 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 	ctx, cancel := t.c.withTimeout(ctx)
 	defer cancel()
 	out := make([]wire.OpResult, len(ops))
-	err := t.multi(ctx, len(ops), partOf, func(i int) []byte { return ops[i].Key }, idempotent,
+	err := t.multi(ctx, len(ops), partOf, func(i int) []byte { return ops[i].Key }, t.repeatable(ctx, idempotent),
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
 			req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch}
 			groupOf := make(map[placement.PartitionID]int)

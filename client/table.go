@@ -28,7 +28,7 @@ func (t *Table) write(ctx context.Context, rk []byte, ops []wire.Op, idempotent 
 	ctx, cancel := t.c.withTimeout(ctx)
 	defer cancel()
 	var out []wire.OpResult
-	err := t.c.do(ctx, idempotent, func(m *placement.Map) error {
+	err := t.c.do(ctx, t.repeatable(ctx, idempotent), func(m *placement.Map) error {
 		tbl := m.Table(t.name)
 		if tbl == nil {
 			return tableErr{t.name}
@@ -56,6 +56,24 @@ func (t *Table) write(ctx context.Context, rk []byte, ops []wire.Op, idempotent 
 		return nil
 	})
 	return out, err
+}
+
+// repeatable reports whether a write that is idempotent by itself may be
+// sent again after an attempt whose outcome is unknown. Not on a sync
+// table: a repeated write lands after the writes others made since the
+// first attempt was applied, which a linearizable history cannot explain
+// (a reader may see the value, then a later one, then the value again). The
+// caller gets ErrAmbiguous instead, as etcd's client returns for a put.
+func (t *Table) repeatable(ctx context.Context, idempotent bool) bool {
+	if !idempotent {
+		return false
+	}
+	m, err := t.c.mapFor(ctx)
+	if err != nil {
+		return true // the call fails getting its map anyway
+	}
+	tbl := m.Table(t.name)
+	return tbl == nil || tbl.Mode != placement.ModeSync
 }
 
 func (t *Table) write1(ctx context.Context, op wire.Op, idempotent bool) (wire.OpResult, error) {

@@ -14,8 +14,13 @@ import (
 // the decision was taken, before it was committed. Events are kept in
 // memory by the member that proposed them, for operators and tests.
 type Event struct {
-	Time      time.Time
-	Kind      string // "leader", "down", "up", "failover", "unavailable", "released", "switchover"
+	Time time.Time
+	// Kind is "leader", "down", "up", "failover" (a new master),
+	// "unavailable" (no replica could be promoted), "in-sync" (a sync
+	// partition's in-sync set changed, its master kept), "replicas"
+	// (another change that kept the master), "released", "switchover",
+	// "migrated" or "migration <state>".
+	Kind      string
 	Table     placement.TableID
 	Partition placement.PartitionID
 	Node      placement.NodeID // the node concerned (new master for failover/switchover)

@@ -101,7 +101,11 @@ func (s *Server) applyChanges(ctx context.Context, now time.Time, m *placement.M
 			s.auto.schedule(now.Add(2 * s.cfg.DownTimeout))
 		}
 		evs = append(evs, Event{Time: now, Kind: kind, Node: ns.Node, Epoch: res.Epoch})
-		s.log.Info("meta: node state changed", "node", ns.Node, "state", ns.State, "epoch", res.Epoch)
+		if ns.State == placement.NodeDown {
+			s.log.Warn("meta: node declared down", "target", ns.Node, "silent_for", s.cfg.DownTimeout, "epoch", res.Epoch)
+		} else {
+			s.log.Info("meta: node state changed", "target", ns.Node, "state", ns.State, "epoch", res.Epoch)
+		}
 	}
 	for _, pc := range parts {
 		old := m.TableByID(pc.Table).Partitions[pc.Partition]
@@ -109,13 +113,21 @@ func (s *Server) applyChanges(ctx context.Context, now time.Time, m *placement.M
 		switch {
 		case old.State == placement.PartitionStuck && pc.New.Master == old.Master:
 			ev.Kind = "released"
-			s.log.Info("meta: released a partition left held by an interrupted switchover", "table", pc.Table, "partition", pc.Partition)
+			s.log.Info("meta: released a partition left held by an interrupted switchover", "table", s.tableName(pc.Table), "partition", pc.Partition)
 		case pc.New.Master == "":
 			ev.Kind = "unavailable"
-			s.log.Warn("meta: partition unavailable: no eligible replica", "table", pc.Table, "partition", pc.Partition)
+			s.log.Warn("meta: partition unavailable: no eligible replica", "table", s.tableName(pc.Table), "partition", pc.Partition)
+		case pc.New.Master == old.Master:
+			// The master stays; a down slave left the partition's in-sync
+			// set (sync tables) or its replica list changed.
+			ev.Kind = "in-sync"
+			if slices.Equal(pc.New.InSync, old.InSync) {
+				ev.Kind = "replicas"
+			}
+			s.log.Info("meta: partition changed, master kept", "table", s.tableName(pc.Table), "partition", pc.Partition, "master", old.Master, "in_sync", pc.New.InSync)
 		default:
 			ev.Kind = "failover"
-			s.log.Info("meta: failover", "table", pc.Table, "partition", pc.Partition, "from", old.Master, "master", pc.New.Master, "gen", pc.New.Gen)
+			s.log.Info("meta: failover", "table", s.tableName(pc.Table), "partition", pc.Partition, "from", old.Master, "master", pc.New.Master, "gen", pc.New.Gen)
 		}
 		evs = append(evs, ev)
 	}

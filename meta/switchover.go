@@ -238,7 +238,13 @@ func (s *Server) handover(ctx context.Context, table placement.TableID, part pla
 	}
 	np.Gen = p.Gen + 1
 	np.State = placement.PartitionActive
+	// The new master holds every record the old one had: it is in sync,
+	// and so is the old master unless it leaves the partition.
 	np.InSync = nil
+	if len(p.InSync) > 0 {
+		np.InSync = slices.DeleteFunc(slices.Clone(p.InSync), func(n placement.NodeID) bool { return n == to || (o.drop && n == from) })
+		np.InSync = append(np.InSync, to)
+	}
 	epoch, err := s.proposePartition(ctx, table, part, p, np,
 		migrationStep(m, placement.MigrationHandover, placement.MigrationDone, ""))
 	if err != nil {
@@ -250,12 +256,15 @@ func (s *Server) handover(ctx context.Context, table placement.TableID, part pla
 		kind = "migrated"
 	}
 	s.events.add(Event{Time: time.Now(), Kind: kind, Table: table, Partition: part, Node: to, From: from, Gen: np.Gen, Epoch: epoch})
-	s.log.Info("meta: "+kind, "table", table, "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch,
+	s.log.Info("meta: "+kind, "table", s.tableName(table), "partition", part, "from", from, "to", to, "gen", np.Gen, "epoch", epoch,
 		"writes_held", time.Since(heldAt).Round(100*time.Microsecond))
 	return epoch, nil
 }
 
 var errConflict = errors.New("meta: the map changed")
+
+// isConflict reports whether err is a compare-and-set that lost a race.
+func isConflict(err error) bool { return errors.Is(err, errConflict) }
 
 // proposePartition commits one partition's new assignment if the
 // partition is still exactly expect, together with mc when it is not nil.
@@ -310,6 +319,11 @@ func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part
 				err = fmt.Errorf("slave at %s is %d records behind", slaveAddr, ms.Seq-ss.Seq)
 			case slack == 0 && ss.Gen != ms.Gen:
 				err = fmt.Errorf("slave at %s holds (gen %d, seq %d), the master (gen %d, seq %d)", slaveAddr, ss.Gen, ss.Seq, ms.Gen, ms.Seq)
+			case slack == 0 && !inSyncAcked(s.Map(), table, part, ms.ReplicaStatus):
+				// A sync master answers the writes it holds once its whole
+				// in-sync set has them: let it, so that none of them ends
+				// with an unknown outcome when it hands over.
+				err = fmt.Errorf("the in-sync slaves have not acknowledged the master's seq %d yet", ms.Seq)
 			default:
 				return nil
 			}
@@ -327,6 +341,27 @@ func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part
 		}
 		wait = min(2*wait, 20*time.Millisecond)
 	}
+}
+
+// inSyncAcked reports whether, by the master's report ms, every other
+// member of a sync partition's in-sync set has acknowledged the master's
+// last record (true for an async table).
+func inSyncAcked(m *placement.Map, table placement.TableID, part placement.PartitionID, ms wire.ReplicaStatus) bool {
+	t := m.TableByID(table)
+	if t == nil || t.Mode != placement.ModeSync || int(part) >= len(t.Partitions) {
+		return true
+	}
+	p := t.Partitions[part]
+	for _, n := range p.InSync {
+		if n == p.Master {
+			continue
+		}
+		i := slices.IndexFunc(ms.Slaves, func(sp wire.SlaveProgress) bool { return sp.Node == n })
+		if i < 0 || ms.Slaves[i].Acked < ms.Seq {
+			return false
+		}
+	}
+	return true
 }
 
 type nodeReplica struct {
@@ -406,18 +441,23 @@ func (s *Server) handleHandOff(ctx context.Context, body []byte) (any, error) {
 	}
 	wg.Wait()
 	reply.Epoch = s.Map().Epoch
-	s.log.Info("meta: handed off master roles", "node", req.Node, "moved", reply.Moved, "failed", len(reply.Failed))
+	s.log.Info("meta: handed off master roles", "target", req.Node, "moved", reply.Moved, "failed", len(reply.Failed))
 	return reply, nil
 }
 
 // bestSlave returns the up, complete slave of p with the highest reported
-// (gen, seq), ties broken by node ID, or "" when there is none.
+// (gen, seq) (an in-sync one for a sync table), ties broken by node ID, or
+// "" when there is none.
 func bestSlave(table placement.TableID, p placement.Partition, m *placement.Map, v view) placement.NodeID {
+	t := m.TableByID(table)
+	if t == nil {
+		return ""
+	}
 	eff := make(map[placement.NodeID]placement.NodeState, len(m.Nodes))
 	for _, n := range m.Nodes {
 		eff[n.ID] = n.State
 	}
-	np, changed := failover(table, p, eff, v)
+	np, changed := failover(t, p, eff, v)
 	if !changed {
 		return ""
 	}
