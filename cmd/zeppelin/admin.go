@@ -21,12 +21,14 @@ type clientOptions struct {
 	addrs   []string
 	timeout time.Duration
 	json    bool
+	auth    clientAuth // security_flags.go
 }
 
 func (o *clientOptions) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.addrs, "addr", []string{"127.0.0.1:7070"}, "RPC `host:port` of any cluster member (several, comma-separated, are tried in turn)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "deadline of the whole command")
 	fs.BoolVar(&o.json, "json", false, "print machine-readable JSON")
+	o.auth.register(fs)
 }
 
 // connect returns a client of the cluster and a context bounded by
@@ -37,12 +39,32 @@ func (o *clientOptions) connect(stderr io.Writer) (*client.Client, context.Conte
 	cfg.Timeout = o.timeout
 	cfg.Name = "zeppelin-cli"
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := o.auth.apply(&cfg); err != nil {
+		return nil, nil, nil, usageError{err: err}
+	}
 	c, err := client.New(cfg)
 	if err != nil {
 		return nil, nil, nil, usageError{err: err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	return c, ctx, func() { cancel(); c.Close() }, nil
+}
+
+// table connects (as connect does), pulls the cluster map and returns the
+// handle of table name. A call on a table pulls the map first anyway; a
+// write looks for it twice when it cannot, so pulling it here makes an
+// unreachable cluster cost one wait (about a second), not two. A failed
+// pull is reported by failure under what.
+func (o *clientOptions) table(stderr io.Writer, what, name string) (*client.Table, context.Context, func(), error) {
+	cl, ctx, done, err := o.connect(stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := cl.Refresh(ctx); err != nil {
+		done()
+		return nil, nil, nil, o.failure(what, err)
+	}
+	return cl.Table(name), ctx, done, nil
 }
 
 // clusterErr makes a client error an operator can act on: it names the
@@ -58,7 +80,7 @@ func (o *clientOptions) clusterErr(err error) error {
 // runAdmin runs one command against the cluster: it connects, runs call
 // with the client and a context bounded by --timeout, and prints call's
 // result, as JSON with --json and through text otherwise. A failed call is
-// reported as "what: error", the error made actionable by clusterErr.
+// reported by failure: "what: error", or why --addr led to no member.
 func runAdmin[V any](o *clientOptions, stdout, stderr io.Writer, what string,
 	call func(context.Context, *client.Client) (V, error), text func(io.Writer, V) error) error {
 	cl, ctx, done, err := o.connect(stderr)
@@ -68,7 +90,7 @@ func runAdmin[V any](o *clientOptions, stdout, stderr io.Writer, what string,
 	defer done()
 	v, err := call(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, o.clusterErr(err))
+		return o.failure(what, err)
 	}
 	if o.json {
 		return writeJSON(stdout, v)
@@ -85,7 +107,7 @@ func newTableCmd(stdout, stderr io.Writer) *cobra.Command {
 			return usageError{cmd: c.CommandPath(), err: errors.New("missing subcommand: create, drop or list")}
 		},
 	}
-	cmd.AddCommand(newTableCreateCmd(stdout, stderr), newTableDropCmd(stdout, stderr), newTableListCmd(stdout, stderr))
+	cmd.AddCommand(newTableCreateCmd(stdout, stderr), newTableAlterCmd(stdout, stderr), newTableDropCmd(stdout, stderr), newTableListCmd(stdout, stderr))
 	return cmd
 }
 
@@ -104,12 +126,28 @@ func newTableCreateCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Create a table",
 		Long: `Create a table with a fixed number of partitions, each replicated on
 --replication data nodes in distinct failure domains. The command returns
-when the meta group has committed the table.`,
-		Example: "  zeppelin table create users --partitions 64 --replication 3 --fenced",
-		Args:    usageArgs(cobra.ExactArgs(1)),
+when the meta group has committed the table.
+
+NAME is 1 to 64 ASCII letters, digits, '_', '-' and '.', starting with a
+letter, a digit or '_' (users, orders-2024, 1); the meta group refuses
+other names, and existing ones.
+
+An async table acknowledges a write once its master has committed it: a
+master that fails before shipping a write loses it. A sync table (always
+fenced) acknowledges a write only once every replica in the partition's
+in-sync set has it durably, so no acknowledged write is lost while fewer
+than --min-in-sync replicas fail; when fewer than --min-in-sync replicas
+keep up, writes fail with a retryable "not enough replicas" error instead.
+Replication 1 is allowed for a sync table (it then only adds fencing).`,
+		Example: "  zeppelin table create users --partitions 64 --replication 3 --fenced\n" +
+			"  zeppelin table create orders --replication 3 --mode sync --min-in-sync 2",
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(c *cobra.Command, args []string) error {
 			if partitions < 1 || replication < 1 {
 				return usageError{cmd: c.CommandPath(), err: errors.New("--partitions and --replication must be at least 1")}
+			}
+			if c.Flags().Changed("min-in-sync") && (minInSync < 1 || minInSync > replication) {
+				return usageError{cmd: c.CommandPath(), err: fmt.Errorf("--min-in-sync %d is outside 1..%d (the replication factor)", minInSync, replication)}
 			}
 			m, _ := placement.ParseMode(mode.value)
 			d, _ := placement.ParseDomain(domain.value)
@@ -121,12 +159,8 @@ when the meta group has committed the table.`,
 				}
 				return tableView(t), nil
 			}, func(w io.Writer, v tableJSON) error {
-				fenceNote := ""
-				if v.Fenced {
-					fenceNote = ", fenced"
-				}
-				_, err := fmt.Fprintf(w, "created table %s (id %d): %d partitions, replication %d, %s%s, replicas on distinct %ss\n",
-					v.Name, v.ID, v.PartitionCount, v.Replication, v.Mode, fenceNote, v.Domain)
+				_, err := fmt.Fprintf(w, "created table %s (id %d): %s, replicas on distinct %ss\n",
+					v.Name, v.ID, tableSummary(v), v.Domain)
 				return err
 			})
 		},
@@ -134,12 +168,83 @@ when the meta group has committed the table.`,
 	fs := cmd.Flags()
 	fs.IntVar(&partitions, "partitions", 16, "number of partitions (fixed for the table's life)")
 	fs.IntVar(&replication, "replication", 3, "replicas of each partition, master included (at most the number of data nodes)")
-	fs.Var(mode, "mode", "replication mode: async (acknowledge on the master's commit); sync (acknowledge when every in-sync replica has the write) is not built yet and is refused")
+	fs.Var(mode, "mode", "replication mode: async (acknowledge on the master's commit) or sync (acknowledge once every in-sync replica has the write)")
 	fs.BoolVar(&fenced, "fenced", false, "masters stop accepting writes when their meta lease lapses, so two masters never accept writes at once (always on with --mode sync)")
-	fs.IntVar(&minInSync, "min-in-sync", 0, "smallest in-sync set a sync table accepts writes with (default: replication/2+1)")
+	fs.IntVar(&minInSync, "min-in-sync", 0, "smallest in-sync set (master included) a sync table accepts writes with, 1..replication (default: replication/2+1)")
 	fs.Var(domain, "domain", "failure domain replicas are spread across")
 	co.register(fs)
 	return cmd
+}
+
+func newTableAlterCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		co        clientOptions
+		minInSync int
+		fenced    bool
+		mode      = newChoice("", "async", "sync")
+	)
+	cmd := &cobra.Command{
+		Use:   "alter NAME",
+		Short: "Change a table's replication mode, minimum in-sync set or fencing online",
+		Long: `Change a table while it serves. Only the flags given change.
+
+--mode sync starts every partition's in-sync set with its master alone; each
+slave joins as soon as it has caught up (usually within milliseconds), and
+until --min-in-sync members have, writes wait and then fail retryably with
+"not enough replicas". Writes acknowledged before the switch were async:
+they are as safe as they were. --mode async drops the in-sync sets: from
+then on a write is acknowledged once its master has it.`,
+		Example: "  zeppelin table alter orders --mode sync --min-in-sync 2\n  zeppelin table alter orders --mode async",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(c *cobra.Command, args []string) error {
+			var o client.AlterOptions
+			fs := c.Flags()
+			if fs.Changed("mode") {
+				m, _ := placement.ParseMode(mode.value)
+				o.Mode = &m
+			}
+			if fs.Changed("min-in-sync") {
+				if minInSync < 1 {
+					return usageError{cmd: c.CommandPath(), err: fmt.Errorf("--min-in-sync %d: must be at least 1", minInSync)}
+				}
+				o.MinInSync = &minInSync
+			}
+			if fs.Changed("fenced") {
+				o.Fenced = &fenced
+			}
+			if o.Mode == nil && o.MinInSync == nil && o.Fenced == nil {
+				return usageError{cmd: c.CommandPath(), err: errors.New("nothing to change: give --mode, --min-in-sync or --fenced")}
+			}
+			return runAdmin(&co, stdout, stderr, "alter table "+args[0], func(ctx context.Context, cl *client.Client) (tableJSON, error) {
+				t, err := cl.AlterTable(ctx, args[0], o)
+				if err != nil {
+					return tableJSON{}, err
+				}
+				return tableView(t), nil
+			}, func(w io.Writer, v tableJSON) error {
+				_, err := fmt.Fprintf(w, "altered table %s: %s\n", v.Name, tableSummary(v))
+				return err
+			})
+		},
+	}
+	fs := cmd.Flags()
+	fs.Var(mode, "mode", "new replication mode: async or sync")
+	fs.IntVar(&minInSync, "min-in-sync", 0, "new minimum in-sync set of a sync table, 1..replication")
+	fs.BoolVar(&fenced, "fenced", false, "turn fencing on (--fenced) or off (--fenced=false); a sync table is always fenced")
+	co.register(fs)
+	return cmd
+}
+
+// tableSummary describes a table's replication in one phrase.
+func tableSummary(v tableJSON) string {
+	s := fmt.Sprintf("%d partitions, replication %d, %s", v.PartitionCount, v.Replication, v.Mode)
+	if v.Mode == "sync" {
+		s += fmt.Sprintf(" (min in-sync %d)", v.MinInSync)
+	}
+	if v.Fenced {
+		s += ", fenced"
+	}
+	return s
 }
 
 func newTableDropCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -40,6 +40,8 @@ type benchOptions struct {
 	pipeline    int
 	partitions  int
 	replication int
+	// progress is how often a running test reports on stderr (0: never).
+	progress time.Duration
 }
 
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -57,7 +59,11 @@ listener's default unless --table is given, which is SELECTed), and -P
 pipelines requests there as redis-benchmark does.
 
 Keys are key:NNNNNNNNNNNN (counter:... for incr) drawn uniformly from
--r keys; mset writes 10 keys per request.`,
+-r keys; mset writes 10 keys per request.
+
+While a test runs, a progress line on stderr every --progress (1s) gives
+the requests done and the ops/s so far; the table of results (or, with
+--json, the results) goes to stdout at the end.`,
 		Example: `  zeppelin bench --addr 127.0.0.1:7001 -t set,get -c 50 -n 200000 -d 100 -r 100000
   zeppelin bench --resp 127.0.0.1:6381 -t set,get,incr,mset -P 16`,
 		Args: usageArgs(cobra.NoArgs),
@@ -76,6 +82,7 @@ Keys are key:NNNNNNNNNNNN (counter:... for incr) drawn uniformly from
 	fs.IntVarP(&o.pipeline, "pipeline", "P", 1, "requests pipelined per connection (with --resp)")
 	fs.IntVar(&o.partitions, "partitions", 16, "partitions of the table when bench creates it")
 	fs.IntVar(&o.replication, "replication", 0, "replication of the table when bench creates it (default: min(3, data nodes))")
+	fs.DurationVar(&o.progress, "progress", time.Second, "report the requests done and the ops/s so far on stderr this often (0: never)")
 	o.co.register(fs)
 	fs.Lookup("timeout").Usage = "deadline of each request"
 	return cmd
@@ -176,7 +183,7 @@ func (o *benchOptions) run(c *cobra.Command, stdout, stderr io.Writer) error {
 		if !slices.Contains(o.tests, test) || ctx.Err() != nil {
 			continue
 		}
-		r := o.runTest(ctx, conns, test)
+		r := o.runTest(ctx, conns, test, stderr)
 		results = append(results, r)
 		failed += r.Errors
 		if firstErr == "" {
@@ -216,7 +223,7 @@ func (o *benchOptions) ensureTable(ctx context.Context, cl *client.Client, stder
 	defer cancel()
 	m, err := cl.Refresh(tctx)
 	if err != nil {
-		return fmt.Errorf("bench: %w", o.co.clusterErr(err))
+		return o.co.failure("bench", err)
 	}
 	if m.Table(o.table) != nil {
 		return nil
@@ -232,18 +239,20 @@ func (o *benchOptions) ensureTable(ctx context.Context, cl *client.Client, stder
 		repl = max(1, min(3, up))
 	}
 	if _, err := cl.CreateTable(tctx, o.table, client.TableOptions{Partitions: o.partitions, Replication: repl}); err != nil && !errors.Is(err, client.ErrTableExists) {
-		return fmt.Errorf("bench: create table %s: %w", o.table, o.co.clusterErr(err))
+		return fmt.Errorf("bench: %w", o.co.failure("create table "+o.table, err))
 	}
 	fmt.Fprintf(stderr, "zeppelin: bench created table %s: %d partitions, replication %d\n", o.table, o.partitions, repl)
 	return nil
 }
 
 // runTest runs requests of one test on every connection and measures
-// them. A pipelined round's latency is the round's duration, counted for
-// each of its requests, as redis-benchmark does.
-func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test string) benchResult {
+// them, reporting its progress on stderr every o.progress. A pipelined
+// round's latency is the round's duration, counted for each of its
+// requests, as redis-benchmark does.
+func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test string, stderr io.Writer) benchResult {
 	var (
 		claimed  atomic.Int64
+		finished atomic.Int64 // requests done, failed ones included
 		errCount atomic.Int64
 		firstErr atomic.Value
 		wg       sync.WaitGroup
@@ -251,6 +260,16 @@ func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test stri
 	total := int64(o.requests)
 	lats := make([][]time.Duration, len(conns))
 	start := time.Now()
+	stopProgress := func() {}
+	if o.progress > 0 {
+		stop := make(chan struct{})
+		var reporter sync.WaitGroup
+		reporter.Go(func() {
+			pr := benchProgress{w: stderr, tty: isTerminal(stderr), test: test, total: total, start: start}
+			pr.run(o.progress, stop, func() (int64, int64) { return finished.Load(), errCount.Load() })
+		})
+		stopProgress = func() { close(stop); reporter.Wait() }
+	}
 	for i, bc := range conns {
 		wg.Add(1)
 		go func() {
@@ -271,6 +290,7 @@ func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test stri
 				for range n {
 					own = append(own, d)
 				}
+				finished.Add(int64(n))
 				if len(failed) > 0 {
 					errCount.Add(int64(len(failed)))
 					firstErr.CompareAndSwap(nil, failed[0].Error())
@@ -286,6 +306,7 @@ func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test stri
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	stopProgress()
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	r := benchResult{Test: test, Requests: len(all), Errors: int(errCount.Load()), Seconds: elapsed.Seconds()}
@@ -302,6 +323,52 @@ func (o *benchOptions) runTest(ctx context.Context, conns []benchConn, test stri
 		r.MaxMs = float64(all[len(all)-1]) / float64(time.Millisecond)
 	}
 	return r
+}
+
+// benchProgress reports how a running test advances: on a terminal it
+// redraws one line, elsewhere it prints a line each time.
+type benchProgress struct {
+	w     io.Writer
+	tty   bool
+	test  string
+	total int64
+	start time.Time
+	width int // of the line drawn on the terminal
+}
+
+// run reports every interval until stop is closed, from the counts of
+// requests done and failed that counts returns, then ends the line drawn
+// on a terminal.
+func (p *benchProgress) run(interval time.Duration, stop <-chan struct{}, counts func() (done, failed int64)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			if p.width > 0 {
+				fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
+			}
+			return
+		case now := <-t.C:
+			done, failed := counts()
+			p.line(now.Sub(p.start), done, failed)
+		}
+	}
+}
+
+// line reports done requests (failed of them) after elapsed.
+func (p *benchProgress) line(elapsed time.Duration, done, failed int64) {
+	s := fmt.Sprintf("bench %s: %d/%d requests, %.0f ops/s so far", p.test, done, p.total, float64(done)/elapsed.Seconds())
+	if failed > 0 {
+		s += fmt.Sprintf(", %d failed", failed)
+	}
+	s += fmt.Sprintf(" (%s)", shortDuration(elapsed))
+	if !p.tty {
+		fmt.Fprintln(p.w, s)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s%s", s, strings.Repeat(" ", max(p.width-len(s), 0)))
+	p.width = len(s)
 }
 
 func benchKey(prefix string, rnd *rand.Rand, keyspace int) []byte {

@@ -153,11 +153,31 @@ func TestThreeProcessCluster(t *testing.T) {
 		if !strings.Contains(out, "created table t") {
 			t.Errorf("table create printed %q", out)
 		}
-		// Sync mode is not built yet: asking for it is refused with a clear
-		// line and creates nothing.
-		if r := runBin(t, 30*time.Second, "table", "create", "t2", "--partitions", "4", "--mode", "sync", "--addr", c.rpc[1]); r.code != 1 || !strings.Contains(r.stderr, "sync is not available") {
-			t.Errorf("creating a sync table: exit %d, stderr %q", r.code, r.stderr)
+		// A minimum in-sync set outside 1..replication is refused before
+		// anything is sent; a sync table is created fenced.
+		for _, bad := range []string{"0", "4"} {
+			if r := runBin(t, 30*time.Second, "table", "create", "bad", "--mode", "sync", "--min-in-sync", bad, "--addr", c.rpc[1]); r.code != 2 || !strings.Contains(r.stderr, "outside 1..3") {
+				t.Errorf("table create --min-in-sync %s: exit %d, stderr %q", bad, r.code, r.stderr)
+			}
 		}
+		var sv tableJSON
+		out = c.admin(t, 1, "table", "create", "s", "--partitions", "4", "--mode", "sync", "--min-in-sync", "2", "--json")
+		if err := json.Unmarshal([]byte(out), &sv); err != nil || sv.Mode != "sync" || !sv.Fenced || sv.MinInSync != 2 {
+			t.Errorf("table create --mode sync: %v %+v\n%s", err, sv, out)
+		}
+		if out := c.admin(t, 0, "table", "alter", "s", "--mode", "async"); !strings.Contains(out, "altered table s: 4 partitions, replication 3, async") {
+			t.Errorf("table alter --mode async printed %q", out)
+		}
+		if r := runBin(t, 30*time.Second, "table", "alter", "s", "--min-in-sync", "2", "--addr", c.rpc[0]); r.code != 1 || !strings.Contains(r.stderr, "sync tables only") {
+			t.Errorf("table alter --min-in-sync on an async table: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if r := runBin(t, 30*time.Second, "table", "alter", "nosuch", "--mode", "sync", "--addr", c.rpc[0]); r.code != 1 || !strings.Contains(r.stderr, "does not exist") {
+			t.Errorf("table alter of a missing table: exit %d, stderr %q", r.code, r.stderr)
+		}
+		if out := c.admin(t, 2, "table", "alter", "s", "--mode", "sync", "--min-in-sync", "3"); !strings.Contains(out, "sync (min in-sync 3), fenced") {
+			t.Errorf("table alter --mode sync printed %q", out)
+		}
+		c.admin(t, 0, "table", "drop", "s")
 		out = c.admin(t, 1, "table", "create", "t2", "--partitions", "4", "--replication", "2", "--fenced", "--json")
 		var tv tableJSON
 		if err := json.Unmarshal([]byte(out), &tv); err != nil || tv.Name != "t2" || tv.Mode != "async" || !tv.Fenced || tv.PartitionCount != 4 {

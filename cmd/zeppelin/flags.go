@@ -51,8 +51,8 @@ func (m *metaMembersValue) Set(s string) error {
 
 func (m *metaMembersValue) Type() string { return "id=addr,..." }
 
-// sizeValue is a pflag.Value for a byte count: an integer with an optional
-// KiB, MiB, GiB (or KB, MB, GB: decimal) suffix.
+// sizeValue is a pflag.Value for a byte count in parseByteSize's syntax:
+// 1048576, 64MiB, 500k, 1.5GB.
 type sizeValue int64
 
 var _ pflag.Value = (*sizeValue)(nil)
@@ -76,25 +76,11 @@ func (s *sizeValue) String() string {
 }
 
 func (s *sizeValue) Set(str string) error {
-	str = strings.TrimSpace(str)
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(str, u.suffix) {
-			str, mult = strings.TrimSpace(strings.TrimSuffix(str, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(str, 10, 64)
+	n, err := parseByteSize(str)
 	if err != nil {
-		return fmt.Errorf("want a byte count such as 1048576 or 64MiB")
+		return err
 	}
-	if n < 0 {
-		return fmt.Errorf("must not be negative")
-	}
-	if n > (1<<62)/mult {
-		return fmt.Errorf("too large")
-	}
-	*s = sizeValue(n * mult)
+	*s = sizeValue(n)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,15 +17,20 @@ func main() {
 
 // run executes the command line args and returns the process exit code:
 // 0 on success, 2 for a usage or configuration error, 1 otherwise. Errors
-// are printed to stderr, one line per problem.
+// are printed to stderr, one line per problem, or as one JSON object when
+// the command was given --json.
 func run(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
-	printError(stderr, err)
+	if wantsJSON(cmd) {
+		printErrorJSON(stderr, err)
+	} else {
+		printError(stderr, err)
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -49,9 +55,10 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 replicas) and, optionally, a Redis-protocol (RESP) listener.
 
 The other commands drive a running cluster through any member given with
---addr (default 127.0.0.1:7070): create and drop tables, list nodes, show the
-cluster status, read and write keys, and generate load. Add --json for
-machine-readable output.`,
+--addr (default 127.0.0.1:7070): create and drop tables, list, drain and
+remove nodes, show the cluster status, move replicas and rebalance, read
+and write keys, and generate load. Add --json for machine-readable output.`,
+		Version:       currentVersion().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// No "completion" command: the binary is an operator tool.
@@ -59,6 +66,9 @@ machine-readable output.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.InitDefaultVersionFlag()
+	root.Flags().Lookup("version").Usage = "print the version of this binary (as \"zeppelin version\" does)"
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{cmd: c.CommandPath(), err: err}
 	})
@@ -66,12 +76,23 @@ machine-readable output.`,
 		newServeCmd(stdout, stderr),
 		newTableCmd(stdout, stderr),
 		newNodesCmd(stdout, stderr),
+		newNodeCmd(stdout, stderr),
 		newStatusCmd(stdout, stderr),
+		newMigrateCmd(stdout, stderr),
+		newMigrationsCmd(stdout, stderr),
+		newRebalanceCmd(stdout, stderr),
 		newMetaCmd(stdout, stderr),
 		newGetCmd(stdout, stderr),
 		newSetCmd(stdout, stderr),
 		newDelCmd(stdout, stderr),
+		newTTLCmd(stdout, stderr),
+		newExpireCmd(stdout, stderr),
+		newIncrCmd(stdout, stderr),
+		newMGetCmd(stdout, stderr),
+		newMSetCmd(stdout, stderr),
 		newBenchCmd(stdout, stderr),
+		newUserCmd(stdout, stderr),
+		newVersionCmd(stdout),
 	)
 	return root
 }
@@ -122,14 +143,23 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 // printError prints err as one line per problem (errors.Join separates
 // problems with newlines), each starting with "zeppelin: ".
 func printError(w io.Writer, err error) {
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		line = strings.TrimSpace(strings.ReplaceAll(line, ": zeppelin: ", ": "))
-		if line == "" {
-			continue
-		}
-		if !strings.HasPrefix(line, "zeppelin: ") {
-			line = "zeppelin: " + line
-		}
-		fmt.Fprintln(w, line)
+	for _, line := range problemLines(err) {
+		fmt.Fprintln(w, "zeppelin: "+line)
 	}
+}
+
+// printErrorJSON prints err as {"error": "..."}, its problems joined by
+// "; ".
+func printErrorJSON(w io.Writer, err error) {
+	b, _ := json.Marshal(map[string]string{"error": strings.Join(problemLines(err), "; ")})
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// wantsJSON reports whether cmd, the command that ran, was given --json.
+func wantsJSON(cmd *cobra.Command) bool {
+	if cmd == nil {
+		return false
+	}
+	f := cmd.Flags().Lookup("json")
+	return f != nil && f.Value.String() == "true"
 }

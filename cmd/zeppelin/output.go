@@ -52,7 +52,7 @@ type nodeJSON struct {
 
 func nodeView(n placement.Node, m *placement.Map) nodeJSON {
 	v := nodeJSON{
-		ID: string(n.ID), Addr: n.Addr, State: n.State.String(),
+		ID: string(n.ID), Addr: n.Addr, State: n.PlacementState().String(),
 		Zone: n.Labels.Zone, Rack: n.Labels.Rack, Host: n.Labels.Host, Weight: n.Weight,
 	}
 	if m != nil {

@@ -22,7 +22,12 @@ func testRedisCLISession(t *testing.T, c *testCluster) {
 	}{
 		{"PING", []string{`PONG`}},
 		{"ECHO hello", []string{`"hello"`}},
+		{"WAIT 1 0", []string{`\(integer\) 0`}}, // nothing written yet
 		{"SET user:1 alice", []string{`OK`}},
+		{"WAIT 2 10000", []string{`\(integer\) 2`}},
+		{"WAIT 3 200", []string{`\(integer\) 2`}}, // replication 3: two slaves
+		{"WAIT two 0", []string{`\(error\) ERR value is not an integer or out of range`}},
+		{"WAIT 1 -1", []string{`\(error\) ERR timeout is negative`}},
 		{"GET user:1", []string{`"alice"`}},
 		{"SET user:1 bob XX GET", []string{`"alice"`}},
 		{"SET user:1 carol NX", []string{`\(nil\)`}},

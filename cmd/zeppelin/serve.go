@@ -72,6 +72,8 @@ type serveOptions struct {
 
 	logLevel  *choiceValue
 	logFormat *choiceValue
+
+	security securityOptions // security_flags.go
 }
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -189,6 +191,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Var(o.logLevel, "log-level", "log level")
 	o.logFormat = newChoice("text", "text", "json")
 	fs.Var(o.logFormat, "log-format", "log format on stderr")
+	o.security.register(fs)
 }
 
 // applyTuning sets the Config fields of the retention, limit and timer
@@ -270,6 +273,7 @@ func (o *serveOptions) buildConfig(fs *pflag.FlagSet, logger *slog.Logger) (zepp
 		cfg.Durability = zeppelin.DurabilityNone
 	}
 	o.applyTuning(fs, &cfg)
+	errs = append(errs, o.security.apply(&cfg)...)
 	if o.respAddr != "" {
 		if _, _, err := net.SplitHostPort(o.respAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--resp-addr %q: %w", o.respAddr, err))
@@ -352,7 +356,11 @@ func (o *serveOptions) run(fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 	if o.dryRun {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(o.fileConfig(cfg))
+		out, err := o.security.withSettings(o.fileConfig(cfg))
+		if err != nil {
+			return err
+		}
+		return enc.Encode(out)
 	}
 
 	// Bind the RESP port first: a port in use is a start-up error, found
@@ -374,7 +382,7 @@ func (o *serveOptions) run(fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 	}
 	var front *respFront
 	if respLn != nil {
-		if front, err = startRESP(respLn, srv.Client(), o.respTable, logger); err != nil {
+		if front, err = o.security.startRESP(respLn, srv, o.respTable, logger, cfg.Users); err != nil {
 			respLn.Close()
 			err = errors.Join(err, srv.Close())
 			startFailed()
@@ -382,6 +390,7 @@ func (o *serveOptions) run(fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 		}
 	}
 	gate.release(true)
+	defer o.security.watchSIGHUP(srv, logger)()
 
 	// Signals are caught once the start has succeeded: until then a
 	// signal ends the process at once, which leaves nothing behind that a

@@ -70,7 +70,7 @@ func run(dir string, nkeys int, verbose bool) error {
 		c.RaftAddr = addr(ports[3*i+2])
 		c.MetaMembers = members
 		c.Join = join
-		c.Logger = logger.With("node", c.NodeID)
+		c.Logger = logger // zeppelin.Start adds node=<id>
 		configs[i] = c
 	}
 	servers := make([]*zeppelin.Server, 3)
