@@ -18,16 +18,17 @@ import (
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-// BenchmarkReplicatedWrites compares replication factor 1 and 3 (async)
-// on the same three-server cluster: 64 goroutines setting 100-byte values.
-// For rf=3 it samples the slaves' lag while the load runs.
+// BenchmarkReplicatedWrites compares replication factor 1, 3 async and 3
+// sync on the same three-server cluster in one run: 64 goroutines setting
+// 100-byte values. For rf=3 it samples the slaves' lag while the load runs.
 func BenchmarkReplicatedWrites(b *testing.B) {
 	c := testcluster.New(b, testcluster.Options{Servers: 3})
 	c.CreateTable("rf1", client.TableOptions{Partitions: 48, Replication: 1})
 	c.CreateTable("rf3", client.TableOptions{Partitions: 48, Replication: 3})
+	c.CreateTable("rf3-sync", client.TableOptions{Partitions: 48, Replication: 3, Mode: placement.ModeSync})
 	cl := c.NewClient("bench")
 	value := make([]byte, 100)
-	for _, table := range []string{"rf1", "rf3"} {
+	for _, table := range []string{"rf1", "rf3", "rf3-sync"} {
 		b.Run(table, func(b *testing.B) {
 			tb := cl.Table(table)
 			stop := make(chan struct{})
@@ -58,12 +59,21 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 			})
 			close(stop)
 			wg.Wait()
-			if table == "rf3" {
+			if table != "rf1" {
 				b.ReportMetric(float64(maxRecs.Load()), "max-lag-records")
 				b.ReportMetric(float64(maxMs.Load()), "max-lag-ms")
 			}
 		})
 	}
+}
+
+// defaultTiming gives a test cluster member the heartbeat, failure
+// detection, lease and Raft timing of DefaultConfig.
+func defaultTiming(_ int, c *zeppelin.Config) {
+	d := zeppelin.DefaultConfig(c.Dir)
+	c.HeartbeatInterval, c.DownTimeout, c.MasterLease = d.HeartbeatInterval, d.DownTimeout, d.MasterLease
+	c.RaftRTT = d.RaftRTT
+	c.InSyncTimeout = d.InSyncTimeout
 }
 
 // BenchmarkFullSync200MB loads a 200 MB partition, wipes one slave and
@@ -86,7 +96,7 @@ func BenchmarkFullSync200MB(b *testing.B) {
 	}
 	c.WaitConverged("big", 5*time.Minute)
 	p := c.Map().Table("big").Partitions[0]
-	victim := memberIndexB(c, p.Slaves[0])
+	victim := c.Index(p.Slaves[0])
 	b.ResetTimer()
 	for range b.N {
 		c.Stop(victim)
@@ -115,31 +125,21 @@ func BenchmarkFullSync200MB(b *testing.B) {
 	}
 }
 
-func memberIndexB(c *testcluster.Cluster, n placement.NodeID) int {
-	for i := range c.Len() {
-		if c.Member(i).Name == string(n) {
-			return i
-		}
-	}
-	return -1
-}
-
 // BenchmarkFailover kills the data node mastering the most partitions ten
 // times under a fixed write load (every write goes to a new key) and
 // reports the time until writes resume on the affected partitions (median
-// and max over the kills) and the acknowledged writes lost per kill in
-// async mode.
+// and max over the kills) and the acknowledged writes lost per kill, for
+// an async and a sync table, with the local and the default timing.
 func BenchmarkFailover(b *testing.B) {
 	for _, cfg := range []struct {
 		name  string
+		mode  placement.Mode
 		tweak func(int, *zeppelin.Config)
 	}{
-		{"local", nil},
-		{"default", func(_ int, c *zeppelin.Config) {
-			d := zeppelin.DefaultConfig(c.Dir)
-			c.HeartbeatInterval, c.DownTimeout, c.MasterLease = d.HeartbeatInterval, d.DownTimeout, d.MasterLease
-			c.RaftRTT = d.RaftRTT
-		}},
+		{"local/async", placement.ModeAsync, nil},
+		{"local/sync", placement.ModeSync, nil},
+		{"default/async", placement.ModeAsync, defaultTiming},
+		{"default/sync", placement.ModeSync, defaultTiming},
 	} {
 		b.Run(cfg.name, func(b *testing.B) {
 			var roles []zeppelin.Roles
@@ -151,7 +151,7 @@ func BenchmarkFailover(b *testing.B) {
 			}
 			c := testcluster.New(b, testcluster.Options{Servers: 6, Roles: roles, Configure: cfg.tweak})
 			const parts = 12
-			c.CreateTable("f", client.TableOptions{Partitions: parts, Replication: 3})
+			c.CreateTable("f", client.TableOptions{Partitions: parts, Replication: 3, Mode: cfg.mode})
 			tb := c.NewClient("load").Table("f")
 
 			type write struct {
@@ -200,7 +200,7 @@ func BenchmarkFailover(b *testing.B) {
 						victim = n
 					}
 				}
-				vi := memberIndexB(c, victim)
+				vi := c.Index(victim)
 				kill := time.Now()
 				c.Stop(vi)
 				// Writes have resumed on every partition once each has an

@@ -181,8 +181,8 @@ func TestClusterBadInput(t *testing.T) {
 	if _, err := cl.Table("nope").Set(ctx, []byte("k"), nil); !errors.Is(err, client.ErrTableNotFound) {
 		t.Errorf("set to unknown table: %v, want ErrTableNotFound", err)
 	}
-	if _, err := cl.CreateTable(ctx, "synced", client.TableOptions{Partitions: 2, Replication: 1, Mode: placement.ModeSync}); !errors.Is(err, client.ErrInvalid) {
-		t.Errorf("create a sync table: %v, want ErrInvalid (sync mode is not available)", err)
+	if _, err := cl.CreateTable(ctx, "synced", client.TableOptions{Partitions: 2, Replication: 1, Mode: placement.ModeSync, MinInSync: 2}); !errors.Is(err, client.ErrInvalid) {
+		t.Errorf("create a sync table with min-in-sync above its replication: %v, want ErrInvalid", err)
 	}
 	if _, err := tb.Set(ctx, nil, []byte("v")); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("empty key: %v, want ErrInvalid", err)

@@ -88,8 +88,15 @@ type Config struct {
 	// through.
 	Join []string
 	// HTTPAddr, when set, serves /metrics (Prometheus), /status (JSON), a
-	// read-only dashboard at / and /debug/pprof.
+	// read-only dashboard at /, /healthz and /readyz probes and
+	// /debug/pprof.
 	HTTPAddr string
+	// PartitionMetrics adds the Prometheus series with a partition label
+	// (every replica's position, lag and connection: about ten series
+	// per replica) to Metrics. DefaultConfig and DefaultLocalConfig turn
+	// it on; turn it off for nodes holding thousands of replicas. The
+	// per-node and per-table figures are exported either way.
+	PartitionMetrics bool
 
 	// MetaID is this process's replica ID in the meta group (meta role).
 	// Default 1 when MetaMembers is empty and MetaJoin is not set.
@@ -121,7 +128,7 @@ type Config struct {
 	// MiB). A connected slave holds the soft limits back; the hard caps
 	// are enforced even then.
 	Retention Retention
-	// Limits bound what one request may carry (defaults: key ≤ 64 KiB,
+	// Limits bound what one request may carry (defaults: key ≤ 60 KiB,
 	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
 	Limits Limits
 
@@ -130,6 +137,12 @@ type Config struct {
 	// DownTimeout is how long a data node may stay silent before the meta
 	// leader declares it down and fails its partitions over.
 	DownTimeout time.Duration
+	// InSyncTimeout is how long a master of a sync table waits for an
+	// in-sync slave's acknowledgement before it has the meta group remove
+	// that slave from the partition's in-sync set (0: five heartbeat
+	// intervals, at least 500 ms). Writes wait meanwhile, so it bounds how
+	// long a slave that fails stalls a sync table's writes.
+	InSyncTimeout time.Duration
 	// MasterLease is how long a master of a fenced table keeps accepting
 	// writes after its last acknowledged heartbeat was sent. It must be
 	// shorter than DownTimeout by at least two heartbeat intervals.
@@ -151,7 +164,38 @@ type Config struct {
 	// rebalancing off. It is read by the meta leader.
 	Migration MigrationConfig
 
-	// Logger receives the server's logs (discarded when nil).
+	// Secret lists the cluster secrets this process accepts, the one it
+	// uses first (one per line of "zeppelin serve --secret-file"). With a
+	// secret, every RPC connection (node to node, client to node, meta to
+	// node) and every meta Raft connection proves in its handshake that
+	// it knows an accepted secret, in both directions, without sending
+	// it; gossip is encrypted with keys derived from the secrets. Each
+	// secret must be at least 16 bytes of something hard to guess. Rotate
+	// by giving [new, old] to every process, then [new]. Empty (the
+	// default): nothing is authenticated. See docs/security.md.
+	Secret []string
+	// Users are the cluster's users: clients authenticate as one of them
+	// (client.Config.User, RESP AUTH) and may then do what its grants
+	// allow. Passwords are kept as SCRAM-SHA-256 verifiers only. Users
+	// need a Secret (the nodes authenticate one another with it). Empty:
+	// anyone who can connect (and, with a Secret, knows it) may do
+	// anything.
+	Users []User
+	// TLS turns on TLS for every listener and dialed connection of the
+	// process (see TLSConfig); the zero value is plain TCP.
+	TLS TLSConfig
+	// HTTPAuth says which tokens open the HTTP endpoint when the cluster
+	// authenticates (a Secret or Users); without any, only /metrics,
+	// /healthz and /readyz are served then.
+	HTTPAuth HTTPAuthConfig
+	// RPCConns bounds the RPC listener's connections (defaults: 10,000
+	// open, 1,000 per IP address, 5 s to finish the hello, 5 minutes
+	// idle).
+	RPCConns ConnLimits
+
+	// Logger receives the server's logs. When nil, warnings and errors go
+	// to standard error as text and the rest is dropped; give
+	// slog.New(slog.DiscardHandler) to silence it.
 	Logger *slog.Logger
 
 	// Expert holds tuning and test hooks.
@@ -200,6 +244,7 @@ func DefaultConfig(dir string) Config {
 		ElectionRTT:       20,
 		HeartbeatRTT:      2,
 		ClientTimeout:     client.DefaultTimeout,
+		PartitionMetrics:  true,
 	}
 }
 
@@ -319,6 +364,9 @@ func (c Config) Validate() error {
 	if c.DownTimeout <= 0 {
 		add("DownTimeout must be positive")
 	}
+	if c.InSyncTimeout < 0 {
+		add("InSyncTimeout must not be negative (0 means the default)")
+	}
 	if c.MasterLease <= 0 {
 		add("MasterLease must be positive")
 	}
@@ -351,5 +399,6 @@ func (c Config) Validate() error {
 		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 {
 		add("retention must not be negative: %+v", c.Retention)
 	}
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }

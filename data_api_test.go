@@ -96,23 +96,13 @@ func tableOf(t *testing.T, c *testcluster.Cluster, table string) *placement.Tabl
 	return tbl
 }
 
-// memberOf returns the index of the member whose node ID is id, or -1.
-func memberOf(c *testcluster.Cluster, id placement.NodeID) int {
-	for i := range c.Len() {
-		if placement.NodeID(c.Member(i).Name) == id {
-			return i
-		}
-	}
-	return -1
-}
-
 // masterOf returns the partition of key in table and the index of the
 // member that masters it in the meta leader's map.
 func masterOf(t *testing.T, c *testcluster.Cluster, table string, key []byte) (placement.PartitionID, int) {
 	t.Helper()
 	tbl := tableOf(t, c, table)
 	part := placement.PartitionOf(key, len(tbl.Partitions))
-	i := memberOf(c, tbl.Partitions[part].Master)
+	i := c.Index(tbl.Partitions[part].Master)
 	if i < 0 {
 		t.Fatalf("partition %d of %s has no known master (%q)", part, table, tbl.Partitions[part].Master)
 	}
@@ -261,7 +251,7 @@ func expiryOnAll(t *testing.T, c *testcluster.Cluster, table string, key []byte)
 	p := tbl.Partitions[placement.PartitionOf(key, len(tbl.Partitions))]
 	var want int64 = -1
 	for _, n := range p.Replicas() {
-		i := memberOf(c, n)
+		i := c.Index(n)
 		if c.Server(i) == nil {
 			continue
 		}

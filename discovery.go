@@ -42,7 +42,11 @@ type discovery struct {
 	onChange func(*discovery)
 }
 
-func startDiscovery(addr string, self gossipMeta, local bool, log *slog.Logger, onChange func(*discovery)) (*discovery, error) {
+// startDiscovery starts memberlist on addr. With keys (derived from the
+// cluster secrets, the first primary) every gossip message is encrypted
+// and authenticated with them, so a process without the secret can
+// neither join nor read the gossip.
+func startDiscovery(addr string, self gossipMeta, local bool, keys [][]byte, log *slog.Logger, onChange func(*discovery)) (*discovery, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -80,6 +84,15 @@ func startDiscovery(addr string, self gossipMeta, local bool, log *slog.Logger, 
 	// A restarted process may come back on another port under the same
 	// name; accept it at once.
 	c.DeadNodeReclaimTime = time.Millisecond
+	if len(keys) > 0 {
+		ring, err := memberlist.NewKeyring(keys[1:], keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("zeppelin: gossip keyring: %w", err)
+		}
+		c.Keyring = ring
+		c.SecretKey = keys[0]
+		c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+	}
 	c.Delegate = d
 	c.Events = d
 	c.LogOutput = logWriter{log}

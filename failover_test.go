@@ -49,15 +49,6 @@ func keysIn(prefix string, part placement.PartitionID, parts, n int) [][]byte {
 	return out
 }
 
-func memberIndex(c *testcluster.Cluster, node placement.NodeID) int {
-	for i := range c.Len() {
-		if c.Member(i).Name == string(node) {
-			return i
-		}
-	}
-	return -1
-}
-
 // mastersOf counts the partitions each node masters in table (nil when
 // there is no map, e.g. during a meta election).
 func mastersOf(m *placement.Map, table string) map[placement.NodeID]int {
@@ -192,7 +183,7 @@ func TestFailoverKillBusiestMaster(t *testing.T) {
 		}
 	}
 	kill := time.Now()
-	c.Stop(memberIndex(c, victim))
+	c.Stop(c.Index(victim))
 	killAt.Store(time.Now().UnixNano())
 	c.Eventually(30*time.Second, func() error {
 		for p := range parts {
@@ -282,7 +273,7 @@ func TestFencedMasterStopsBeforePromotion(t *testing.T) {
 	c := splitCluster(t, 1, 3, nil)
 	tbl := c.CreateTable("fenced", client.TableOptions{Partitions: 4, Replication: 3, Fenced: true})
 	victim := c.Map().Table("fenced").Partitions[0].Master
-	vi := memberIndex(c, victim)
+	vi := c.Index(victim)
 	keys := keysIn("k", 0, 4, 200)
 	cl := c.NewClient("client")
 	tb := cl.Table("fenced")
@@ -384,7 +375,7 @@ func TestAsyncDivergenceIsResynchronisedInFull(t *testing.T) {
 	m := c.Map()
 	p := m.Table("d").Partitions[0]
 	victim := p.Master
-	vi := memberIndex(c, victim)
+	vi := c.Index(victim)
 	cl := c.NewClient("client")
 	tb := cl.Table("d")
 	ctx := ctxFor(t, time.Minute)
@@ -435,7 +426,7 @@ func TestWipedMasterRestartedQuicklyLosesNothing(t *testing.T) {
 	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "w", 1_000)
 	c.WaitConverged("w", 30*time.Second)
 	victim := c.Map().Table("w").Partitions[0].Master
-	vi := memberIndex(c, victim)
+	vi := c.Index(victim)
 	c.Stop(vi)
 	if err := os.RemoveAll(filepath.Join(c.Member(vi).Cfg.Dir, "data")); err != nil {
 		t.Fatal(err)
@@ -456,7 +447,7 @@ func TestMetaLeaderKilledDuringNodeFailure(t *testing.T) {
 	c.WaitConverged("f", 30*time.Second) // a kill loses what slaves have not received
 	leader := c.WaitMetaLeader()
 	victim := c.Map().Table("f").Partitions[0].Master
-	c.Stop(memberIndex(c, victim))
+	c.Stop(c.Index(victim))
 	c.Stop(leader)
 	waitMasterMoved(t, c, "f", 0, victim)
 	nl := c.WaitMetaLeader()
@@ -587,11 +578,11 @@ func TestMetaMemberLoss(t *testing.T) {
 	}
 	c.WaitServing("third")
 	victim := c.Map().Table("open").Partitions[0].Master
-	c.Stop(memberIndex(c, victim))
+	c.Stop(c.Index(victim))
 	waitMasterMoved(t, c, "open", 0, victim)
 	checkKeys(t, ctx, cl, "open", 300)
 	checkKeys(t, ctx, cl, "fenced", 300)
-	c.Restart(memberIndex(c, victim), true)
+	c.Restart(c.Index(victim), true)
 	c.WaitConverged("open", 30*time.Second)
 
 	// Two members down: no quorum.
@@ -636,7 +627,7 @@ func TestMetaMemberLoss(t *testing.T) {
 	survivor := 3 - first - second // the meta members are 0, 1 and 2
 	before := c.Server(survivor).Meta().Map()
 	dataVictim := before.Table("open").Partitions[1].Master
-	c.Stop(memberIndex(c, dataVictim))
+	c.Stop(c.Index(dataVictim))
 	time.Sleep(2 * c.Member(0).Cfg.DownTimeout)
 	if after := c.Server(survivor).Meta().Map(); after.Epoch != before.Epoch {
 		t.Fatalf("the map changed from epoch %d to %d without a meta quorum", before.Epoch, after.Epoch)
@@ -649,7 +640,7 @@ func TestMetaMemberLoss(t *testing.T) {
 	if _, err := cl.Table("fenced").Set(ctx, []byte("quorum-back"), []byte("v")); err != nil {
 		t.Fatalf("fenced write after the quorum came back: %v", err)
 	}
-	c.Restart(memberIndex(c, dataVictim), true)
+	c.Restart(c.Index(dataVictim), true)
 	c.WaitConverged("open", 30*time.Second)
 	c.WaitConverged("fenced", 30*time.Second)
 }

@@ -39,8 +39,9 @@ func (a *ackLog) count() int {
 	return a.n
 }
 
-// check reads every acknowledged key back.
-func (a *ackLog) check(t *testing.T, ctx context.Context, tb *client.Table) {
+// check reads every acknowledged key back and returns how many were
+// missing or held another value, reporting the first few.
+func (a *ackLog) check(t *testing.T, ctx context.Context, tb *client.Table) (lost int) {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -56,10 +57,16 @@ func (a *ackLog) check(t *testing.T, ctx context.Context, tb *client.Table) {
 		}
 		for i, r := range res {
 			if want := a.acked[string(batch[i])]; !r.Found || string(r.Value) != want {
-				t.Errorf("acknowledged %s=%s, read %q (found %v)", batch[i], want, r.Value, r.Found)
+				if lost++; lost <= 20 {
+					t.Errorf("acknowledged %s=%s, read %q (found %v)", batch[i], want, r.Value, r.Found)
+				}
 			}
 		}
 	}
+	if lost > 20 {
+		t.Errorf("%d acknowledged writes missing in all", lost)
+	}
+	return lost
 }
 
 // writeLoad runs writers that overwrite keys of table through cl until
@@ -307,7 +314,7 @@ func samePlacement(a, b placement.Partition) bool {
 // its store (a cancelled or failed learner's data is deleted).
 func waitNoCopy(t *testing.T, c *testcluster.Cluster, node placement.NodeID, table placement.TableID, part placement.PartitionID) {
 	t.Helper()
-	i := memberIndex(c, node)
+	i := c.Index(node)
 	c.Eventually(30*time.Second, func() error {
 		s := c.Server(i)
 		if s == nil {
@@ -418,13 +425,13 @@ func waitReplicasCaughtUp(t *testing.T, c *testcluster.Cluster, table string, pa
 		m := c.Map()
 		tb := m.Table(table)
 		p := tb.Partitions[part]
-		mi := memberIndex(c, p.Master)
+		mi := c.Index(p.Master)
 		ms, ok := replicaStatus(c, mi, tb.ID, part)
 		if !ok {
 			return fmt.Errorf("no status from the master %s", p.Master)
 		}
 		for _, n := range p.Slaves {
-			if i := memberIndex(c, n); c.Server(i) != nil {
+			if i := c.Index(n); c.Server(i) != nil {
 				if ss, ok := replicaStatus(c, i, tb.ID, part); !ok || ss.Seq != ms.Seq {
 					return fmt.Errorf("slave %s at seq %d, master at %d", n, ss.Seq, ms.Seq)
 				}
@@ -490,9 +497,9 @@ func testMigrateKills(t *testing.T, victim string) {
 		var vi int
 		switch victim {
 		case "source":
-			vi = memberIndex(c, from)
+			vi = c.Index(from)
 		case "target":
-			vi = memberIndex(c, to)
+			vi = c.Index(to)
 		default:
 			vi = c.WaitMetaLeader()
 		}
@@ -693,7 +700,7 @@ func holdingsOf(m *placement.Map, node placement.NodeID) int {
 // waitNoCopies waits until node's store holds no replica at all.
 func waitNoCopies(t *testing.T, c *testcluster.Cluster, node placement.NodeID) {
 	t.Helper()
-	i := memberIndex(c, node)
+	i := c.Index(node)
 	c.Eventually(30*time.Second, func() error {
 		ids, err := c.Server(i).Node().Store().Replicas()
 		if err != nil {
@@ -716,7 +723,7 @@ func TestReReplicationAfterReplaceTimeout(t *testing.T) {
 	acks, stop := writeLoad(t, cl, "r", 2)
 	waitOps(t, cl, "r")
 	const victim = placement.NodeID("n5")
-	vi := memberIndex(c, victim)
+	vi := c.Index(victim)
 	c.Stop(vi)
 	c.Eventually(time.Minute, func() error {
 		m := c.LeaderMap()
@@ -842,7 +849,7 @@ func TestMigrateRefusesBadInput(t *testing.T) {
 		t.Errorf("remove an unknown node: %v, want ErrInvalid", err)
 	}
 	// To a node that is down.
-	c.Stop(memberIndex(c, outside))
+	c.Stop(c.Index(outside))
 	c.Eventually(20*time.Second, func() error {
 		if n := c.Map().Node(outside); n.State != placement.NodeDown {
 			return fmt.Errorf("%s is %v", outside, n.State)

@@ -59,7 +59,7 @@ func runPausedMaster(t *testing.T, pause time.Duration, reroute bool) *pauseRun 
 	const parts = 4
 	tbl := c.CreateTable("f", client.TableOptions{Partitions: parts, Replication: 3, Fenced: true})
 	victim := c.Map().Table("f").Partitions[0].Master
-	vi := memberIndex(c, victim)
+	vi := c.Index(victim)
 	hot := keysIn("hot", 0, parts, 3) // INCRed and read, all on the victim
 	// Keys of partitions the victim does not master.
 	var cold [][]byte

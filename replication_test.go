@@ -241,6 +241,10 @@ func TestWipedSlaveRejoinsByFullSync(t *testing.T) {
 	tbl := c.CreateTable("r", client.TableOptions{Partitions: 8, Replication: 3})
 	ctx := ctxFor(t, 2*time.Minute)
 	writeKeys(t, ctx, []*client.Client{c.Client(0)}, "r", 3_000)
+	// Replication is asynchronous: every acknowledged write must have reached
+	// the other replicas before the victim is stopped abruptly and wiped, or
+	// the writes it mastered and had not shipped are gone with it.
+	c.WaitConverged("r", 30*time.Second)
 
 	const victim = 2
 	c.Stop(victim)

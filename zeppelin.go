@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +53,18 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 
+	// sec holds the keyring, users and certificates (security.go);
+	// raftAuthFailures counts Raft connections that failed to prove the
+	// cluster secret.
+	sec              *security
+	raftAuthFailures atomic.Uint64
+	httpAuthFailures atomic.Uint64
+
+	// history is the data node's load, sampled by sampleLoad, which
+	// closes sampled when it returns (nil without the data role).
+	history loadHistory
+	sampled chan struct{}
+
 	cli *client.Client // set by Start, before anything is served
 
 	// group runs the server's own goroutines (RPC accept loop, HTTP
@@ -69,7 +83,8 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		// Warnings and errors still reach someone.
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if cfg.Weight == 0 {
 		cfg.Weight = 1
@@ -82,6 +97,10 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("zeppelin: create %s: %w", cfg.Dir, err)
 	}
 	s := &Server{cfg: cfg, network: transport.OrTCP(cfg.Expert.Network), reg: newRegistry()}
+	if s.sec, err = newSecurity(cfg); err != nil {
+		return nil, err
+	}
+	s.network = s.secureNetwork(s.network)
 	if s.lock, err = lockDir(cfg.Dir); err != nil {
 		return nil, err
 	}
@@ -110,12 +129,14 @@ func Start(cfg Config) (_ *Server, err error) {
 	if s.advertise == "" {
 		s.advertise = advertiseAddr(s.ln.Addr())
 	}
-	s.rpc = rpc.NewServer(rpc.ServerConfig{
+	s.rpc = rpc.NewServer(s.rpcServerConfig(rpc.ServerConfig{
 		Hello:    s.hello,
 		MaxFrame: cfg.Limits.FrameLimit(),
 		Logger:   s.log,
-	})
-	s.pool = rpc.NewPool(rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()})
+	}))
+	s.reg.MustRegister(securityCollector{s})
+	s.rpc.Handle(wire.KindServerStats, s.handleServerStats)
+	s.pool = rpc.NewPool(s.dialConfig())
 	seeds := append([]string(nil), cfg.Join...)
 	if cfg.Roles&RoleMeta != 0 {
 		seeds = append(seeds, s.advertise)
@@ -142,7 +163,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		if s.meta != nil {
 			self.MetaID, self.Raft = s.meta.ReplicaID(), s.raftAddr()
 		}
-		if s.disc, err = startDiscovery(cfg.GossipAddr, self, cfg.Expert.SmallFootprint, s.log, s.discoveryChanged); err != nil {
+		if s.disc, err = startDiscovery(cfg.GossipAddr, self, cfg.Expert.SmallFootprint, s.sec.keyring.GossipKeys(), s.log, s.discoveryChanged); err != nil {
 			return nil, err
 		}
 	}
@@ -152,14 +173,27 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 	}
 	s.group.Go(func() {
-		if err := s.rpc.Serve(s.ln); err != nil {
+		if err := s.rpc.Serve(s.ln); err != nil && !errors.Is(err, rpc.ErrClosed) {
 			s.log.Error("zeppelin: RPC listener stopped", "err", err)
 		}
 	})
 	if s.disc != nil && len(cfg.Join) > 0 {
 		s.group.Go(s.joinGossip)
 	}
-	s.log.Info("zeppelin: started", "roles", cfg.Roles, "rpc", s.advertise)
+	if s.sec.certs != nil {
+		s.group.Go(s.watchCertificates)
+	}
+	startAttrs := []any{"roles", cfg.Roles.String(), "rpc", s.advertise, "dir", cfg.Dir, "durability", cfg.Durability.String()}
+	if cfg.Roles&RoleMeta != 0 {
+		startAttrs = append(startAttrs, "meta_id", cfg.MetaID, "meta_members", len(cfg.MetaMembers))
+	}
+	if len(cfg.Join) > 0 {
+		startAttrs = append(startAttrs, "join", strings.Join(cfg.Join, ","))
+	}
+	if cfg.HTTPAddr != "" {
+		startAttrs = append(startAttrs, "http", cfg.HTTPAddr)
+	}
+	s.log.Info("zeppelin: started", startAttrs...)
 	return s, nil
 }
 
@@ -216,8 +250,9 @@ func (s *Server) startMeta() error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
 		Migration:         cfg.Migration,
-		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
-		RaftNetwork:       cfg.Expert.Network,
+		Dial:              s.dialConfig(),
+		RaftNetwork:       s.raftNetwork(),
+		RaftTLS:           s.raftTLS(),
 		Metrics:           s.reg,
 		Logger:            s.log,
 	})
@@ -286,15 +321,17 @@ func (s *Server) startData() error {
 		Weight:            cfg.Weight,
 		Store:             store,
 		Meta:              node.NewMetaClient(s.metaCall, max(cfg.HeartbeatInterval, 100*time.Millisecond)),
-		Dial:              rpc.DialConfig{Network: s.network, From: s.nodeID, MaxFrame: cfg.Limits.FrameLimit()},
+		Dial:              s.dialConfig(),
 		Limits:            cfg.Limits,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MasterLease:       cfg.MasterLease,
+		InSyncTimeout:     cfg.InSyncTimeout,
 		Retention:         cfg.Retention,
 		FetchWait:         cfg.Expert.FetchWait,
 		FetchBytes:        cfg.Expert.FetchBytes,
 		SnapshotChunk:     cfg.Expert.SnapshotChunk,
 		Metrics:           s.reg,
+		PartitionMetrics:  cfg.PartitionMetrics,
 		Logger:            s.log,
 	})
 	if err != nil {
@@ -306,6 +343,11 @@ func (s *Server) startData() error {
 	}
 	s.node = n
 	n.Register(s.rpc)
+	s.reg.MustRegister(storeCollector{s})
+	s.sampled = make(chan struct{})
+	if !s.group.Go(s.sampleLoad) {
+		close(s.sampled)
+	}
 	return nil
 }
 
@@ -434,6 +476,7 @@ func (s *Server) newClient() (*client.Client, error) {
 	cfg.Limits = s.cfg.Limits
 	cfg.Name = s.nodeID
 	cfg.Logger = s.log
+	cfg.Secret = s.cfg.Secret
 	var c *client.Client
 	var err error
 	if s.node != nil {
@@ -500,7 +543,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return s.Close()
 	default:
 	}
-	if s.node != nil {
+	if s.node != nil && s.mastersWithSlaves() {
 		// Waiting longer than the failure detector would is pointless:
 		// without a meta quorum (the whole cluster stopping, say) the
 		// partitions fail over after DownTimeout anyway.
@@ -521,6 +564,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return s.Close()
+}
+
+// mastersWithSlaves reports whether, by the node's map, it masters a
+// partition that has a slave on a node that is up: otherwise (a single
+// server, replication 1, the rest of the cluster already stopped) there is
+// nobody to hand a master role to, and Shutdown does not ask.
+func (s *Server) mastersWithSlaves() bool {
+	m := s.node.Map()
+	if m == nil {
+		return false
+	}
+	self := placement.NodeID(s.nodeID)
+	for _, t := range m.Tables {
+		for _, p := range t.Partitions {
+			if p.Master != self {
+				continue
+			}
+			for _, sl := range p.Slaves {
+				if n := m.Node(sl); n != nil && n.State == placement.NodeUp {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Close stops every role at once and releases every port and file: for a
@@ -550,6 +618,9 @@ func (s *Server) shutdown() error {
 	}
 	if s.rpc != nil {
 		errs = append(errs, s.rpc.Close())
+	}
+	if s.sampled != nil {
+		<-s.sampled // it reads the node, closed below
 	}
 	if s.ln != nil {
 		// Serve closes it, but a Start that failed never got that far.

@@ -24,22 +24,30 @@ type (
 	PlanMove = wire.PlanMove
 )
 
-// TableOptions configure CreateTable.
+// TableOptions configure CreateTable. The table's name is not among them:
+// it is CreateTable's argument, 1 to 64 ASCII letters, digits, '_', '-'
+// and '.', starting with a letter, a digit or '_' ("users", "orders-2024",
+// "1").
 type TableOptions struct {
 	// Partitions is the fixed number of partitions (default 16).
 	Partitions int
 	// Replication is the number of replicas of each partition, master
 	// included (default 3, at most the number of data nodes).
 	Replication int
-	// Mode is the replication mode. Only async is available in this
-	// version; CreateTable refuses sync.
+	// Mode is the replication mode: async (the default) acknowledges a
+	// write once its master has it; sync once every member of the
+	// partition's in-sync set has it, so that no acknowledged write is lost
+	// while fewer than MinInSync replicas fail (a sync table is always
+	// fenced, and single-key operations on it are linearizable).
 	Mode placement.Mode
 	// Fenced makes masters stop accepting writes when their meta lease
 	// lapses, so two masters never accept writes at once (always on for
 	// sync tables).
 	Fenced bool
-	// MinInSync is the smallest in-sync set a sync table accepts writes
-	// with (default: Replication/2+1).
+	// MinInSync is the smallest in-sync set (master included) a sync table
+	// accepts writes with (default: a majority of Replication; 1 ≤
+	// MinInSync ≤ Replication). Below it, writes fail with the retryable
+	// ErrNotEnoughReplicas and nothing is written.
 	MinInSync int
 	// Domain is the failure domain replicas are spread across (distinct
 	// hosts by default).
@@ -83,6 +91,10 @@ func (c *Client) waitEpoch(ctx context.Context, e placement.Epoch) {
 // CreateTable creates a table and returns it as committed. It returns when
 // the meta group has committed it; data nodes open their replicas within a
 // heartbeat, and calls made meanwhile wait for them.
+//
+// name is 1 to 64 ASCII letters, digits, '_', '-' and '.', and starts with
+// a letter, a digit or '_'; the meta group refuses any other name with
+// ErrInvalid. An existing name is refused with ErrTableExists.
 func (c *Client) CreateTable(ctx context.Context, name string, o TableOptions) (*placement.Table, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%w: empty table name", ErrInvalid)
@@ -189,4 +201,32 @@ func (c *Client) PlanRebalance(ctx context.Context, table string, mastersOnly bo
 func (c *Client) RebalanceMasters(ctx context.Context, table string) error {
 	_, err := c.Rebalance(ctx, RebalanceOptions{Table: table, MastersOnly: true})
 	return err
+}
+
+// AlterOptions are the changes AlterTable makes; nil fields are left as
+// they are.
+type AlterOptions struct {
+	// Mode switches the replication mode online. Async → sync starts every
+	// partition's in-sync set with its master alone: slaves rejoin it as
+	// soon as they have caught up (milliseconds), and until MinInSync of
+	// them have, writes wait (ErrNotEnoughReplicas when the deadline
+	// passes first). Sync → async drops the in-sync sets: from then on a
+	// write is acknowledged once its master has it.
+	Mode *placement.Mode
+	// MinInSync changes a sync table's minimum in-sync set.
+	MinInSync *int
+	// Fenced turns fencing on or off (a sync table is always fenced).
+	Fenced *bool
+}
+
+// AlterTable changes a table's replication mode, minimum in-sync set or
+// fencing while it serves, and returns the table as committed.
+func (c *Client) AlterTable(ctx context.Context, name string, o AlterOptions) (*placement.Table, error) {
+	var reply wire.TableReply
+	req := wire.AlterTableRequest{Name: name, Mode: o.Mode, MinInSync: o.MinInSync, Fenced: o.Fenced}
+	if err := c.adminCall(ctx, false, wire.KindMetaAlterTable, &req, &reply); err != nil {
+		return nil, err
+	}
+	c.waitEpoch(ctx, reply.Epoch)
+	return &reply.Table, nil
 }

@@ -31,6 +31,9 @@ type Client struct {
 	flightMu sync.Mutex
 	flight   *pullFlight
 
+	// writes tracks the client's writes for WaitReplicas.
+	writes *Writes
+
 	// local serves, in-process, requests addressed to localAddr (the data
 	// node of the process the client lives in).
 	local     Local
@@ -78,6 +81,9 @@ func NewInProcess(cfg Config, network transport.Network, addr string, local Loca
 func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, resp any) error {
 	if c.local != nil && addr == c.localAddr {
 		if ok, err := c.local.ServeLocal(ctx, kind, req, resp); ok {
+			if err == nil && kind == wire.KindWrite {
+				c.noteWrite(ctx, req.(*wire.WriteRequest), resp.(*wire.WriteReply))
+			}
 			return err
 		}
 	}
@@ -94,6 +100,9 @@ func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, res
 			return fmt.Errorf("%w: %s answered %v after the request was sent, past the %d ms left of its master lease",
 				errLateReply, addr, took.Round(time.Millisecond), lease)
 		}
+	}
+	if kind == wire.KindWrite {
+		c.noteWrite(ctx, req.(*wire.WriteRequest), resp.(*wire.WriteReply))
 	}
 	return nil
 }
@@ -235,12 +244,13 @@ func newClient(cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	limits := cfg.Limits.WithDefaults()
-	pool := rpc.NewPool(rpc.DialConfig{
-		Network:  cfg.network,
-		From:     cfg.Name,
-		MaxFrame: limits.FrameLimit(),
-	})
+	dc, err := cfg.dialConfig(limits)
+	if err != nil {
+		return nil, err
+	}
+	pool := rpc.NewPool(dc)
 	return &Client{
+		writes: NewWrites(),
 		cfg:    cfg,
 		limits: limits,
 		log:    log,
@@ -415,6 +425,8 @@ func (c *Client) callMeta(ctx context.Context, leaderOnly bool, kind wire.Kind, 
 				// left (they may be electing a leader).
 				continue
 			}
+			// The cause is formatted, not wrapped: it may carry a
+			// per-attempt deadline, which is not the caller's.
 			return fmt.Errorf("%w: %w within %v (seeds %s): %v",
 				ErrNoMeta, errNoSeed, seedWait, strings.Join(c.cfg.Seeds, ", "), metaCause(err, expired))
 		case errors.Is(err, rpc.ErrNoMeta), rpc.IsConnError(err):
@@ -479,6 +491,10 @@ type retrier struct {
 	waits      int
 	last       error // the last attempt's failure
 	refreshErr error // the last map pull's failure; nil once one succeeds
+	// maybeApplied is set once an attempt ended with its outcome unknown
+	// and the request was repeated: if the call fails in the end, an
+	// earlier attempt may still have been applied.
+	maybeApplied bool
 }
 
 // classify handles one failed attempt made with map m. It returns a
@@ -515,6 +531,7 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 			if !r.idempotent {
 				return false, fmt.Errorf("%w: %w", ErrAmbiguous, we)
 			}
+			r.maybeApplied = true
 			return r.refresh(ctx, m.Epoch, 0, true)
 		case wire.CodeWait, wire.CodeStaleEpoch, wire.CodeNotEnoughReplicas:
 			// A node that keeps asking to wait may have been replaced
@@ -541,6 +558,7 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 		if !r.idempotent {
 			return false, fmt.Errorf("%w: %w", ErrAmbiguous, err)
 		}
+		r.maybeApplied = true
 		return r.refresh(ctx, m.Epoch, 0, true)
 	case errors.Is(err, rpc.ErrClosed):
 		return false, ErrClosed
@@ -605,13 +623,22 @@ func (r *retrier) finalErr(err error) error {
 		return ErrClosed
 	}
 	if r.last == nil || errors.Is(err, r.last) {
-		return err
+		return r.ambiguous(err)
 	}
 	cause := attemptErr(r.last)
 	if re := r.refreshErr; re != nil && errors.Is(re, ErrNoMeta) && !errors.Is(err, ErrNoMeta) && retryLater(cause) {
 		cause = fmt.Errorf("%w; map not refreshed: %w", cause, re)
 	}
-	return fmt.Errorf("%w: %w", err, cause)
+	return r.ambiguous(fmt.Errorf("%w: %w", err, cause))
+}
+
+// ambiguous marks err as ErrAmbiguous when an earlier attempt may have been
+// applied.
+func (r *retrier) ambiguous(err error) error {
+	if !r.maybeApplied || errors.Is(err, ErrAmbiguous) {
+		return err
+	}
+	return fmt.Errorf("%w (an earlier attempt may have been applied): %w", ErrAmbiguous, err)
 }
 
 // retryLater reports whether cause, attemptErr's account of a failed
@@ -668,6 +695,11 @@ func route(m *placement.Map, name string, part placement.PartitionID) (*placemen
 	}
 	p := &t.Partitions[part]
 	if p.Master == "" {
+		if t.Mode == placement.ModeSync {
+			// Only a member of the in-sync set may be promoted: say which
+			// nodes the partition waits for.
+			return t, "", fmt.Errorf("table %s partition %d: %w: no member of its in-sync set %v is up", name, part, errNoMaster, p.InSync)
+		}
 		return t, "", fmt.Errorf("table %s partition %d: %w", name, part, errNoMaster)
 	}
 	addr := m.NodeAddr(p.Master)

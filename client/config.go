@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +14,7 @@ import (
 // Limits bound keys, values and multi-key requests; see DefaultLimits.
 type Limits = wire.Limits
 
-// DefaultLimits returns the default limits: keys ≤ 64 KiB, values ≤ 16 MiB,
+// DefaultLimits returns the default limits: keys ≤ 60 KiB, values ≤ 16 MiB,
 // batches ≤ 10,000 operations, MGet/MSet/MDelete ≤ 10,000 keys.
 func DefaultLimits() Limits { return wire.DefaultLimits() }
 
@@ -48,6 +49,22 @@ type Config struct {
 	Name string
 	// Logger receives debug logs of retries (discarded when nil).
 	Logger *slog.Logger
+
+	// Secret lists the cluster secrets (the first used; the others are
+	// offered too, so a client works while secrets rotate). A cluster
+	// with a secret refuses clients without one; a client with one
+	// refuses servers that cannot prove they know it.
+	Secret []string
+	// User and Password authenticate the client as a user of the
+	// cluster instead of with the secret: it may then do what the user's
+	// grants allow. The password never crosses the wire.
+	User, Password string
+	// TLS, when set, dials every node with TLS under this configuration
+	// (RootCAs: the cluster's CA; Certificates or GetClientCertificate:
+	// this client's certificate, for a cluster with client
+	// authentication). An empty ServerName is the host of the address
+	// dialed.
+	TLS *tls.Config
 
 	// network dials nodes; TCP when nil. Set by the zeppelin package and
 	// tests through NewWithNetwork.
@@ -88,5 +105,6 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("client: MaxMultiKeys (%d) must not exceed MaxBatchOps (%d): the keys of one partition in an MSet are written as one batch",
 			ld.MaxMultiKeys, ld.MaxBatchOps))
 	}
+	errs = append(errs, c.validateAuth()...)
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ const (
 	opRemoveMember               // forget a meta member removed from the group
 	opMigrate                    // queue migrations
 	opNodeAdmin                  // drain, undrain, remove a node or set its weight
+	opAlterTable                 // change a table's mode, min in-sync or fencing
 )
 
 // Result codes of Update (sm.Result.Value).
@@ -148,6 +149,8 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 		return applyMigrate(m, cmd)
 	case opNodeAdmin:
 		return applyNodeAdmin(m, cmd.NodeAdmin)
+	case opAlterTable:
+		return applyAlterTable(m, cmd.Table)
 	}
 	return resInvalid, nil, fmt.Errorf("unknown command %d", cmd.Op)
 }

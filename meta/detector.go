@@ -128,7 +128,7 @@ func lostStore(m *placement.Map, node placement.NodeID, v view) []partitionChang
 			if p.Master != node {
 				continue
 			}
-			if np, changed := failover(t.ID, p, eff, v); changed {
+			if np, changed := failover(&t, p, eff, v); changed {
 				out = append(out, partitionChange{Table: t.ID, Partition: p.ID, New: np})
 			}
 		}
@@ -214,9 +214,18 @@ func changes(m *placement.Map, v view, now time.Time, downTimeout time.Duration)
 				// A master without a complete copy serves nothing; a
 				// complete slave should take over.
 			default:
+				// A healthy master: only its in-sync set may need to lose
+				// slaves that are down.
+				if t.Mode == placement.ModeSync {
+					if in, changed := shrinkInSync(p, eff); changed {
+						np := p.Clone()
+						np.InSync = in
+						parts = append(parts, partitionChange{Table: t.ID, Partition: p.ID, New: np})
+					}
+				}
 				continue
 			}
-			np, changed := failover(t.ID, p, eff, v)
+			np, changed := failover(&t, p, eff, v)
 			if changed && np.Master != p.Master {
 				parts = append(parts, partitionChange{Table: t.ID, Partition: p.ID, New: np})
 			}
@@ -237,16 +246,20 @@ func masterIncomplete(table placement.TableID, p placement.Partition, v view) bo
 
 // failover picks a new master for a partition whose master is down or
 // missing: the up, complete slave with the highest reported (gen, seq),
-// ties broken by node ID. Without one the partition is left without a
-// master (unavailable) and the old master stays among the replicas, so it
-// can rejoin.
-func failover(table placement.TableID, p placement.Partition, eff map[placement.NodeID]placement.NodeState, v view) (placement.Partition, bool) {
+// ties broken by node ID — for a sync-mode table only among the members of
+// its in-sync set, since only they hold every acknowledged write. Without
+// one the partition is left without a master (unavailable) and the old
+// master stays among the replicas, so it can rejoin. The new in-sync set
+// is the old one without the members that are down (the old master among
+// them).
+func failover(t *placement.Table, p placement.Partition, eff map[placement.NodeID]placement.NodeState, v view) (placement.Partition, bool) {
+	sync := t.Mode == placement.ModeSync
 	// The longest copy reported by any replica: an empty replica is never
 	// promoted over one that holds records.
 	var longest uint64
 	for _, n := range p.Replicas() {
 		if r := v.nodes[n]; r != nil {
-			if rs, ok := r.replicas[replicaKey{table, p.ID}]; ok {
+			if rs, ok := r.replicas[replicaKey{t.ID, p.ID}]; ok {
 				longest = max(longest, rs.Seq)
 			}
 		}
@@ -254,15 +267,15 @@ func failover(table placement.TableID, p placement.Partition, eff map[placement.
 	var best placement.NodeID
 	var bestGen, bestSeq uint64
 	for _, n := range p.Slaves {
-		if eff[n] == placement.NodeDown {
+		if eff[n] == placement.NodeDown || (sync && !slices.Contains(p.InSync, n)) {
 			continue
 		}
 		r := v.nodes[n]
 		if r == nil {
 			continue
 		}
-		rs, ok := r.replicas[replicaKey{table, p.ID}]
-		if !ok || rs.Incomplete || (rs.Seq == 0 && longest > 0) {
+		rs, ok := r.replicas[replicaKey{t.ID, p.ID}]
+		if !ok || rs.Incomplete || (rs.Seq == 0 && longest > 0 && !sync) {
 			continue
 		}
 		if best == "" || rs.Gen > bestGen || (rs.Gen == bestGen && rs.Seq > bestSeq) ||
@@ -280,7 +293,13 @@ func failover(table placement.TableID, p placement.Partition, eff map[placement.
 		np.Master = best
 		np.Gen = p.Gen + 1
 		np.State = placement.PartitionActive
-		np.InSync = nil
+		if sync {
+			np.InSync = slices.DeleteFunc(slices.Clone(p.InSync), func(n placement.NodeID) bool {
+				return n == p.Master || eff[n] == placement.NodeDown
+			})
+		} else {
+			np.InSync = nil
+		}
 		return np, true
 	case p.Master != "":
 		np.Slaves = append(np.Slaves, p.Master)
@@ -288,4 +307,15 @@ func failover(table placement.TableID, p placement.Partition, eff map[placement.
 		return np, true
 	}
 	return p, false
+}
+
+// shrinkInSync returns p's in-sync set without the slaves that are down,
+// and whether that removed any. The master waits for every in-sync slave's
+// acknowledgement before it acknowledges a write, so it cannot acknowledge
+// anything a removed slave lacks until it has learnt of the removal.
+func shrinkInSync(p placement.Partition, eff map[placement.NodeID]placement.NodeState) ([]placement.NodeID, bool) {
+	out := slices.DeleteFunc(slices.Clone(p.InSync), func(n placement.NodeID) bool {
+		return n != p.Master && eff[n] == placement.NodeDown
+	})
+	return out, len(out) != len(p.InSync)
 }

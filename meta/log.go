@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/lni/dragonboat/v4/logger"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // dragonboat's logger registry is process-wide and can be configured only
@@ -84,4 +85,13 @@ func (d *dbLogger) Errorf(f string, a ...any)   { d.log(logger.ERROR, slog.Level
 func (d *dbLogger) Panicf(f string, a ...any) {
 	d.log(logger.CRITICAL, slog.LevelError, f, a)
 	panic(fmt.Sprintf(f, a...))
+}
+
+// tableName names a table in logs: its name in this member's map, or its
+// ID when the map does not know it (any more).
+func (s *Server) tableName(id placement.TableID) string {
+	if t := s.Map().TableByID(id); t != nil {
+		return t.Name
+	}
+	return fmt.Sprintf("#%d", id)
 }

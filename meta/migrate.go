@@ -364,7 +364,7 @@ func (s *Server) finishMigration(ctx context.Context, id uint64, state placement
 		switch code {
 		case resOK:
 			s.events.add(Event{Time: time.Now(), Kind: "migration " + state.String(), Table: mg.Table, Partition: mg.Partition, Node: mg.To, From: mg.From, Epoch: res.Epoch})
-			s.log.Info("meta: migration "+state.String(), "id", id, "table", mg.Table, "partition", mg.Partition, "from", mg.From, "to", mg.To, "reason", reason)
+			s.log.Info("meta: migration "+state.String(), "id", id, "table", s.tableName(mg.Table), "partition", mg.Partition, "from", mg.From, "to", mg.To, "reason", reason)
 			return nil
 		case resConflict:
 			continue
@@ -501,7 +501,7 @@ func (s *Server) handleNodeAdmin(ctx context.Context, body []byte) (any, error) 
 			return nil, err
 		}
 		reply.Batch, reply.Migrations = batch, n
-		s.log.Info("meta: draining node", "node", req.Node, "migrations", n, "batch", batch)
+		s.log.Info("meta: draining node", "target", req.Node, "migrations", n, "batch", batch)
 	}
 	return reply, nil
 }
@@ -729,7 +729,7 @@ func (s *Server) proposeMigration(ctx context.Context, mg placement.Migration, s
 	if state != mg.State {
 		kind := "migration " + state.String()
 		s.events.add(Event{Time: now, Kind: kind, Table: mg.Table, Partition: mg.Partition, Node: mg.To, From: mg.From, Epoch: res.Epoch})
-		s.log.Info("meta: "+kind, "id", mg.ID, "table", mg.Table, "partition", mg.Partition, "from", mg.From, "to", mg.To, "reason", reason, "epoch", res.Epoch)
+		s.log.Info("meta: "+kind, "id", mg.ID, "table", s.tableName(mg.Table), "partition", mg.Partition, "from", mg.From, "to", mg.To, "reason", reason, "epoch", res.Epoch)
 	}
 	return true
 }
@@ -801,6 +801,7 @@ func (s *Server) advanceMigration(ctx context.Context, m *placement.Map, v view,
 	np.Learners = slices.DeleteFunc(np.Learners, func(n placement.NodeID) bool { return n == mg.To })
 	if mg.From != "" {
 		np.Slaves = slices.DeleteFunc(np.Slaves, func(n placement.NodeID) bool { return n == mg.From })
+		np.InSync = slices.DeleteFunc(np.InSync, func(n placement.NodeID) bool { return n == mg.From })
 	}
 	if mg.To != "" {
 		np.Slaves = append(np.Slaves, mg.To)
@@ -861,7 +862,7 @@ func (s *Server) startHandover(mg placement.Migration, to placement.NodeID, drop
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		s.log.Info("meta: migration handover failed, will retry", "id", mg.ID, "table", mg.Table, "partition", mg.Partition, "to", to, "err", err)
+		s.log.Info("meta: migration handover failed, will retry", "id", mg.ID, "table", s.tableName(mg.Table), "partition", mg.Partition, "to", to, "err", err)
 		if drop {
 			m := s.Map()
 			if cur := m.Migration(mg.ID); cur != nil && cur.State == placement.MigrationCopying && cur.Attempts >= maxHandoverAttempts {
@@ -912,14 +913,14 @@ func (s *Server) replaceLostNodes(ctx context.Context, m *placement.Map, now tim
 		dead := n.ID
 		batch, count, err := s.rebalance(ctx, "", 0, func(mg placement.Migration) bool { return mg.From == dead })
 		if err != nil {
-			s.log.Warn("meta: cannot re-create the replicas of a lost node", "node", dead, "err", err)
+			s.log.Warn("meta: cannot re-create the replicas of a lost node", "target", dead, "err", err)
 			continue
 		}
 		s.mig.mu.Lock()
 		s.mig.replaced[dead] = true
 		s.mig.mu.Unlock()
 		s.log.Warn("meta: node down for longer than the replace timeout: re-creating its replicas elsewhere",
-			"node", dead, "down_for", now.Sub(time.UnixMilli(n.Since)).Round(time.Second), "migrations", count, "batch", batch)
+			"target", dead, "down_for", now.Sub(time.UnixMilli(n.Since)).Round(time.Second), "migrations", count, "batch", batch)
 	}
 }
 

@@ -69,12 +69,22 @@ type Config struct {
 	// instead of dragonboat's own TCP transport, so that the faults a
 	// test injects between hosts reach the meta group too.
 	RaftNetwork transport.Network
+	// RaftTLS, when its files are set and RaftNetwork is not, secures
+	// dragonboat's own Raft transport with mutual TLS: every member
+	// presents CertFile and verifies its peers against CAFile.
+	RaftTLS RaftTLS
 
 	// Metrics registers the member's Prometheus metrics (none when nil).
 	Metrics prometheus.Registerer
 
 	// Logger receives the member's logs.
 	Logger *slog.Logger
+}
+
+// RaftTLS names the files of the Raft transport's mutual TLS (dragonboat's
+// NodeHostConfig.MutualTLS, CAFile, CertFile and KeyFile).
+type RaftTLS struct {
+	CAFile, CertFile, KeyFile string
 }
 
 // Server is one meta member.
@@ -169,6 +179,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.RaftNetwork != nil {
 		nhc.Expert.TransportFactory = netTransportFactory{network: cfg.RaftNetwork, log: log}
+	} else if t := cfg.RaftTLS; t.CertFile != "" {
+		nhc.MutualTLS, nhc.CAFile, nhc.CertFile, nhc.KeyFile = true, t.CAFile, t.CertFile, t.KeyFile
 	}
 	if cfg.SmallLogDB {
 		nhc.Expert.LogDB = config.GetTinyMemLogDBConfig()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode"
 
 	"github.com/zeppelin-kv/zeppelin/internal/planner"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
@@ -33,6 +34,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindMetaHandOff, s.handleHandOff)
 	s.registerMigrations(srv)
 	s.registerMembership(srv)
+	s.registerInSync(srv)
 }
 
 // maxRequestElements bounds the arrays of one meta request (a heartbeat
@@ -104,7 +106,7 @@ func (s *Server) registerLostStore(ctx context.Context, n placement.Node) (any, 
 		}
 		switch code {
 		case resOK:
-			s.log.Warn("meta: node came back with a new store: its data is gone", "node", n.ID, "failovers", len(parts), "epoch", res.Epoch)
+			s.log.Warn("meta: node came back with a new store: its data is gone", "target", n.ID, "failovers", len(parts), "epoch", res.Epoch)
 			now := time.Now()
 			for _, pc := range parts {
 				kind := "failover"
@@ -185,6 +187,15 @@ func (s *Server) handleCreateTable(ctx context.Context, body []byte) (any, error
 			Fenced: req.Fenced || req.Mode == placement.ModeSync, MinInSync: req.MinInSync,
 			Domain: req.Domain, Partitions: parts,
 		}
+		if t.Mode == placement.ModeSync {
+			if t.MinInSync == 0 {
+				t.MinInSync = defaultMinInSync(t.Replication)
+			}
+			// Every replica of a new partition is empty, hence in sync.
+			for i := range t.Partitions {
+				t.Partitions[i].InSync = t.Partitions[i].Replicas()
+			}
+		}
 		code, res, err := s.propose(ctx, &command{Op: opCreateTable, ExpectEpoch: m.Epoch, Table: &t})
 		if err != nil {
 			return nil, err
@@ -205,29 +216,55 @@ func (s *Server) handleCreateTable(ctx context.Context, body []byte) (any, error
 	}
 }
 
+// validateCreate checks a create-table request before anything is
+// proposed. A table name is 1 to maxTableName ASCII letters, digits, '_',
+// '-' and '.', starting with a letter, a digit or '_': it can be typed in a
+// shell, never reads as a flag, and is never "." or "..".
 func validateCreate(req *wire.CreateTableRequest) error {
+	if why := badTableName(req.Name); why != "" {
+		return wire.Errorf(wire.CodeInvalid, "create table: invalid table name %q: %s", req.Name, why)
+	}
 	switch {
-	case req.Name == "":
-		return wire.Errorf(wire.CodeInvalid, "create table: empty name")
-	case len(req.Name) > 256:
-		return wire.Errorf(wire.CodeInvalid, "create table: name longer than 256 bytes")
 	case req.Partitions < 1 || req.Partitions > maxPartitions:
 		return wire.Errorf(wire.CodeInvalid, "create table: partitions must be within 1..%d, got %d", maxPartitions, req.Partitions)
 	case req.Replication < 1 || req.Replication > maxReplication:
 		return wire.Errorf(wire.CodeInvalid, "create table: replication must be within 1..%d, got %d", maxReplication, req.Replication)
-	case req.Mode == placement.ModeSync:
-		// The in-sync set and its acknowledgements are not built yet: a
-		// sync table would silently behave as an async one.
-		return wire.Errorf(wire.CodeInvalid, "create table: replication mode sync is not available yet (use async, with Fenced for a single writer)")
-	case req.Mode != placement.ModeAsync:
+	case req.Mode != placement.ModeAsync && req.Mode != placement.ModeSync:
 		return wire.Errorf(wire.CodeInvalid, "create table: unknown mode %d", req.Mode)
 	case req.Domain > placement.DomainZone:
 		return wire.Errorf(wire.CodeInvalid, "create table: unknown failure domain %d", req.Domain)
 	case req.MinInSync < 0 || req.MinInSync > req.Replication:
-		return wire.Errorf(wire.CodeInvalid, "create table: min in-sync %d outside 0..%d", req.MinInSync, req.Replication)
+		return wire.Errorf(wire.CodeInvalid, "create table: min in-sync %d outside 1..%d (the replication factor)", req.MinInSync, req.Replication)
+	case req.MinInSync > 0 && req.Mode != placement.ModeSync:
+		return wire.Errorf(wire.CodeInvalid, "create table: min in-sync applies to sync tables only")
 	}
 	return nil
 }
+
+// maxTableName is the longest table name, in characters.
+const maxTableName = 64
+
+// badTableName says what is wrong with name as a table name, or returns "".
+func badTableName(name string) string {
+	if name == "" {
+		return "empty"
+	}
+	for _, r := range name {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '-' || r == '.') {
+			return fmt.Sprintf("%q is not allowed (use letters, digits, '_', '-' and '.')", r)
+		}
+	}
+	switch {
+	case len(name) > maxTableName:
+		return fmt.Sprintf("longer than %d characters", maxTableName)
+	case name[0] == '-' || name[0] == '.':
+		return fmt.Sprintf("starts with %q (start with a letter, a digit or '_')", name[0])
+	}
+	return ""
+}
+
+// defaultMinInSync is a majority of the replication factor.
+func defaultMinInSync(replication int) int { return replication/2 + 1 }
 
 // assign computes the replica assignment of a new table over the up data
 // nodes with the placement package, with every partition at generation 1.
@@ -282,6 +319,7 @@ func (s *Server) handleStatus(_ context.Context, body []byte) (any, error) {
 	reply := &wire.StatusReply{
 		Epoch: m.Epoch, LeaderID: id, LeaderAddr: s.leaderAddr(m),
 		Self: s.cfg.ReplicaID, Term: term, Map: m,
+		Role: s.raftRole(id), Applied: s.AppliedIndex(),
 	}
 	for _, mm := range m.Meta {
 		reply.Members = append(reply.Members, wire.MemberStatus{MetaMember: mm, Leader: mm.ID == id})

@@ -21,6 +21,9 @@ type stateMachine struct {
 	// again. It is part of the snapshot: every replica deduplicates alike.
 	recent map[uint64]recentResult
 	order  []uint64
+	// applied is the index of the last entry Update applied (0 after a
+	// restart until the next entry; see Server.AppliedIndex).
+	applied uint64
 }
 
 // maxRecent bounds the remembered proposals.
@@ -51,6 +54,9 @@ func newStateMachine(uint64, uint64) sm.IStateMachine {
 // queryMap asks Lookup for the current map.
 type queryMap struct{}
 
+// queryApplied asks Lookup for the index of the last applied entry.
+type queryApplied struct{}
+
 // updateResult is the msgpack body of sm.Result.Data.
 type updateResult struct {
 	Err   string           `msgpack:"err,omitempty"`
@@ -59,6 +65,7 @@ type updateResult struct {
 }
 
 func (s *stateMachine) Update(e sm.Entry) (sm.Result, error) {
+	s.applied = e.Index
 	var cmd command
 	if err := wire.Unmarshal(e.Cmd, &cmd); err != nil {
 		return s.result(resInvalid, nil, err), nil
@@ -103,6 +110,8 @@ func (s *stateMachine) Lookup(q any) (any, error) {
 	switch q.(type) {
 	case queryMap:
 		return s.m, nil
+	case queryApplied:
+		return s.applied, nil
 	}
 	return nil, fmt.Errorf("meta: unknown query %T", q)
 }

@@ -20,6 +20,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindList, s.handleList)
 	srv.Handle(wire.KindNodeStatus, s.handleNodeStatus)
 	srv.Handle(wire.KindNodeNotify, s.handleNotify)
+	srv.Handle(wire.KindWaitRepl, s.handleWaitReplicas)
 	srv.Handle(wire.KindReplHandshake, s.handleHandshake)
 	srv.Handle(wire.KindReplFetch, s.handleFetch)
 	srv.Handle(wire.KindSnapBegin, s.handleSnapBegin)
@@ -287,11 +288,45 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 			return wire.GroupResult{Err: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
 		}
 	}
-	res, err := r.part.Write(ctx, g.Ops)
-	if err != nil {
-		return wire.GroupResult{Err: s.partErr(ctx, err)}
+	if info := r.info.Load(); info.sync && len(info.inSync) < info.minInSync {
+		return wire.GroupResult{Err: s.errorf(wire.CodeNotEnoughReplicas, "table %d partition %d has %d in-sync replicas, fewer than its minimum of %d: nothing was written",
+			req.Table, g.Partition, len(info.inSync), info.minInSync)}
 	}
-	return wire.GroupResult{Results: res}
+	res, seq, err := r.part.WriteSeq(ctx, g.Ops)
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) || seq == 0 {
+			return wire.GroupResult{Err: s.partErr(ctx, err)}
+		}
+		// The group failed on its own terms (an increment of a value that
+		// is not an integer, say): that answer depends on the data up to
+		// seq, which a sync table must have replicated first.
+		if werr := r.waitReplicated(ctx, seq); werr != nil {
+			return wire.GroupResult{Err: werr}
+		}
+		return wire.GroupResult{Err: we}
+	}
+	if werr := r.waitReplicated(ctx, seq); werr != nil {
+		return wire.GroupResult{Err: werr}
+	}
+	return wire.GroupResult{Results: res, Seq: seq}
+}
+
+// readReplicated waits until a sync master's data up to seq, which a read
+// was answered from, is replicated to its in-sync set; a read never
+// returns what a failover could still lose. Failing that, the read can be
+// retried: its error is a wait.
+func (s *Server) readReplicated(ctx context.Context, r *replica, seq uint64, allowSlave bool) *wire.Error {
+	if allowSlave && r.info.Load().role != wire.RoleMaster {
+		return nil
+	}
+	werr := r.waitReplicated(ctx, seq)
+	if werr == nil {
+		return nil
+	}
+	e := *werr
+	e.Code = wire.CodeWait
+	return &e
 }
 
 func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
@@ -351,26 +386,28 @@ func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef
 		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)}
 	}
 	switch req.Op {
+	case wire.ReadGet, wire.ReadExists, wire.ReadTTL:
+	default:
+		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)}
+	}
+	v, exp, found, seq, err := r.part.GetSeq(k.Key)
+	if err != nil {
+		return wire.ReadResult{Err: s.partErr(ctx, err)}
+	}
+	if werr := s.readReplicated(ctx, r, seq, req.AllowSlave); werr != nil {
+		return wire.ReadResult{Err: werr}
+	}
+	switch req.Op {
 	case wire.ReadGet:
-		v, _, found, err := r.part.Get(k.Key)
-		if err != nil {
-			return wire.ReadResult{Err: s.partErr(ctx, err)}
-		}
 		return wire.ReadResult{Found: found, Value: v}
 	case wire.ReadExists:
-		found, err := r.part.Exists(k.Key)
-		if err != nil {
-			return wire.ReadResult{Err: s.partErr(ctx, err)}
-		}
 		return wire.ReadResult{Found: found}
-	case wire.ReadTTL:
-		ttl, found, err := r.part.TTL(k.Key)
-		if err != nil {
-			return wire.ReadResult{Err: s.partErr(ctx, err)}
-		}
-		return wire.ReadResult{Found: found, TTL: ttl}
 	}
-	return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)}
+	ttl := int64(-1)
+	if found && exp != 0 {
+		ttl = max(exp-r.part.Now(), 0)
+	}
+	return wire.ReadResult{Found: found, TTL: ttl}
 }
 
 func (s *Server) handleList(ctx context.Context, body []byte) (any, error) {
@@ -395,9 +432,13 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 		s.observe("list", req.Table, start, werr)
 		return nil, werr
 	}
-	keys, vals, more, err := r.part.List(req.Tag, req.After, req.Limit, req.Values)
+	keys, vals, more, seq, err := r.part.ListSeq(req.Tag, req.After, req.Limit, req.Values)
 	if err != nil {
 		werr := s.partErr(ctx, err)
+		s.observe("list", req.Table, start, werr)
+		return nil, werr
+	}
+	if werr := s.readReplicated(ctx, r, seq, false); werr != nil {
 		s.observe("list", req.Table, start, werr)
 		return nil, werr
 	}
@@ -432,4 +473,28 @@ func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
 func (s *Server) handleNodeStatus(context.Context, []byte) (any, error) {
 	st := s.Status()
 	return &st, nil
+}
+
+// handleWaitReplicas answers Redis WAIT: per partition, once Replicas of
+// its slaves have acknowledged the seq asked for, or the timeout passes
+// (no timeout: until the request's deadline), it reports how many had.
+func (s *Server) handleWaitReplicas(ctx context.Context, body []byte) (any, error) {
+	req, err := wire.Decode[wire.WaitReplicasRequest](body, s.cfg.Limits.MaxRequestElements())
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if req.TimeoutMs > 0 {
+		wctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+	}
+	defer cancel()
+	reply := &wire.WaitReplicasReply{Acked: make([]int, len(req.Seqs))}
+	for i, ws := range req.Seqs {
+		r, _, werr := s.serving(ctx, req.Table, ws.Partition, req.Epoch, false, false)
+		if werr != nil {
+			return nil, werr
+		}
+		reply.Acked[i] = r.waitAcked(wctx, ws.Seq, req.Replicas)
+	}
+	return reply, nil
 }

@@ -25,8 +25,12 @@
 // fenced table a master whose lease has lapsed answers writes with a wait,
 // so it stops before the meta group may promote another master (the meta
 // group waits DownTimeout, longer than the lease, after the last heartbeat).
-// Reads are not fenced: a master cut off from the meta group keeps serving
-// them from its copy.
+// Reads of a fenced table are fenced too: they are answered only while the
+// lease holds, and every reply carries the lease left so that the client
+// can drop one that arrives after it ran out. Reads of an unfenced table
+// are served from the master's copy even while it is cut off from the meta
+// group. A sync table's master answers a read only once its in-sync set
+// holds everything the read could see (insync.go).
 //
 // # Replication
 //

@@ -240,9 +240,9 @@ func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 		delete(s.replicas, r.key)
 		s.mu.Unlock()
 		if err := s.store.Drop(uint32(r.key.table), uint32(r.key.part)); err != nil {
-			s.log.Error("node: drop replica", "table", r.key.table, "partition", r.key.part, "err", err)
+			s.log.Error("node: drop replica", "table", s.tableName(r.key.table), "partition", r.key.part, "err", err)
 		} else {
-			s.log.Info("node: dropped replica", "table", r.key.table, "partition", r.key.part, "epoch", m.Epoch)
+			s.log.Info("node: dropped replica", "table", s.tableName(r.key.table), "partition", r.key.part, "epoch", m.Epoch)
 		}
 	}
 	marshal := wire.Marshal

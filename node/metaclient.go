@@ -47,3 +47,11 @@ func (r rpcMeta) Pull(ctx context.Context, known placement.Epoch, leader bool) (
 }
 
 func (r rpcMeta) LeaderHint(addr string, term uint64) { r.mc.LeaderHint(addr, term) }
+
+func (r rpcMeta) InSync(ctx context.Context, req *wire.InSyncRequest) (placement.Epoch, error) {
+	var reply wire.EpochReply
+	if err := r.mc.CallBounded(ctx, r.attempt, true, wire.KindMetaInSync, req, &reply); err != nil {
+		return 0, err
+	}
+	return reply.Epoch, nil
+}

@@ -27,6 +27,9 @@ type MetaClient interface {
 	// Pull returns the map when it is newer than known, else nil. With
 	// leader set it asks the leader.
 	Pull(ctx context.Context, known placement.Epoch, leader bool) (*placement.Map, error)
+	// InSync asks the meta leader to change a sync partition's in-sync set
+	// and returns the epoch that commits it.
+	InSync(ctx context.Context, req *wire.InSyncRequest) (placement.Epoch, error)
 	// LeaderHint tells the client that the member at addr announced itself
 	// as the leader of Raft term term; a hint from an older term than one
 	// already known is ignored.
@@ -58,6 +61,11 @@ type Config struct {
 	MasterLease time.Duration
 	// Retention bounds every replica's binlog.
 	Retention partition.Retention
+	// InSyncTimeout is how long a sync-mode master waits for an in-sync
+	// slave's acknowledgement before it asks the meta group to remove the
+	// slave from the in-sync set (default five heartbeat intervals, at
+	// least 500 ms).
+	InSyncTimeout time.Duration
 	// FetchWait is how long a master holds a replication fetch that has no
 	// record to return yet.
 	FetchWait time.Duration
@@ -69,6 +77,10 @@ type Config struct {
 
 	// Metrics registers the node's Prometheus metrics (none when nil).
 	Metrics prometheus.Registerer
+	// PartitionMetrics adds the series with a partition label (replica
+	// positions, lag, slave connected) to Metrics; the per-node figures
+	// are exported either way.
+	PartitionMetrics bool
 
 	Logger *slog.Logger
 }
@@ -83,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.FetchWait <= 0 {
 		c.FetchWait = max(2*c.HeartbeatInterval, 200*time.Millisecond)
+	}
+	if c.InSyncTimeout <= 0 {
+		c.InSyncTimeout = max(5*c.HeartbeatInterval, 500*time.Millisecond)
 	}
 	if c.FetchBytes <= 0 {
 		c.FetchBytes = 4 << 20
@@ -171,7 +186,7 @@ func Start(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "node", "node", cfg.NodeID),
+		log:      cfg.Logger.With("component", "node"),
 		store:    cfg.Store,
 		pool:     rpc.NewPool(cfg.Dial),
 		start:    time.Now(),
@@ -292,7 +307,7 @@ func (s *Server) purge() {
 	for _, r := range s.replicaList() {
 		keep := r.keepFrom()
 		if _, err := r.part.Purge(s.cfg.Retention, keep); err != nil && !errors.Is(err, partition.ErrClosed) && !errors.Is(err, partition.ErrIncomplete) {
-			s.log.Warn("node: binlog purge failed", "table", r.key.table, "partition", r.key.part, "err", err)
+			s.log.Warn("node: binlog purge failed", "table", s.tableName(r.key.table), "partition", r.key.part, "err", err)
 		}
 	}
 }

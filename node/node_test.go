@@ -28,6 +28,10 @@ func (f *fakeMeta) Register(context.Context, placement.Node) error { return nil 
 
 func (f *fakeMeta) LeaderHint(string, uint64) {}
 
+func (f *fakeMeta) InSync(context.Context, *wire.InSyncRequest) (placement.Epoch, error) {
+	return 0, nil
+}
+
 func (f *fakeMeta) Heartbeat(_ context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -95,7 +95,7 @@ func (s *Server) handleHandshake(ctx context.Context, body []byte) (any, error) 
 	action, reason := r.part.Decide(req.LastGen, req.LastSeq)
 	st := r.part.State()
 	if action == wire.ReplFullSync {
-		s.log.Info("node: slave needs a full sync", "table", req.Table, "partition", req.Partition,
+		s.log.Debug("node: slave needs a full sync", "table", s.tableName(req.Table), "partition", req.Partition,
 			"slave", req.Node, "slave_gen", req.LastGen, "slave_seq", req.LastSeq, "seq", st.Seq, "reason", reason)
 	}
 	return &wire.HandshakeReply{Action: action, Reason: reason, Seq: st.Seq}, nil
@@ -153,11 +153,22 @@ type snapshots struct {
 }
 
 type snapSession struct {
-	mu    sync.Mutex // serialises Next
+	mu    sync.Mutex // serialises Next and guards ahead
 	snap  *partition.Snapshot
 	last  time.Time
 	key   rkey
 	slave placement.NodeID
+	// ahead delivers the chunk read while the previous one is on its way
+	// to the slave (nil when none is being read): a session holds at most
+	// that chunk besides the one being sent.
+	ahead chan snapChunk
+}
+
+// snapChunk is one result of Snapshot.Next.
+type snapChunk struct {
+	entries []wire.SnapEntry
+	done    bool
+	err     error
 }
 
 func (ss *snapshots) init() { ss.m = make(map[uint64]*snapSession) }
@@ -249,7 +260,7 @@ func (s *Server) handleSnapBegin(ctx context.Context, body []byte) (any, error) 
 	}
 	id := s.snaps.add(r.key, req.Node, snap)
 	reply := &wire.SnapBeginReply{ID: id, Gen: snap.Gen, Seq: snap.Seq, History: slices.Clone(snap.History)}
-	s.log.Info("node: full sync started", "table", req.Table, "partition", req.Partition, "slave", req.Node, "gen", snap.Gen, "seq", snap.Seq)
+	s.log.Debug("node: full sync started", "table", s.tableName(req.Table), "partition", req.Partition, "slave", req.Node, "gen", snap.Gen, "seq", snap.Seq)
 	return reply, nil
 }
 
@@ -267,8 +278,31 @@ func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) 
 		maxBytes = min(maxBytes, req.MaxBytes)
 	}
 	sess.mu.Lock()
-	entries, done, err := sess.snap.Next(maxBytes)
+	var c snapChunk
+	if sess.ahead != nil {
+		// Read ahead, sized by the request before (a slave asks for the
+		// same size throughout).
+		c = <-sess.ahead
+		sess.ahead = nil
+	} else {
+		c.entries, c.done, c.err = sess.snap.Next(maxBytes)
+	}
+	if c.err == nil && !c.done {
+		// Read the next chunk while this one is encoded and sent, and the
+		// slave loads it. Should the session end first, Next fails on the
+		// closed snapshot or its chunk is dropped with the session.
+		ahead := make(chan snapChunk, 1)
+		snap := sess.snap
+		if s.group.Go(func() {
+			var n snapChunk
+			n.entries, n.done, n.err = snap.Next(maxBytes)
+			ahead <- n
+		}) {
+			sess.ahead = ahead
+		}
+	}
 	sess.mu.Unlock()
+	entries, done, err := c.entries, c.done, c.err
 	if err != nil {
 		s.snaps.remove(req.ID)
 		return nil, s.partErr(ctx, err)

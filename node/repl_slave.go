@@ -27,7 +27,7 @@ func (r *replica) follow(ctx context.Context, master placement.NodeID, gen uint6
 			return
 		}
 		if err != nil {
-			r.s.log.Debug("node: replication interrupted", "table", r.key.table, "partition", r.key.part, "master", master, "err", err)
+			r.s.log.Debug("node: replication interrupted", "table", r.s.tableName(r.key.table), "partition", r.key.part, "master", master, "err", err)
 		}
 		if time.Since(started) > 5*time.Second {
 			backoff = 10 * time.Millisecond
@@ -91,7 +91,7 @@ func (r *replica) syncOnce(ctx context.Context, master placement.NodeID, gen uin
 	case wire.ReplContinue:
 		return r.stream(ctx, addr, gen)
 	case wire.ReplFullSync:
-		r.s.log.Info("node: full sync", "table", r.key.table, "partition", r.key.part, "master", master, "reason", reply.Reason)
+		r.s.log.Info("node: full sync", "table", r.s.tableName(r.key.table), "partition", r.key.part, "master", master, "reason", reply.Reason)
 		return r.fullSync(ctx, addr, gen)
 	case wire.ReplRefuse:
 		r.s.requestPull(0)
@@ -154,13 +154,13 @@ func (r *replica) stream(ctx context.Context, addr string, gen uint64) error {
 // replica is marked incomplete and is neither served nor promoted.
 func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 	r.state.Store(uint32(wire.ReplFullSyncing))
-	call := func(kind wire.Kind, req, resp any) error {
+	call := func(ctx context.Context, kind wire.Kind, req, resp any) error {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		return r.s.pool.Call(cctx, addr, kind, req, resp)
 	}
 	var begin wire.SnapBeginReply
-	if err := call(wire.KindSnapBegin, &wire.SnapBeginRequest{Table: r.key.table, Partition: r.key.part,
+	if err := call(ctx, wire.KindSnapBegin, &wire.SnapBeginRequest{Table: r.key.table, Partition: r.key.part,
 		Node: r.s.cfg.NodeID, MapGen: gen}, &begin); err != nil {
 		return fmt.Errorf("snapshot begin: %w", err)
 	}
@@ -178,7 +178,6 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 	if err := r.part.BeginLoad(); err != nil {
 		return fmt.Errorf("begin load: %w", err)
 	}
-	loaded := 0
 	r.loadedBytes.Store(0)
 	pace := pacer{rate: r.info.Load().rateBytes, start: time.Now()}
 	chunkBytes := r.s.cfg.SnapshotChunk
@@ -186,29 +185,68 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 		// Small enough chunks that the pace is kept within a second.
 		chunkBytes = int(min(int64(chunkBytes), max(pace.rate/4, 16<<10)))
 	}
-	for {
-		var chunk wire.SnapChunkReply
-		if err := call(wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: chunkBytes}, &chunk); err != nil {
-			return fmt.Errorf("snapshot chunk: %w", err)
+
+	// One goroutine fetches the chunks, one request at a time and in
+	// order, while this one loads them: the next chunk crosses the network
+	// while the current one is written. The hand-over channel bounds what
+	// is held to the chunk being loaded, one waiting and the one arriving.
+	// The pace is kept on what is fetched. Closing chunks is the fetcher's
+	// last act; fetchErr then says why it stopped before the last chunk.
+	fctx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	chunks := make(chan []wire.SnapEntry, 1)
+	var fetchErr error
+	fetch := func() {
+		defer close(chunks)
+		for {
+			var chunk wire.SnapChunkReply
+			if err := call(fctx, wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: chunkBytes}, &chunk); err != nil {
+				fetchErr = fmt.Errorf("snapshot chunk: %w", err)
+				return
+			}
+			select {
+			case chunks <- chunk.Entries:
+			case <-fctx.Done():
+				fetchErr = fctx.Err()
+				return
+			}
+			if chunk.Done {
+				return
+			}
+			if err := pace.wait(fctx, entriesSize(chunk.Entries)); err != nil {
+				fetchErr = err
+				return
+			}
 		}
-		if err := r.part.LoadChunk(chunk.Entries); err != nil {
-			return fmt.Errorf("load chunk: %w", err)
+	}
+	if !r.s.group.Go(fetch) {
+		return ErrClosed
+	}
+	loaded := 0
+	var loadErr error
+	for entries := range chunks {
+		if loadErr != nil {
+			continue // drain until the fetcher has stopped
 		}
-		loaded += len(chunk.Entries)
-		n := entriesSize(chunk.Entries)
-		r.loadedBytes.Add(n)
-		if chunk.Done {
-			break
+		if err := r.part.LoadChunk(entries); err != nil {
+			loadErr = fmt.Errorf("load chunk: %w", err)
+			stopFetch()
+			continue
 		}
-		if err := pace.wait(ctx, n); err != nil {
-			return err
-		}
+		loaded += len(entries)
+		r.loadedBytes.Add(entriesSize(entries))
+	}
+	if loadErr != nil {
+		return loadErr
+	}
+	if fetchErr != nil {
+		return fetchErr
 	}
 	if err := r.part.FinishLoad(begin.Gen, begin.Seq, begin.History); err != nil {
 		return fmt.Errorf("finish load: %w", err)
 	}
 	r.fullSyncs.Add(1)
-	r.s.log.Info("node: full sync done", "table", r.key.table, "partition", r.key.part, "keys", loaded, "gen", begin.Gen, "seq", begin.Seq)
+	r.s.log.Info("node: full sync done", "table", r.s.tableName(r.key.table), "partition", r.key.part, "keys", loaded, "gen", begin.Gen, "seq", begin.Seq)
 	return nil
 }
 

@@ -27,6 +27,11 @@ type roleInfo struct {
 	// rateBytes bounds a learner's full-sync copy (bytes/s, 0: none), as
 	// its migration asks.
 	rateBytes int64
+	// sync marks a sync-mode table; inSync is the partition's in-sync set
+	// and minInSync the table's minimum.
+	sync      bool
+	inSync    []placement.NodeID
+	minInSync int
 }
 
 // replica is the node's handle on one partition replica.
@@ -52,6 +57,13 @@ type replica struct {
 	slaveGen    uint64           // map generation the loop runs under
 	// Master side: what each slave has acknowledged.
 	progress map[placement.NodeID]*slaveProgress
+	// ackCh is closed and replaced whenever an acknowledgement moves on or
+	// the role changes; joining are the slaves a sync master waits for
+	// before they are in the in-sync set (since when); shrinking marks a
+	// removal request in flight (insync.go).
+	ackCh     chan struct{}
+	joining   map[placement.NodeID]time.Time
+	shrinking bool
 }
 
 type slaveProgress struct {
@@ -63,7 +75,8 @@ type slaveProgress struct {
 }
 
 func newReplica(s *Server, k rkey, p *partition.Replica) *replica {
-	r := &replica{s: s, key: k, part: p, progress: make(map[placement.NodeID]*slaveProgress)}
+	r := &replica{s: s, key: k, part: p, progress: make(map[placement.NodeID]*slaveProgress),
+		ackCh: make(chan struct{}), joining: make(map[placement.NodeID]time.Time)}
 	r.info.Store(&roleInfo{})
 	return r
 }
@@ -77,7 +90,9 @@ func (r *replica) update(ctx context.Context, t *placement.Table, p *placement.P
 		slaves: slices.Clone(p.Slaves), learners: slices.Clone(p.Learners),
 		stuck:  p.State == placement.PartitionStuck,
 		fenced: t.Fenced || t.Mode == placement.ModeSync, epoch: m.Epoch,
+		sync: t.Mode == placement.ModeSync, inSync: slices.Clone(p.InSync), minInSync: t.MinInSync,
 	}
+	defer r.settleInSync(info)
 	old := r.info.Load()
 	switch {
 	case p.Master == self && info.stuck:
@@ -165,12 +180,12 @@ func (r *replica) stopSlave() {
 func (r *replica) noteFetch(n placement.NodeID, acked uint64, now time.Time) {
 	last := r.part.State().Seq
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	sp := r.progress[n]
 	if sp == nil {
 		sp = &slaveProgress{}
 		r.progress[n] = sp
 	}
+	moved := sp.acked != acked
 	sp.acked = acked
 	sp.lastFetch = now
 	switch {
@@ -179,6 +194,25 @@ func (r *replica) noteFetch(n placement.NodeID, acked uint64, now time.Time) {
 	case sp.lagSince.IsZero():
 		sp.lagSince = now
 	}
+	if moved {
+		r.wakeLocked()
+	}
+	r.mu.Unlock()
+	r.maybeJoin(n, acked)
+}
+
+// settleInSync, after the replica's role info became info, stops treating
+// as joining the slaves the in-sync set now lists, and wakes the waiters so
+// that they decide again under the new role.
+func (r *replica) settleInSync(info *roleInfo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n := range r.joining {
+		if slices.Contains(info.inSync, n) || info.role != wire.RoleMaster || !info.sync {
+			delete(r.joining, n)
+		}
+	}
+	r.wakeLocked()
 }
 
 // keepFrom returns the oldest seq a connected slave still needs: the binlog

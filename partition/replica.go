@@ -280,15 +280,24 @@ func getLive(txn *badger.Txn, prefix, userKey []byte, now int64) (value []byte, 
 // false when the key does not exist or has expired. The value is the
 // caller's.
 func (r *Replica) Get(key []byte) (value []byte, expireAt int64, found bool, err error) {
+	value, expireAt, found, _, err = r.GetSeq(key)
+	return value, expireAt, found, err
+}
+
+// GetSeq is Get that also returns the seq of the replica's last record as
+// of the snapshot it read: the answer reflects exactly the records up to
+// seq.
+func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, seq uint64, err error) {
 	now := r.s.now()
 	err = r.view(func(txn *badger.Txn, st *State) error {
+		seq = st.Seq
 		value, expireAt, found, err = getLive(txn, r.dataPrefix(st.DataInc), key, now)
 		return err
 	})
 	if err != nil {
-		return nil, 0, false, r.wrapRead("get", err)
+		return nil, 0, false, 0, r.wrapRead("get", err)
 	}
-	return value, expireAt, found, nil
+	return value, expireAt, found, seq, nil
 }
 
 // TTL returns key's remaining time to live in milliseconds, -1 when it has
@@ -316,15 +325,22 @@ func (r *Replica) Exists(key []byte) (bool, error) {
 // when values is true. more reports whether further keys follow. limit ≤ 0
 // means DefaultListLimit. The returned slices are the caller's.
 func (r *Replica) List(tag, after []byte, limit int, values bool) (keys, vals [][]byte, more bool, err error) {
+	keys, vals, more, _, err = r.ListSeq(tag, after, limit, values)
+	return keys, vals, more, err
+}
+
+// ListSeq is List that also returns the seq of the replica's last record
+// as of the snapshot it read.
+func (r *Replica) ListSeq(tag, after []byte, limit int, values bool) (keys, vals [][]byte, more bool, seq uint64, err error) {
 	if len(tag) == 0 {
-		return nil, nil, false, wire.Errorf(wire.CodeInvalid, "empty hashtag")
+		return nil, nil, false, 0, wire.Errorf(wire.CodeInvalid, "empty hashtag")
 	}
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
 	now := r.s.now()
 	err = r.view(func(txn *badger.Txn, st *State) error {
-		keys, vals, more = nil, nil, false
+		keys, vals, more, seq = nil, nil, false, st.Seq
 		dp := r.dataPrefix(st.DataInc)
 		tp := tagPrefix(r.indexPrefix(st.DataInc), tag)
 		var start []byte
@@ -349,9 +365,9 @@ func (r *Replica) List(tag, after []byte, limit int, values bool) (keys, vals []
 		})
 	})
 	if err != nil {
-		return nil, nil, false, r.wrapRead("list", err)
+		return nil, nil, false, 0, r.wrapRead("list", err)
 	}
-	return keys, vals, more, nil
+	return keys, vals, more, seq, nil
 }
 
 func (r *Replica) wrapRead(op string, err error) error {
@@ -383,3 +399,7 @@ func (r *Replica) SizeEstimate() int64 {
 	onDisk, _ := r.s.db.EstimateSize(r.dataPrefix(inc))
 	return int64(onDisk)
 }
+
+// Now returns the store's clock in Unix milliseconds: the clock expiries
+// are decided by.
+func (r *Replica) Now() int64 { return r.s.now() }

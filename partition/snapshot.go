@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -81,6 +82,9 @@ func (r *Replica) Snapshot() (*Snapshot, error) {
 	}
 	o := badger.DefaultIteratorOptions
 	o.Prefix = sn.prefix
+	// Next copies each value once, straight into its chunk; prefetching
+	// would copy every value that sits in the LSM tree once more.
+	o.PrefetchValues = false
 	sn.it = txn.NewIterator(o)
 	sn.it.Seek(sn.prefix)
 
@@ -96,6 +100,10 @@ func (r *Replica) Snapshot() (*Snapshot, error) {
 	return sn, nil
 }
 
+// snapBufBytes bounds each buffer Next allocates for a chunk's keys and
+// values (a larger entry gets a buffer of its own).
+const snapBufBytes = 1 << 20
+
 func cmpU64(a, b uint64) int {
 	switch {
 	case a < b:
@@ -109,7 +117,9 @@ func cmpU64(a, b uint64) int {
 // Next returns the next entries, in key order, whose keys and values total
 // about maxBytes (at least one entry while any remain). Keys expired when
 // the snapshot was taken are skipped; ExpireAt stays absolute. done is true
-// once the last entry has been returned. The entries are the caller's.
+// once the last entry has been returned. The entries are the caller's; their
+// keys and values share a few large buffers, each slice capped at its own
+// length.
 func (sn *Snapshot) Next(maxBytes int) (entries []wire.SnapEntry, done bool, err error) {
 	sn.mu.Lock()
 	defer sn.mu.Unlock()
@@ -121,25 +131,42 @@ func (sn *Snapshot) Next(maxBytes int) (entries []wire.SnapEntry, done bool, err
 	}
 	defer sn.r.s.release()
 	size := 0
+	var buf []byte
 	for ; sn.it.ValidForPrefix(sn.prefix); sn.it.Next() {
 		if size >= maxBytes && len(entries) > 0 {
 			return entries, false, nil
 		}
 		item := sn.it.Item()
-		b, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
+		k := item.Key()[len(sn.prefix):]
+		// The stored value is uvarint(expireAt) ‖ value: about ValueSize
+		// bytes land in buf, after the key.
+		if need := len(k) + int(item.ValueSize()); cap(buf)-len(buf) < need {
+			buf = make([]byte, 0, max(need, min(maxBytes-size, snapBufBytes)))
 		}
-		exp, v, err := decodeValue(b)
+		start := len(buf)
+		buf = append(buf, k...)
+		var exp int64
+		err := item.Value(func(b []byte) error {
+			var v []byte
+			var err error
+			if exp, v, err = decodeValue(b); err == nil {
+				buf = append(buf, v...)
+			}
+			return err
+		})
 		if err != nil {
 			return nil, false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
 		}
 		if !live(exp, sn.now) {
+			buf = buf[:start]
 			continue
 		}
-		k := item.KeyCopy(nil)[len(sn.prefix):]
-		entries = append(entries, wire.SnapEntry{Key: k, Value: v, ExpireAt: exp})
-		size += len(k) + len(v)
+		e := wire.SnapEntry{ExpireAt: exp}
+		e.Key = buf[start : start+len(k) : start+len(k)]
+		e.Value = buf[start+len(k) : len(buf) : len(buf)]
+		buf = buf[len(buf):]
+		entries = append(entries, e)
+		size += len(e.Key) + len(e.Value)
 	}
 	return entries, true, nil
 }
@@ -203,7 +230,9 @@ func (r *Replica) BeginLoad() error {
 
 // LoadChunk writes snapshot entries into the replica being loaded (between
 // BeginLoad and FinishLoad), with their hashtag index entries and Badger
-// expiry. Entries that have already expired are skipped.
+// expiry. Entries that have already expired are skipped. A chunk holding an
+// invalid entry is refused before anything is written. LoadChunk does not
+// keep entries.
 func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
@@ -220,8 +249,9 @@ func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
 	defer r.s.release()
 	now := r.s.now()
 	dp, ip := r.dataPrefix(st.DataInc), r.indexPrefix(st.DataInc)
-	wb := r.s.db.NewWriteBatch()
-	defer wb.Cancel()
+	// Every key and value of the chunk is built in one buffer and every
+	// Badger entry in one slice: the write batch holds them until Flush.
+	n, tags := 0, 0
 	for i := range entries {
 		e := &entries[i]
 		if len(e.Key) == 0 || incPrefixLen+len(e.Key) > maxBadgerKey {
@@ -230,19 +260,34 @@ func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
 		if e.ExpireAt < 0 {
 			return fmt.Errorf("partition: load chunk into %v: entry %d has a negative expiry", r.id, i)
 		}
+		n += len(dp) + len(e.Key) + binary.MaxVarintLen64 + len(e.Value)
+		if placement.Hashtag(e.Key) != nil {
+			tags++
+		}
+	}
+	buf := make([]byte, 0, n)
+	ents := make([]badger.Entry, 0, len(entries)+tags)
+	wb := r.s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for i := range entries {
+		e := &entries[i]
 		if !live(e.ExpireAt, now) {
 			continue
 		}
 		exp := badgerExpiry(e.ExpireAt)
-		ent := badger.NewEntry(withSuffix(dp, e.Key), encodeValue(e.ExpireAt, e.Value))
-		ent.ExpiresAt = exp
-		if err := wb.SetEntry(ent); err != nil {
+		start := len(buf)
+		buf = append(buf, dp...)
+		buf = append(buf, e.Key...)
+		mid := len(buf)
+		buf = binary.AppendUvarint(buf, uint64(e.ExpireAt))
+		buf = append(buf, e.Value...)
+		ents = append(ents, badger.Entry{Key: buf[start:mid:mid], Value: buf[mid:len(buf):len(buf)], ExpiresAt: exp})
+		if err := wb.SetEntry(&ents[len(ents)-1]); err != nil {
 			return fmt.Errorf("partition: load chunk into %v: %w", r.id, err)
 		}
 		if tag := placement.Hashtag(e.Key); tag != nil {
-			ie := badger.NewEntry(withSuffix(tagPrefix(ip, tag), e.Key), nil)
-			ie.ExpiresAt = exp
-			if err := wb.SetEntry(ie); err != nil {
+			ents = append(ents, badger.Entry{Key: withSuffix(tagPrefix(ip, tag), e.Key), ExpiresAt: exp})
+			if err := wb.SetEntry(&ents[len(ents)-1]); err != nil {
 				return fmt.Errorf("partition: load chunk into %v: %w", r.id, err)
 			}
 		}

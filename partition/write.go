@@ -33,6 +33,9 @@ type request struct {
 type outcome struct {
 	res []wire.OpResult
 	err error
+	// seq is the replica's last seq once the group was evaluated: its own
+	// record's when it wrote one, else the last record it could observe.
+	seq uint64
 }
 
 // Promote makes the replica a master that stamps new records with gen, and
@@ -129,22 +132,33 @@ func (r *Replica) IsMaster() (gen uint64, ok bool) {
 // Write takes ownership of the byte slices in ops: the caller must not
 // modify them afterwards. Returned slices are the caller's.
 func (r *Replica) Write(ctx context.Context, ops []wire.Op) ([]wire.OpResult, error) {
+	res, _, err := r.WriteSeq(ctx, ops)
+	return res, err
+}
+
+// WriteSeq is Write that also returns the replica's last seq once the group
+// was applied: the seq of the group's own record when it wrote one, else
+// that of the last record its results could depend on. A caller that must
+// not answer before the group is replicated waits for that seq (and so
+// does for a group that failed on its own terms, such as an increment of a
+// value that is not an integer: its error reflects the data up to seq).
+func (r *Replica) WriteSeq(ctx context.Context, ops []wire.Op) ([]wire.OpResult, uint64, error) {
 	size, err := r.validate(ops)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	req := &request{ops: ops, size: size, done: make(chan outcome, 1)}
 	r.mu.Lock()
 	switch {
 	case r.closed:
 		r.mu.Unlock()
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	case !r.master:
 		r.mu.Unlock()
-		return nil, ErrNotMaster
+		return nil, 0, ErrNotMaster
 	}
 	r.pending = append(r.pending, req)
 	r.mu.Unlock()
@@ -154,12 +168,18 @@ func (r *Replica) Write(ctx context.Context, ops []wire.Op) ([]wire.OpResult, er
 	}
 	select {
 	case o := <-req.done:
-		return o.res, o.err
+		if o.err != nil {
+			var we *wire.Error
+			if !errors.As(o.err, &we) {
+				return nil, 0, o.err
+			}
+		}
+		return o.res, o.seq, o.err
 	case <-ctx.Done():
 		// Either the group was still queued and now never will be taken,
 		// or it was taken and will be applied; its result is dropped.
 		req.state.CompareAndSwap(reqQueued, reqCancelled)
-		return nil, ctx.Err()
+		return nil, 0, ctx.Err()
 	}
 }
 
@@ -334,19 +354,18 @@ func (r *Replica) commitGroups(reqs []*request, gen uint64) ([]outcome, error) {
 		if err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) {
-				outs[i] = outcome{err: we}
+				outs[i] = outcome{err: we, seq: a.ws.Seq}
 				continue
 			}
 			return nil, err
 		}
-		outs[i] = outcome{res: res}
-		if len(ev.effects) == 0 {
-			continue
+		if len(ev.effects) > 0 {
+			rec := binlog.Record{Seq: a.ws.Seq + 1, Gen: gen, TimeMs: now, Effects: ev.effects}
+			if err := a.append(rec, nil); err != nil {
+				return nil, err
+			}
 		}
-		rec := binlog.Record{Seq: a.ws.Seq + 1, Gen: gen, TimeMs: now, Effects: ev.effects}
-		if err := a.append(rec, nil); err != nil {
-			return nil, err
-		}
+		outs[i] = outcome{res: res, seq: a.ws.Seq}
 	}
 	if err := a.commit(); err != nil {
 		return nil, err

@@ -4,17 +4,20 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/auth"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // redisVersion is the Redis version whose protocol and replies the server
 // follows; HELLO and INFO report it as the version, as clients expect.
 const redisVersion = "7.2.0"
 
-func (c *conn) cmdPing(args [][]byte) {
+func (c *conn) cmdPing(ctx context.Context, args [][]byte) {
 	switch len(args) {
 	case 1:
 		c.out.simple("PONG")
@@ -25,9 +28,9 @@ func (c *conn) cmdPing(args [][]byte) {
 	}
 }
 
-func (c *conn) cmdEcho(args [][]byte) { c.out.bulk(args[1]) }
+func (c *conn) cmdEcho(ctx context.Context, args [][]byte) { c.out.bulk(args[1]) }
 
-func (c *conn) cmdQuit([][]byte) {
+func (c *conn) cmdQuit(ctx context.Context, _ [][]byte) {
 	c.out.ok()
 	c.quit = true
 }
@@ -36,10 +39,12 @@ func (c *conn) cmdQuit([][]byte) {
 // databases and never send SELECT 0 unless they mean the default one, so
 // "0" selects DefaultTable unless a table is really called "0"; any other
 // name must be an existing table.
-func (c *conn) cmdSelect(args [][]byte) {
+func (c *conn) cmdSelect(ctx context.Context, args [][]byte) {
 	name := string(args[1])
-	ok, err := c.tableExists(name)
+	ok, err := c.tableExists(ctx, name)
 	switch {
+	case c.access != nil && ok && !c.access.Can(name, auth.LevelRead):
+		c.error("NOPERM this user has no permissions to access table '" + name + "'")
 	case err != nil:
 		c.clientError(err)
 	case ok:
@@ -55,15 +60,15 @@ func (c *conn) cmdSelect(args [][]byte) {
 
 // tableExists looks the table up in the client's map, pulling a fresh map
 // when the cached one does not have it.
-func (c *conn) tableExists(name string) (bool, error) {
-	m, err := c.s.c.Map(c.s.ctx)
+func (c *conn) tableExists(ctx context.Context, name string) (bool, error) {
+	m, err := c.s.c.Map(ctx)
 	if err != nil {
 		return false, err
 	}
 	if m.Table(name) != nil {
 		return true, nil
 	}
-	if m, err = c.s.c.Refresh(c.s.ctx); err != nil {
+	if m, err = c.s.c.Refresh(ctx); err != nil {
 		return false, err
 	}
 	return m.Table(name) != nil, nil
@@ -80,9 +85,28 @@ func validName(s []byte) bool {
 	return true
 }
 
-// cmdAuth answers AUTH as a Redis server without passwords does: the
+// cmdAuth answers AUTH. With users (Config.Users), AUTH password
+// authenticates the user "default" and AUTH user password the user named;
+// without, it answers as a Redis server without passwords does: the
 // default user has none, every other user is unknown.
-func (c *conn) cmdAuth(args [][]byte) {
+func (c *conn) cmdAuth(ctx context.Context, args [][]byte) {
+	if c.s.cfg.Users != nil {
+		user, pass := "default", args[len(args)-1]
+		switch len(args) {
+		case 2:
+		case 3:
+			user = string(args[1])
+		default:
+			c.error(errSyntax)
+			return
+		}
+		if !c.authenticate(user, string(pass)) {
+			c.error("WRONGPASS invalid username-password pair or user is disabled.")
+			return
+		}
+		c.out.ok()
+		return
+	}
 	switch {
 	case len(args) == 2:
 		c.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
@@ -98,7 +122,7 @@ func (c *conn) cmdAuth(args [][]byte) {
 // cmdHello switches protocols: HELLO [protover [AUTH user pass] [SETNAME
 // name]]. After HELLO 3 replies use RESP3 types (maps, sets, nulls,
 // doubles, verbatim strings).
-func (c *conn) cmdHello(args [][]byte) {
+func (c *conn) cmdHello(ctx context.Context, args [][]byte) {
 	proto := 2
 	if c.out.resp3 {
 		proto = 3
@@ -119,7 +143,13 @@ func (c *conn) cmdHello(args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch {
 		case equalFold(args[i], "auth") && i+2 < len(args):
-			if string(args[i+1]) != "default" {
+			switch {
+			case c.s.cfg.Users != nil:
+				if !c.authenticate(string(args[i+1]), string(args[i+2])) {
+					c.error("WRONGPASS invalid username-password pair or user is disabled.")
+					return
+				}
+			case string(args[i+1]) != "default":
 				c.error("WRONGPASS invalid username-password pair or user is disabled.")
 				return
 			}
@@ -135,6 +165,10 @@ func (c *conn) cmdHello(args [][]byte) {
 			c.error("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
 			return
 		}
+	}
+	if !c.authed {
+		c.error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
 	}
 	c.out.resp3 = proto == 3
 	c.mu.Lock()
@@ -155,9 +189,17 @@ func (c *conn) cmdHello(args [][]byte) {
 
 // cmdReset returns the connection to its initial state: no transaction,
 // the default table, RESP2.
-func (c *conn) cmdReset([][]byte) {
+func (c *conn) cmdReset(ctx context.Context, _ [][]byte) {
 	c.tx = nil
 	c.out.resp3 = false
+	if c.s.cfg.Users != nil {
+		// As in Redis, RESET logs out; there is no password-less default
+		// user to fall back on.
+		c.authed, c.user, c.access = false, "", nil
+		c.mu.Lock()
+		c.userName = ""
+		c.mu.Unlock()
+	}
 	c.selectTable(c.s.cfg.DefaultTable)
 	c.out.simple("RESET")
 }
@@ -185,7 +227,7 @@ func (c *conn) help(lines ...string) {
 	}
 }
 
-func (c *conn) cmdClient(args [][]byte) {
+func (c *conn) cmdClient(ctx context.Context, args [][]byte) {
 	sub := c.subcommand(args)
 	if sub == nil {
 		return
@@ -266,19 +308,28 @@ func (c *conn) describe() string {
 // configParams are the parameters CONFIG GET reports. They describe the
 // store in Redis's terms: every write is logged to a partition binlog
 // before it is acknowledged (appendonly yes); there are no RDB snapshots
-// (save "") and no memory limit.
-func configParams() [][2]string {
+// (save "") and no memory limit. min-replicas-to-write is the selected
+// table's: the slaves a sync table's writes need beyond the master
+// (MinInSync-1), 0 for an async table.
+func (c *conn) configParams(ctx context.Context) [][2]string {
+	minReplicas := 0
+	if m, err := c.s.c.Map(ctx); err == nil {
+		if t := m.Table(c.table.Name()); t != nil && t.Mode == placement.ModeSync {
+			minReplicas = max(t.MinInSync-1, 0)
+		}
+	}
 	return [][2]string{
 		{"appendonly", "yes"},
 		{"cluster-enabled", "no"},
 		{"databases", "1"},
 		{"maxmemory", "0"},
+		{"min-replicas-to-write", strconv.Itoa(minReplicas)},
 		{"save", ""},
 		{"timeout", "0"},
 	}
 }
 
-func (c *conn) cmdConfig(args [][]byte) {
+func (c *conn) cmdConfig(ctx context.Context, args [][]byte) {
 	sub := c.subcommand(args)
 	if sub == nil {
 		return
@@ -286,7 +337,7 @@ func (c *conn) cmdConfig(args [][]byte) {
 	switch sub.name {
 	case "config|get":
 		var found [][2]string
-		for _, p := range configParams() {
+		for _, p := range c.configParams(ctx) {
 			for _, pat := range args[2:] {
 				if ok, _ := path.Match(string(toLower(pat)), p[0]); ok {
 					found = append(found, p)
@@ -305,7 +356,7 @@ func (c *conn) cmdConfig(args [][]byte) {
 	}
 }
 
-func (c *conn) cmdCommand(args [][]byte) {
+func (c *conn) cmdCommand(ctx context.Context, args [][]byte) {
 	if len(args) == 1 {
 		c.out.array(len(c.s.cmdList))
 		for _, cmd := range c.s.cmdList {
@@ -422,6 +473,6 @@ func (c *conn) commandDocs(cmd *command) {
 }
 
 // clusterContext bounds the cluster calls of INFO.
-func (c *conn) clusterContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.s.ctx, 2*time.Second)
+func (c *conn) clusterContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, 2*time.Second)
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"sort"
 	"strings"
 )
@@ -50,7 +51,7 @@ type command struct {
 	complexity              string
 
 	// run executes the command outside MULTI.
-	run func(c *conn, args [][]byte)
+	run func(c *conn, ctx context.Context, args [][]byte)
 	// tx prepares the command for a transaction; nil when it cannot be
 	// part of one (it is then rejected when queued).
 	tx func(c *conn, args [][]byte) (txOp, string)
@@ -210,6 +211,9 @@ func commandTable() (map[string]*command, []*command) {
 		{name: "flushdb", arity: -1, flags: flagWrite | flagNoMulti,
 			acl: []string{"keyspace", "write", "slow", "dangerous"}, group: srv, since: "1.0.0", complexity: "O(N) where N is the number of keys in the selected database",
 			summary: "Removes all keys of the selected table.", run: (*conn).cmdFlushDB},
+		{name: "wait", arity: 3, flags: flagNoScript,
+			acl: []string{"slow", "connection"}, group: gen, since: "3.0.0", complexity: "O(1)",
+			summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", run: (*conn).cmdWait},
 		{name: "time", arity: 1, flags: flagLoading | flagStale | flagFast,
 			acl: []string{"fast"}, group: srv, since: "2.6.0", complexity: "O(1)",
 			summary: "Returns the server time.", run: (*conn).cmdTime},

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/auth"
 )
 
 const (
@@ -35,14 +37,26 @@ type conn struct {
 	// Scratch space of getRun.
 	peek, runKeys [][]byte
 
-	table *client.Table
-	tx    *txState // non-nil between MULTI and EXEC/DISCARD
-	quit  bool     // close once the replies are written
+	table  *client.Table
+	tx     *txState       // non-nil between MULTI and EXEC/DISCARD
+	writes *client.Writes // what WAIT waits for: this connection's writes
+	quit   bool           // close once the replies are written
 
 	// Counters not yet added to the server's.
 	cmds, errs uint64
 
+	// opened is set once the connection's handshake window is over: it
+	// has authenticated (when the server has users) and finished its TLS
+	// handshake (on a TLS listener). authed says it may run commands;
+	// user and access are what it authenticated as (access nil: every
+	// grant).
+	opened, authed bool
+	deadlineSet    bool // a read deadline is set
+	user           string
+	access         *auth.Access
+
 	mu        sync.Mutex
+	userName  string // user, for CLIENT LIST
 	name      string
 	libName   string
 	libVer    string
@@ -58,7 +72,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 		rbuf:    make([]byte, readBufSize),
 		args:    make([][]byte, 0, 8),
 		out:     writer{buf: make([]byte, 0, 4<<10)},
+		writes:  client.NewWrites(),
+		authed:  s.cfg.Users == nil,
 	}
+	c.opened = c.authed && s.cfg.TLS == nil
+	c.out.sink = c.writeDirect
 	if a := nc.RemoteAddr(); a != nil {
 		c.addr = a.String()
 	}
@@ -77,9 +95,9 @@ func (c *conn) selectTable(name string) {
 }
 
 // serve runs the connection until the peer leaves, a protocol error, QUIT
-// or Close. Commands run in the order they arrive; their replies are
+// or Close, each command under ctx. Commands run in the order they arrive; their replies are
 // buffered and written when every complete command read so far has run.
-func (c *conn) serve() {
+func (c *conn) serve(ctx context.Context) {
 	defer c.nc.Close()
 	defer c.settle()
 	defer func() {
@@ -105,7 +123,10 @@ func (c *conn) serve() {
 			c.r += n
 			need = 1
 			if len(args) > 0 {
-				c.exec(args)
+				c.exec(ctx, args)
+			}
+			if c.out.err != nil {
+				return // the client is gone
 			}
 			if c.quit {
 				c.flush()
@@ -125,12 +146,28 @@ func (c *conn) serve() {
 			return
 		}
 		if err := c.fill(need); err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			if !c.readFailed(err) && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.s.log.Debug("resp: read failed", "remote", c.addr, "err", err)
 			}
 			return
 		}
+		if !c.opened {
+			if c.s.cfg.TLS == nil && looksLikeTLS(c.rbuf[c.r:c.w]) {
+				c.s.refused(c.nc.RemoteAddr(), "TLS client on a plain-text port")
+				return
+			}
+			c.opened = c.authed // TLS (if any) is done: something was read
+		}
 	}
+}
+
+// writeDirect writes the buffered replies and then value, in one system
+// call, without copying value.
+func (c *conn) writeDirect(buf, value []byte) error {
+	bufs := net.Buffers{buf, value}
+	n, err := bufs.WriteTo(c.nc)
+	c.s.netOut.Add(uint64(n))
+	return err
 }
 
 // fill reads at least once, making room for need bytes after c.r first.
@@ -155,6 +192,10 @@ func (c *conn) fill(need int) error {
 			c.rbuf = nb
 		}
 	}
+	if d := c.readDeadline(); !d.IsZero() || c.deadlineSet {
+		_ = c.nc.SetReadDeadline(d)
+		c.deadlineSet = !d.IsZero()
+	}
 	n, err := c.nc.Read(c.rbuf[c.w:])
 	c.w += n
 	if n > 0 {
@@ -170,6 +211,9 @@ func (c *conn) fill(need int) error {
 // flush writes the buffered replies.
 func (c *conn) flush() error {
 	c.settle()
+	if c.out.err != nil {
+		return c.out.err
+	}
 	if len(c.out.buf) == 0 {
 		return nil
 	}
@@ -214,9 +258,10 @@ func (c *conn) clientError(err error) {
 }
 
 // exec runs (or, inside MULTI, queues) one command.
-func (c *conn) exec(args [][]byte) {
+func (c *conn) exec(ctx context.Context, args [][]byte) {
 	c.cmds++
 	cmd := c.s.lookup(args[0])
+	defer c.s.countCommand(cmd, c, c.errs)
 	if cmd == nil {
 		c.error(unknownCommand(args))
 		c.abortTx()
@@ -227,11 +272,20 @@ func (c *conn) exec(args [][]byte) {
 		c.abortTx()
 		return
 	}
+	if !c.authed && !preAuth(cmd) {
+		c.error("NOAUTH Authentication required.")
+		c.abortTx()
+		return
+	}
+	if c.access != nil && !c.permitted(cmd, args) {
+		c.abortTx()
+		return
+	}
 	if c.tx != nil && cmd.flags&flagTxControl == 0 {
 		c.queue(cmd, args)
 		return
 	}
-	cmd.run(c, args)
+	cmd.run(c, ctx, args)
 }
 
 // unknownCommand is Redis's reply to an unknown command.

@@ -84,12 +84,26 @@
 //
 // Errors of the client become Redis error replies: a missing key is a nil
 // reply; ErrInvalid (a key or value over a limit) is "-ERR <message>";
-// ErrTableNotFound is "-ERR table '<name>' does not exist"; ErrUnavailable,
-// ErrNotEnoughReplicas and ErrNoMeta (no master reachable before the
-// deadline, nothing applied) are "-TRYAGAIN <message>", which Redis clients
-// retry by themselves; ErrAmbiguous and a bare timeout, after which a write
-// may or may not have been applied, are "-ERR <message>" so that clients do
-// not retry them blindly.
+// ErrTableNotFound is "-ERR table '<name>' does not exist"; ErrUnavailable
+// and ErrNoMeta (no master reachable before the deadline, nothing applied)
+// are "-TRYAGAIN <message>", which Redis clients retry by themselves;
+// ErrNotEnoughReplicas (a write to a sync table whose in-sync set is below
+// its minimum, nothing written) is "-NOREPLICAS Not enough good replicas
+// to write.", as Redis answers when min-replicas-to-write is not met;
+// ErrAmbiguous and a bare timeout, after which a write may or may not have
+// been applied, are "-ERR <message>" so that clients do not retry them
+// blindly.
+//
+// # Replication
+//
+// WAIT numreplicas timeout blocks until numreplicas slaves of every
+// partition the connection has written to have acknowledged everything it
+// wrote there, or timeout milliseconds pass (0: no limit), and replies
+// with the smallest number of slaves that had, as Redis does. A connection
+// that has written nothing gets 0 at once. On an async table this bounds
+// what a failover can lose; a sync table acknowledges a write only once
+// its whole in-sync set has it, so WAIT there returns at once with the
+// in-sync slaves counted.
 //
 // # Protocol
 //

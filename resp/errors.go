@@ -18,6 +18,7 @@ const (
 	errNested        = "ERR MULTI calls can not be nested"
 	errExecNoMulti   = "ERR EXEC without MULTI"
 	errDiscardNoMult = "ERR DISCARD without MULTI"
+	errNoReplicas    = "NOREPLICAS Not enough good replicas to write."
 )
 
 // errReply maps an error of the client to a Redis error reply (without the
@@ -25,7 +26,9 @@ const (
 //
 //   - ErrCrossSlot → CROSSSLOT, as Redis Cluster answers;
 //   - ErrNotInteger, ErrOverflow → Redis's INCR errors;
-//   - ErrUnavailable, ErrNotEnoughReplicas, ErrNoMeta → TRYAGAIN: nothing
+//   - ErrNotEnoughReplicas → NOREPLICAS, as Redis answers when
+//     min-replicas-to-write is not met: nothing was written;
+//   - ErrUnavailable, ErrNoMeta → TRYAGAIN: nothing
 //     was applied and the same command may succeed later (after a
 //     failover); go-redis and other clients retry TRYAGAIN by themselves;
 //   - ErrTableNotFound → ERR naming the table;
@@ -45,8 +48,9 @@ func errReply(err error, table string) string {
 		return "ERR table '" + table + "' does not exist"
 	case errors.Is(err, client.ErrAmbiguous):
 		return "ERR " + cleanMsg(err)
-	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrNotEnoughReplicas),
-		errors.Is(err, client.ErrNoMeta):
+	case errors.Is(err, client.ErrNotEnoughReplicas):
+		return errNoReplicas
+	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrNoMeta):
 		return "TRYAGAIN " + cleanMsg(err)
 	case errors.Is(err, context.Canceled):
 		return "ERR server is shutting down"

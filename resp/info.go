@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +15,7 @@ import (
 
 // cmdInfo answers INFO [section ...]: "all", "everything" and "default"
 // (the same as no argument) select every section.
-func (c *conn) cmdInfo(args [][]byte) {
+func (c *conn) cmdInfo(ctx context.Context, args [][]byte) {
 	want := make(map[string]bool)
 	for _, a := range args[1:] {
 		s := string(toLower(a))
@@ -31,7 +32,7 @@ func (c *conn) cmdInfo(args [][]byte) {
 
 	var cl *clusterView
 	if on("replication") || on("cluster") || on("keyspace") {
-		cl = c.clusterView()
+		cl = c.clusterView(ctx)
 	}
 	// Redis's sections first; cluster and keyspace describe the Zeppelin
 	// cluster behind the front end.
@@ -110,8 +111,8 @@ type clusterView struct {
 	err error
 }
 
-func (c *conn) clusterView() *clusterView {
-	ctx, cancel := c.clusterContext()
+func (c *conn) clusterView(ctx context.Context) *clusterView {
+	ctx, cancel := c.clusterContext(ctx)
 	defer cancel()
 	v := &clusterView{}
 	st, err := c.s.c.Status(ctx)
@@ -268,17 +269,24 @@ func (v *clusterView) keyspace(b *strings.Builder) {
 		return
 	}
 	for _, t := range v.m.Tables {
-		masters := 0
+		masters, short := 0, 0
 		for _, p := range t.Partitions {
 			if p.Master != "" {
 				masters++
+			}
+			if t.Mode == placement.ModeSync && len(p.InSync) < t.MinInSync {
+				short++
 			}
 		}
 		fenced := 0
 		if t.Fenced {
 			fenced = 1
 		}
-		fmt.Fprintf(b, "table_%s:id=%d,partitions=%d,replication=%d,mode=%s,fenced=%d,partitions_with_master=%d\r\n",
+		fmt.Fprintf(b, "table_%s:id=%d,partitions=%d,replication=%d,mode=%s,fenced=%d,partitions_with_master=%d",
 			t.Name, t.ID, len(t.Partitions), t.Replication, t.Mode, fenced, masters)
+		if t.Mode == placement.ModeSync {
+			fmt.Fprintf(b, ",min_in_sync=%d,partitions_below_min_in_sync=%d", t.MinInSync, short)
+		}
+		b.WriteString("\r\n")
 	}
 }

@@ -21,7 +21,23 @@ func appendInt(b []byte, v int64) []byte {
 type writer struct {
 	buf   []byte
 	resp3 bool
+
+	// sink, when set, writes buf and then value to the client: bulk uses
+	// it for large values and when buf has grown large, so a reply is
+	// never copied whole into buf and the connection holds at most
+	// maxBuffered bytes of replies besides the values it was given.
+	sink func(buf, value []byte) error
+	// err is the first error of sink; once set, nothing more is written.
+	err error
 }
+
+const (
+	// directBulk is the size from which a bulk string is written straight
+	// from its value.
+	directBulk = 32 << 10
+	// maxBuffered bounds the reply bytes buffered before bulk writes them.
+	maxBuffered = 256 << 10
+)
 
 func (w *writer) line(prefix byte, s string) {
 	w.buf = append(w.buf, prefix)
@@ -56,6 +72,13 @@ func (w *writer) int(v int64) { w.header(':', v) }
 // bulk appends a bulk string.
 func (w *writer) bulk(b []byte) {
 	w.header('$', int64(len(b)))
+	if w.sink != nil && (len(b) >= directBulk || len(w.buf)+len(b) > maxBuffered) {
+		if w.err == nil {
+			w.err = w.sink(w.buf, b)
+		}
+		w.buf = append(w.buf[:0], '\r', '\n')
+		return
+	}
 	w.buf = append(w.buf, b...)
 	w.buf = append(w.buf, '\r', '\n')
 }

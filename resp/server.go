@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/auth"
 	"github.com/zeppelin-kv/zeppelin/internal/run"
+	"github.com/zeppelin-kv/zeppelin/internal/transport"
 )
 
 // Config configures a Server. Only Client is required.
@@ -37,6 +40,32 @@ type Config struct {
 	// Logger receives connection errors and recovered panics (discarded
 	// when nil).
 	Logger *slog.Logger
+
+	// Users, when set, requires every connection to authenticate (AUTH,
+	// or HELLO with AUTH) before anything but AUTH, HELLO and QUIT, and
+	// bounds what each user may do by its grants. Nil: no
+	// authentication, as a Redis server without passwords.
+	Users *auth.Users
+	// TLS, when set, serves TLS on every listener (Serve wraps them).
+	TLS *tls.Config
+	// MaxConns and MaxConnsPerIP bound open connections, in total and
+	// from one IP address (defaults 10,000 and 1,000, kept below what the
+	// file descriptor limit allows; negative: no bound). Connections
+	// beyond are answered "-ERR max number of clients reached" and
+	// closed.
+	MaxConns, MaxConnsPerIP int
+	// AuthTimeout closes a connection that has not authenticated this
+	// long after it was accepted, when Users is set (default 5s); it also
+	// bounds the TLS handshake.
+	AuthTimeout time.Duration
+	// IdleTimeout closes a connection idle for this long, as Redis's
+	// timeout setting (default 0: never).
+	IdleTimeout time.Duration
+	// MaxRunBytes bounds what one run of pipelined GETs answered together
+	// may return: a run holds at most MaxRunBytes / MaxValueSize keys (at
+	// least two, or GETs are answered one by one). Default 256 MiB: 16
+	// keys with the default 16 MiB value limit.
+	MaxRunBytes int
 }
 
 // Stats are a Server's counters since New.
@@ -60,6 +89,15 @@ type Stats struct {
 	// NetInputBytes and NetOutputBytes count the bytes read from and
 	// written to clients.
 	NetInputBytes, NetOutputBytes uint64
+	// AuthFailures counts failed AUTH and HELLO AUTH attempts and
+	// connections closed before they authenticated.
+	AuthFailures uint64
+	// Refused counts connections refused (too many, from one address or
+	// in all; out of file descriptors; a failed TLS handshake), by
+	// reason.
+	Refused map[string]uint64
+	// IdleClosed counts connections closed by IdleTimeout.
+	IdleClosed uint64
 }
 
 // Server serves the Redis protocol on any number of listeners. Create it
@@ -73,13 +111,6 @@ type Server struct {
 	cmdList  []*command // sorted by name
 	started  time.Time
 	maxQuery int // largest request buffered, all arguments together
-
-	// ctx is the context every command runs under; Close cancels it to
-	// abort commands in flight. Command functions take no context of
-	// their own, so the server holds this one for them; it is not the
-	// server's quit signal (group's quit channel is).
-	ctx    context.Context
-	cancel context.CancelFunc
 
 	// group runs the accept loops and the connections' goroutines. It is
 	// stopped under mu, so a listener or connection registered under mu
@@ -98,6 +129,9 @@ type Server struct {
 	protocolErrors atomic.Uint64
 	panics         atomic.Uint64
 	netIn, netOut  atomic.Uint64
+	cmdCounts      sync.Map // *command (nil: unknown) → *cmdCount; see metrics.go
+
+	sec security // security.go
 }
 
 // queryLimit is the most bytes one request may occupy, all arguments
@@ -116,6 +150,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxArgs < 0 {
 		errs = append(errs, fmt.Errorf("resp: negative MaxArgs %d", cfg.MaxArgs))
+	}
+	if cfg.AuthTimeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxRunBytes < 0 {
+		errs = append(errs, errors.New("resp: negative AuthTimeout, IdleTimeout or MaxRunBytes"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -137,19 +174,17 @@ func New(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:       cfg,
 		c:         cfg.Client,
 		log:       log,
 		started:   time.Now(),
-		ctx:       ctx,
-		cancel:    cancel,
 		maxQuery:  max(queryLimit, cfg.MaxBulk+inlineMax),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 	}
 	s.cmds, s.cmdList = commandTable()
+	s.initSecurity()
 	return s, nil
 }
 
@@ -160,6 +195,9 @@ func New(cfg Config) (*Server, error) {
 // closes ln and returns nil. The accept loop runs on a goroutine of the
 // server, which Close waits for.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	errc := make(chan error, 1)
 	s.mu.Lock()
 	started := s.group.Go(func() { errc <- s.accept(ln) })
@@ -181,12 +219,18 @@ func (s *Server) accept(ln net.Listener) error {
 		delete(s.listeners, ln)
 		s.mu.Unlock()
 	}()
+	spare := transport.NewSpare()
+	defer spare.Close()
 	var backoff time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.group.Stopped() {
 				return nil
+			}
+			if transport.IsFDExhausted(err) && spare.Shed(ln) {
+				s.refused(nil, "out of file descriptors")
+				continue
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
@@ -205,7 +249,12 @@ func (s *Server) accept(ln net.Listener) error {
 			return fmt.Errorf("resp: accept on %s: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		s.startConn(nc)
+		release, reason := s.sec.limiter.Admit(nc.RemoteAddr())
+		if release == nil {
+			s.refuse(nc, reason)
+			continue
+		}
+		s.startConn(nc, release)
 	}
 }
 
@@ -216,7 +265,7 @@ func isTemporary(err error) bool {
 
 // startConn registers nc and starts its goroutine, unless the server is
 // closed.
-func (s *Server) startConn(nc net.Conn) {
+func (s *Server) startConn(nc net.Conn, release func()) {
 	c := newConn(s, nc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -230,13 +279,19 @@ func (s *Server) startConn(nc net.Conn) {
 			delete(s.conns, c)
 			s.mu.Unlock()
 			s.connections.Add(-1)
+			release()
 		}()
-		c.serve()
+		// The connection's commands run under a context Close cancels,
+		// which records the connection's writes for WAIT.
+		ctx, cancel := s.group.Context(context.Background())
+		defer cancel()
+		c.serve(client.TrackWrites(ctx, c.writes))
 	}) {
 		delete(s.conns, c)
 		s.connections.Add(-1)
 		s.totalConns.Add(^uint64(0))
 		nc.Close()
+		release()
 		return
 	}
 }
@@ -259,7 +314,6 @@ func (s *Server) Close() error {
 		c.nc.Close()
 	}
 	s.mu.Unlock()
-	s.cancel()
 	s.group.Wait()
 	return nil
 }
@@ -275,5 +329,8 @@ func (s *Server) Stats() Stats {
 		Panics:           s.panics.Load(),
 		NetInputBytes:    s.netIn.Load(),
 		NetOutputBytes:   s.netOut.Load(),
+		AuthFailures:     s.sec.authFailures.Load(),
+		Refused:          s.sec.refusals(),
+		IdleClosed:       s.sec.idleClosed.Load(),
 	}
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"math"
 	"strconv"
@@ -34,15 +35,15 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-func (c *conn) cmdGet(args [][]byte) {
-	if c.r < c.w && c.tx == nil && c.getRun(args[1]) {
+func (c *conn) cmdGet(ctx context.Context, args [][]byte) {
+	if c.r < c.w && c.tx == nil && c.getRun(ctx, args[1]) {
 		return
 	}
-	c.get(args[1])
+	c.get(ctx, args[1])
 }
 
-func (c *conn) get(key []byte) {
-	v, err := c.table.Get(c.s.ctx, key)
+func (c *conn) get(ctx context.Context, key []byte) {
+	v, err := c.table.Get(ctx, key)
 	switch {
 	case err == nil:
 		c.out.bulk(v)
@@ -69,7 +70,14 @@ func masterOf(tbl *placement.Table, key []byte) placement.NodeID {
 // because the client reads different nodes in parallel, which could show
 // two keys out of order. getRun reports false, having done nothing, when
 // there is no such run.
-func (c *conn) getRun(first []byte) bool {
+func (c *conn) getRun(ctx context.Context, first []byte) bool {
+	// What a run may return is bounded, whatever the values' sizes: at
+	// most MaxRunBytes.
+	lim := c.s.c.Limits()
+	limit := min(maxGetRun, lim.MaxMultiKeys, c.s.cfg.MaxRunBytes/max(lim.MaxValueSize, 1))
+	if limit < 2 {
+		return false
+	}
 	// Look at the next command before anything else: most GETs are not
 	// followed by another.
 	next := func(pos int) (key []byte, n int) {
@@ -84,7 +92,7 @@ func (c *conn) getRun(first []byte) bool {
 	if n == 0 {
 		return false
 	}
-	m, err := c.s.c.Map(c.s.ctx)
+	m, err := c.s.c.Map(ctx)
 	if err != nil {
 		return false
 	}
@@ -98,7 +106,6 @@ func (c *conn) getRun(first []byte) bool {
 	}
 	keys := append(c.runKeys[:0], first, second)
 	pos := c.r + n
-	limit := min(maxGetRun, c.s.c.Limits().MaxMultiKeys)
 	for len(keys) < limit {
 		key, n := next(pos)
 		if n == 0 || masterOf(tbl, key) != node {
@@ -114,9 +121,9 @@ func (c *conn) getRun(first []byte) bool {
 	}()
 	c.r = pos
 	c.cmds += uint64(len(keys) - 1)
-	res, err := c.table.MGet(c.s.ctx, keys)
+	res, err := c.table.MGet(ctx, keys)
 	if err != nil {
-		c.getRunFailed(keys, res, err)
+		c.getRunFailed(ctx, keys, res, err)
 		return true
 	}
 	for _, r := range res {
@@ -130,7 +137,7 @@ func (c *conn) getRun(first []byte) bool {
 }
 
 // getRunFailed answers the GETs of a run whose MGet failed.
-func (c *conn) getRunFailed(keys [][]byte, res []client.Result, err error) {
+func (c *conn) getRunFailed(ctx context.Context, keys [][]byte, res []client.Result, err error) {
 	var me *client.MultiError
 	switch {
 	case errors.As(err, &me) && len(res) == len(keys):
@@ -151,7 +158,7 @@ func (c *conn) getRunFailed(keys [][]byte, res []client.Result, err error) {
 		// A key over the limits fails the whole MGet: answer each GET on
 		// its own, so only that key gets the error.
 		for _, k := range keys {
-			c.get(k)
+			c.get(ctx, k)
 		}
 	default:
 		for range keys {
@@ -256,10 +263,10 @@ func (sp *setSpec) options(ttl time.Duration) []client.SetOption {
 	return opts
 }
 
-func (c *conn) cmdSet(args [][]byte) {
+func (c *conn) cmdSet(ctx context.Context, args [][]byte) {
 	if len(args) == 3 {
 		// Plain SET, the common case.
-		if _, err := c.table.Set(c.s.ctx, args[1], args[2]); err != nil {
+		if _, err := c.table.Set(ctx, args[1], args[2]); err != nil {
 			c.clientError(err)
 			return
 		}
@@ -278,7 +285,7 @@ func (c *conn) cmdSet(args [][]byte) {
 	}
 	opts := sp.options(ttl)
 	if sp.get {
-		r, err := c.table.SetGet(c.s.ctx, sp.key, sp.value, opts...)
+		r, err := c.table.SetGet(ctx, sp.key, sp.value, opts...)
 		switch {
 		case err != nil:
 			c.clientError(err)
@@ -289,7 +296,7 @@ func (c *conn) cmdSet(args [][]byte) {
 		}
 		return
 	}
-	written, err := c.table.Set(c.s.ctx, sp.key, sp.value, opts...)
+	written, err := c.table.Set(ctx, sp.key, sp.value, opts...)
 	switch {
 	case err != nil:
 		c.clientError(err)
@@ -300,8 +307,8 @@ func (c *conn) cmdSet(args [][]byte) {
 	}
 }
 
-func (c *conn) cmdSetNX(args [][]byte) {
-	written, err := c.table.Set(c.s.ctx, args[1], args[2], client.IfAbsent())
+func (c *conn) cmdSetNX(ctx context.Context, args [][]byte) {
+	written, err := c.table.Set(ctx, args[1], args[2], client.IfAbsent())
 	if err != nil {
 		c.clientError(err)
 		return
@@ -328,21 +335,21 @@ func setexTTL(args [][]byte) (time.Duration, string) {
 	return time.Duration(v) * time.Millisecond, ""
 }
 
-func (c *conn) cmdSetEX(args [][]byte) {
+func (c *conn) cmdSetEX(ctx context.Context, args [][]byte) {
 	ttl, e := setexTTL(args)
 	if e != "" {
 		c.error(e)
 		return
 	}
-	if _, err := c.table.Set(c.s.ctx, args[1], args[3], client.WithTTL(ttl)); err != nil {
+	if _, err := c.table.Set(ctx, args[1], args[3], client.WithTTL(ttl)); err != nil {
 		c.clientError(err)
 		return
 	}
 	c.out.ok()
 }
 
-func (c *conn) cmdGetSet(args [][]byte) {
-	r, err := c.table.SetGet(c.s.ctx, args[1], args[2])
+func (c *conn) cmdGetSet(ctx context.Context, args [][]byte) {
+	r, err := c.table.SetGet(ctx, args[1], args[2])
 	switch {
 	case err != nil:
 		c.clientError(err)
@@ -353,8 +360,8 @@ func (c *conn) cmdGetSet(args [][]byte) {
 	}
 }
 
-func (c *conn) cmdMGet(args [][]byte) {
-	res, err := c.table.MGet(c.s.ctx, args[1:])
+func (c *conn) cmdMGet(ctx context.Context, args [][]byte) {
+	res, err := c.table.MGet(ctx, args[1:])
 	if err != nil {
 		c.clientError(err)
 		return
@@ -381,13 +388,13 @@ func pairs(args [][]byte) ([]client.KV, bool) {
 	return kvs, true
 }
 
-func (c *conn) cmdMSet(args [][]byte) {
+func (c *conn) cmdMSet(ctx context.Context, args [][]byte) {
 	kvs, ok := pairs(args)
 	if !ok {
 		c.error("ERR wrong number of arguments for 'mset' command")
 		return
 	}
-	if err := c.table.MSet(c.s.ctx, kvs); err != nil {
+	if err := c.table.MSet(ctx, kvs); err != nil {
 		c.clientError(err)
 		return
 	}
@@ -415,13 +422,13 @@ func incrDelta(args [][]byte) (int64, string) {
 	return delta, ""
 }
 
-func (c *conn) cmdIncr(args [][]byte) {
+func (c *conn) cmdIncr(ctx context.Context, args [][]byte) {
 	delta, e := incrDelta(args)
 	if e != "" {
 		c.error(e)
 		return
 	}
-	n, err := c.table.IncrBy(c.s.ctx, args[1], delta)
+	n, err := c.table.IncrBy(ctx, args[1], delta)
 	if err != nil {
 		c.clientError(err)
 		return
@@ -429,9 +436,9 @@ func (c *conn) cmdIncr(args [][]byte) {
 	c.out.int(n)
 }
 
-func (c *conn) cmdDel(args [][]byte) {
+func (c *conn) cmdDel(ctx context.Context, args [][]byte) {
 	if len(args) == 2 {
-		found, err := c.table.Delete(c.s.ctx, args[1])
+		found, err := c.table.Delete(ctx, args[1])
 		if err != nil {
 			c.clientError(err)
 			return
@@ -439,7 +446,7 @@ func (c *conn) cmdDel(args [][]byte) {
 		c.out.boolInt(found)
 		return
 	}
-	n, err := c.table.MDelete(c.s.ctx, args[1:])
+	n, err := c.table.MDelete(ctx, args[1:])
 	if err != nil {
 		c.clientError(err)
 		return
@@ -447,9 +454,9 @@ func (c *conn) cmdDel(args [][]byte) {
 	c.out.int(int64(n))
 }
 
-func (c *conn) cmdExists(args [][]byte) {
+func (c *conn) cmdExists(ctx context.Context, args [][]byte) {
 	if len(args) == 2 {
-		found, err := c.table.Exists(c.s.ctx, args[1])
+		found, err := c.table.Exists(ctx, args[1])
 		if err != nil {
 			c.clientError(err)
 			return
@@ -458,7 +465,7 @@ func (c *conn) cmdExists(args [][]byte) {
 		return
 	}
 	// Redis counts a key as many times as it is named.
-	found, err := c.table.MExists(c.s.ctx, args[1:])
+	found, err := c.table.MExists(ctx, args[1:])
 	if err != nil {
 		c.clientError(err)
 		return
@@ -472,8 +479,8 @@ func (c *conn) cmdExists(args [][]byte) {
 	c.out.int(int64(n))
 }
 
-func (c *conn) cmdType(args [][]byte) {
-	found, err := c.table.Exists(c.s.ctx, args[1])
+func (c *conn) cmdType(ctx context.Context, args [][]byte) {
+	found, err := c.table.Exists(ctx, args[1])
 	switch {
 	case err != nil:
 		c.clientError(err)
@@ -515,13 +522,13 @@ func expireTTL(args [][]byte) (time.Duration, string) {
 	return time.Duration(v) * time.Millisecond, ""
 }
 
-func (c *conn) cmdExpire(args [][]byte) {
+func (c *conn) cmdExpire(ctx context.Context, args [][]byte) {
 	ttl, e := expireTTL(args)
 	if e != "" {
 		c.error(e)
 		return
 	}
-	found, err := c.table.Expire(c.s.ctx, args[1], ttl)
+	found, err := c.table.Expire(ctx, args[1], ttl)
 	if err != nil {
 		c.clientError(err)
 		return
@@ -529,8 +536,8 @@ func (c *conn) cmdExpire(args [][]byte) {
 	c.out.boolInt(found)
 }
 
-func (c *conn) cmdTTL(args [][]byte) {
-	d, err := c.table.TTL(c.s.ctx, args[1])
+func (c *conn) cmdTTL(ctx context.Context, args [][]byte) {
+	d, err := c.table.TTL(ctx, args[1])
 	switch {
 	case errors.Is(err, client.ErrNotFound):
 		c.out.int(-2)
@@ -546,8 +553,8 @@ func (c *conn) cmdTTL(args [][]byte) {
 	}
 }
 
-func (c *conn) cmdPersist(args [][]byte) {
-	had, err := c.table.Persist(c.s.ctx, args[1])
+func (c *conn) cmdPersist(ctx context.Context, args [][]byte) {
+	had, err := c.table.Persist(ctx, args[1])
 	if err != nil {
 		c.clientError(err)
 		return
@@ -555,19 +562,19 @@ func (c *conn) cmdPersist(args [][]byte) {
 	c.out.boolInt(had)
 }
 
-func (c *conn) cmdFlushDB(args [][]byte) {
+func (c *conn) cmdFlushDB(ctx context.Context, args [][]byte) {
 	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
 		c.error(errSyntax)
 		return
 	}
-	if err := c.table.Flush(c.s.ctx); err != nil {
+	if err := c.table.Flush(ctx); err != nil {
 		c.clientError(err)
 		return
 	}
 	c.out.ok()
 }
 
-func (c *conn) cmdTime([][]byte) {
+func (c *conn) cmdTime(ctx context.Context, _ [][]byte) {
 	now := time.Now()
 	c.out.array(2)
 	c.out.bulk(strconv.AppendInt(nil, now.Unix(), 10))

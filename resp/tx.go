@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (c *conn) queue(cmd *command, args [][]byte) {
 	c.out.simple("QUEUED")
 }
 
-func (c *conn) cmdMulti([][]byte) {
+func (c *conn) cmdMulti(ctx context.Context, _ [][]byte) {
 	if c.tx != nil {
 		c.error(errNested)
 		return
@@ -82,7 +83,7 @@ func (c *conn) cmdMulti([][]byte) {
 	c.out.ok()
 }
 
-func (c *conn) cmdDiscard([][]byte) {
+func (c *conn) cmdDiscard(ctx context.Context, _ [][]byte) {
 	if c.tx == nil {
 		c.error(errDiscardNoMult)
 		return
@@ -91,7 +92,7 @@ func (c *conn) cmdDiscard([][]byte) {
 	c.out.ok()
 }
 
-func (c *conn) cmdWatch([][]byte) {
+func (c *conn) cmdWatch(ctx context.Context, _ [][]byte) {
 	if c.tx != nil {
 		c.error("ERR WATCH inside MULTI is not allowed")
 		return
@@ -99,7 +100,7 @@ func (c *conn) cmdWatch([][]byte) {
 	c.error("ERR WATCH is not supported: transactions are atomic batches on keys of one hashtag")
 }
 
-func (c *conn) cmdUnwatch([][]byte) { c.out.ok() }
+func (c *conn) cmdUnwatch(ctx context.Context, _ [][]byte) { c.out.ok() }
 
 // cmdExec commits the queued commands as one atomic client batch. The
 // batch's routing key is fixed by the first key; a key that routes
@@ -107,7 +108,7 @@ func (c *conn) cmdUnwatch([][]byte) { c.out.ok() }
 // anything is sent. A command that fails at run time (INCR of a
 // non-integer) fails the whole batch: nothing is written and EXEC answers
 // that error instead of an array.
-func (c *conn) cmdExec([][]byte) {
+func (c *conn) cmdExec(ctx context.Context, _ [][]byte) {
 	if c.tx == nil {
 		c.error(errExecNoMulti)
 		return
@@ -128,7 +129,7 @@ func (c *conn) cmdExec([][]byte) {
 			}
 		}
 		var err error
-		if res, err = b.Commit(c.s.ctx); err != nil {
+		if res, err = b.Commit(ctx); err != nil {
 			c.clientError(err)
 			return
 		}

@@ -114,7 +114,7 @@ func New(t testing.TB, opts Options) *Cluster {
 		cfg.Roles = roles[i]
 		cfg.RPCAddr = addr(ports[3*i])
 		cfg.GossipAddr = addr(ports[3*i+1])
-		cfg.Logger = c.Log.With("member", name)
+		cfg.Logger = c.Log // zeppelin.Start adds node=<name>
 		cfg.Expert.Network = c.Hub.Host(name)
 		cfg.Join = metaRPC
 		if roles[i]&zeppelin.RoleMeta != 0 {
@@ -157,6 +157,16 @@ func (c *Cluster) Len() int { return len(c.members) }
 
 // Member returns member i.
 func (c *Cluster) Member(i int) *Member { return c.members[i] }
+
+// Index returns the index of the member whose node ID is id, or -1.
+func (c *Cluster) Index(id placement.NodeID) int {
+	for i, m := range c.members {
+		if placement.NodeID(m.Name) == id {
+			return i
+		}
+	}
+	return -1
+}
 
 // Server returns member i's running server (nil when stopped).
 func (c *Cluster) Server(i int) *zeppelin.Server {

@@ -41,7 +41,7 @@ func (c *Cluster) Prepare(roles zeppelin.Roles, configure func(*zeppelin.Config)
 	cfg.Roles = roles
 	cfg.RPCAddr = addr(ports[0])
 	cfg.GossipAddr = addr(ports[1])
-	cfg.Logger = c.Log.With("member", name)
+	cfg.Logger = c.Log // zeppelin.Start adds node=<name>
 	cfg.Expert.Network = c.Hub.Host(name)
 	cfg.Join = join
 	if roles&zeppelin.RoleMeta != 0 {

@@ -31,6 +31,8 @@ const (
 	CodeTimeout                           // server-side deadline expired
 	CodeStaleEpoch                        // request's epoch is ahead of the server's map
 	CodeAmbiguous                         // the write may or may not have been applied
+	CodeUnauthenticated                   // the connection did not prove a cluster secret or a user's password
+	CodeNoPerm                            // the connection's user may not run this request on this table
 )
 
 var codeNames = map[Code]string{
@@ -53,6 +55,8 @@ var codeNames = map[Code]string{
 	CodeTimeout:           "timeout",
 	CodeStaleEpoch:        "stale epoch",
 	CodeAmbiguous:         "outcome unknown",
+	CodeUnauthenticated:   "authentication failed",
+	CodeNoPerm:            "permission denied",
 }
 
 func (c Code) String() string {

@@ -20,6 +20,9 @@ const DefaultMaxFrame = 256 << 20
 var (
 	ErrFrameTooLarge = errors.New("wire: frame too large")
 	ErrFrameTooShort = errors.New("wire: frame too short")
+	// ErrFrameKind means the frame's kind is one the reader does not
+	// accept (see FrameReader.SetKindMax); its body was not read.
+	ErrFrameKind = errors.New("wire: unexpected frame kind")
 )
 
 // Frame is one decoded frame. Body is owned by the frame.
@@ -45,9 +48,10 @@ func AppendFrame(dst []byte, kind Kind, id uint64, body []byte) []byte {
 // FrameReader reads frames from a stream, refusing any whose length field
 // exceeds its limit before reading the body.
 type FrameReader struct {
-	r   *bufio.Reader
-	max int
-	hdr [HeaderSize]byte
+	r       *bufio.Reader
+	max     int
+	kindMax func(Kind) int
+	hdr     [HeaderSize]byte
 }
 
 // NewFrameReader returns a reader over r that refuses frames longer than
@@ -81,6 +85,14 @@ func (fr *FrameReader) Next() (Frame, error) {
 		return Frame{}, unexpected(err)
 	}
 	f := Frame{Kind: Kind(fr.hdr[4]), ID: binary.BigEndian.Uint64(fr.hdr[5:])}
+	if fr.kindMax != nil {
+		switch km := fr.kindMax(f.Kind); {
+		case km <= 0:
+			return Frame{ID: f.ID}, fmt.Errorf("%w: %v", ErrFrameKind, f.Kind)
+		case uint64(n) > uint64(km):
+			return Frame{ID: f.ID}, fmt.Errorf("%w: %v frame of length %d exceeds its limit %d", ErrFrameTooLarge, f.Kind, n, km)
+		}
+	}
 	body, err := readBody(fr.r, int(n)-9)
 	if err != nil {
 		return Frame{}, unexpected(err)
@@ -118,6 +130,13 @@ func (fr *FrameReader) SetMax(maxFrame int) {
 	}
 	fr.max = maxFrame
 }
+
+// SetKindMax makes the reader check each frame's kind, from its header and
+// before its body is read: max returns the largest frame of a kind it
+// accepts (at most the reader's overall limit applies as well), or 0 for
+// a kind it refuses (ErrFrameKind). nil removes the check. On either error
+// the returned Frame carries the header's request ID.
+func (fr *FrameReader) SetKindMax(max func(Kind) int) { fr.kindMax = max }
 
 // Buffered reports how many bytes are buffered and not yet consumed.
 func (fr *FrameReader) Buffered() int { return fr.r.Buffered() }

@@ -13,6 +13,7 @@ type Kind uint8
 const (
 	KindError Kind = 1 // reply only: body is an Error
 	KindHello Kind = 2 // Hello → HelloReply
+	KindAuth  Kind = 3 // AuthChallenge ← Hello; AuthProof → HelloReply (authenticated connections)
 
 	// Meta service (answered by meta members).
 	KindMetaPull        Kind = 10 // PullRequest → PullReply
@@ -30,6 +31,8 @@ const (
 	KindMetaMigrations  Kind = 22 // MigrationsRequest → MigrationsReply
 	KindMetaNodeAdmin   Kind = 23 // NodeAdminRequest → EpochReply
 	KindMetaMembers     Kind = 24 // MemberChangeRequest → MemberChangeReply
+	KindMetaInSync      Kind = 25 // InSyncRequest → EpochReply
+	KindMetaAlterTable  Kind = 26 // AlterTableRequest → TableReply
 
 	// Data service (answered by data nodes).
 	KindRead       Kind = 30 // ReadRequest → ReadReply
@@ -37,6 +40,7 @@ const (
 	KindList       Kind = 32 // ListRequest → ListReply
 	KindNodeStatus Kind = 33 // NodeStatusRequest → NodeStatusReply
 	KindNodeNotify Kind = 34 // NotifyRequest → EpochReply
+	KindWaitRepl   Kind = 35 // WaitReplicasRequest → WaitReplicasReply
 
 	// Replication (slave → master).
 	KindReplHandshake Kind = 40 // HandshakeRequest → HandshakeReply
@@ -44,11 +48,15 @@ const (
 	KindSnapBegin     Kind = 42 // SnapBeginRequest → SnapBeginReply
 	KindSnapChunk     Kind = 43 // SnapChunkRequest → SnapChunkReply
 	KindSnapEnd       Kind = 44 // SnapEndRequest → EpochReply
+
+	// Process service (answered by every process, whatever its roles).
+	KindServerStats Kind = 50 // ServerStatsRequest → ServerStatsReply
 )
 
 var kindNames = map[Kind]string{
 	KindError:           "error",
 	KindHello:           "hello",
+	KindAuth:            "auth",
 	KindMetaPull:        "meta.pull",
 	KindMetaRegister:    "meta.register",
 	KindMetaHeartbeat:   "meta.heartbeat",
@@ -64,16 +72,20 @@ var kindNames = map[Kind]string{
 	KindMetaMigrations:  "meta.migrations",
 	KindMetaNodeAdmin:   "meta.node_admin",
 	KindMetaMembers:     "meta.members",
+	KindMetaInSync:      "meta.in_sync",
+	KindMetaAlterTable:  "meta.alter_table",
 	KindRead:            "read",
 	KindWrite:           "write",
 	KindList:            "list",
 	KindNodeStatus:      "node.status",
 	KindNodeNotify:      "node.notify",
+	KindWaitRepl:        "wait_replicas",
 	KindReplHandshake:   "repl.handshake",
 	KindReplFetch:       "repl.fetch",
 	KindSnapBegin:       "snap.begin",
 	KindSnapChunk:       "snap.chunk",
 	KindSnapEnd:         "snap.end",
+	KindServerStats:     "server.stats",
 }
 
 // Known reports whether k is a kind of this protocol version.

@@ -16,6 +16,15 @@ type Hello struct {
 	Version uint32 `msgpack:"v"`
 	// From names the dialer (a node ID, or empty for a client).
 	From string `msgpack:"f,omitempty"`
+	// Node says the dialer is the cluster node From (a data node or meta
+	// member), not a client: only nodes may call the node-only kinds.
+	Node bool `msgpack:"nd,omitempty"`
+	// Nonce is the dialer's challenge (auth.NonceLen random bytes) when it
+	// authenticates: with a cluster secret, or as User.
+	Nonce []byte `msgpack:"nc,omitempty"`
+	// User names the user the dialer authenticates as; empty for the
+	// cluster secret.
+	User string `msgpack:"u,omitempty"`
 }
 
 // HelloReply tells the dialer who it reached and how to find the meta group.
@@ -26,6 +35,17 @@ type HelloReply struct {
 	GossipAddr string                 `msgpack:"g,omitempty"`
 	Meta       []placement.MetaMember `msgpack:"m,omitempty"`
 	Epoch      placement.Epoch        `msgpack:"e"`
+	// Proof answers the dialer's Nonce on an authenticated connection:
+	// the server's proof that it knows the key the dialer's proof was
+	// made with (ProofKey says which), or, for a user, SCRAM's server
+	// signature.
+	Proof []byte `msgpack:"pf,omitempty"`
+	// ProofKey is the index, in AuthProof.Proofs, of the proof the server
+	// accepted.
+	ProofKey int `msgpack:"pk,omitempty"`
+	// IdleMs is how long the server keeps a connection with nothing in
+	// flight before it closes it (0: never); dialers close theirs first.
+	IdleMs int64 `msgpack:"im,omitempty"`
 }
 
 // EpochReply is the reply of calls that only report the resulting epoch.
@@ -221,7 +241,12 @@ type StatusReply struct {
 	LeaderAddr string          `msgpack:"la"`
 	Self       uint64          `msgpack:"s"`
 	Term       uint64          `msgpack:"t"`
-	Members    []MemberStatus  `msgpack:"m"`
+	// Role is the replier's Raft role ("leader", "follower", "non-voting",
+	// or "candidate" while it knows no leader) and Applied the index of
+	// the last Raft entry its state machine applied.
+	Role    string         `msgpack:"ro,omitempty"`
+	Applied uint64         `msgpack:"ap,omitempty"`
+	Members []MemberStatus `msgpack:"m"`
 	// Nodes carries heartbeat ages and replica states when the replier is
 	// the leader; otherwise only the map's view.
 	Nodes []NodeStatus   `msgpack:"n"`
@@ -273,6 +298,28 @@ type RebalanceReply struct {
 	Migrations  int             `msgpack:"m"`
 	Switchovers int             `msgpack:"s"`
 	Warnings    []string        `msgpack:"w,omitempty"`
+}
+
+// InSyncRequest asks the meta leader to change a sync-mode partition's
+// in-sync set: the partition's master (Node, serving generation Gen) asks
+// to Remove slaves that stopped acknowledging and to Add slaves that have
+// caught up (it already waits for their acknowledgements).
+type InSyncRequest struct {
+	Table     placement.TableID     `msgpack:"t"`
+	Partition placement.PartitionID `msgpack:"p"`
+	Node      placement.NodeID      `msgpack:"n"`
+	Gen       uint64                `msgpack:"g"`
+	Add       []placement.NodeID    `msgpack:"a,omitempty"`
+	Remove    []placement.NodeID    `msgpack:"r,omitempty"`
+}
+
+// AlterTableRequest changes a table's replication mode, its minimum
+// in-sync set or its fencing; nil fields are left as they are.
+type AlterTableRequest struct {
+	Name      string          `msgpack:"n"`
+	Mode      *placement.Mode `msgpack:"m,omitempty"`
+	MinInSync *int            `msgpack:"mis,omitempty"`
+	Fenced    *bool           `msgpack:"f,omitempty"`
 }
 
 // MigrateRequest asks the meta group to move one replica of a partition
@@ -486,6 +533,9 @@ type OpResult struct {
 type GroupResult struct {
 	Err     *Error     `msgpack:"err,omitempty"`
 	Results []OpResult `msgpack:"r,omitempty"`
+	// Seq is the partition's seq once the group was applied (its record's
+	// when it wrote one), for WaitReplicasRequest.
+	Seq uint64 `msgpack:"q,omitempty"`
 }
 
 // WriteReply answers a WriteRequest, one result per group in order.
@@ -584,6 +634,29 @@ type NodeStatusReply struct {
 	Node     placement.NodeID `msgpack:"n"`
 	Epoch    placement.Epoch  `msgpack:"e"`
 	Replicas []ReplicaStatus  `msgpack:"r"`
+}
+
+// WaitSeq names a partition and the seq to wait for on it.
+type WaitSeq struct {
+	Partition placement.PartitionID `msgpack:"p"`
+	Seq       uint64                `msgpack:"q"`
+}
+
+// WaitReplicasRequest asks the master of each partition to wait (up to
+// TimeoutMs; 0: until the request's deadline) until Replicas of its slaves
+// have acknowledged Seq (Redis WAIT).
+type WaitReplicasRequest struct {
+	Table     placement.TableID `msgpack:"t"`
+	Epoch     placement.Epoch   `msgpack:"e"`
+	Seqs      []WaitSeq         `msgpack:"s"`
+	Replicas  int               `msgpack:"n"`
+	TimeoutMs int64             `msgpack:"w"`
+}
+
+// WaitReplicasReply says, per partition in order, how many slaves had
+// acknowledged the seq asked for when the wait ended.
+type WaitReplicasReply struct {
+	Acked []int `msgpack:"a"`
 }
 
 // ---- replication ----
