@@ -73,6 +73,10 @@ func (e *KeyError) Unwrap() error { return e.Err }
 type MultiError struct {
 	Failed    []KeyError
 	Succeeded [][]byte
+
+	// byIndex holds each item's error in request order (nil when it
+	// succeeded).
+	byIndex []error
 }
 
 func (e *MultiError) Error() string {

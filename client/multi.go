@@ -152,9 +152,10 @@ func (t *Table) multiFailed(n int, keyOf func(int) []byte, pending []int, failed
 	for _, i := range pending {
 		failed[i] = last
 	}
-	me := &MultiError{}
+	me := &MultiError{byIndex: make([]error, n)}
 	for i := 0; i < n; i++ {
 		if err, ok := failed[i]; ok {
+			me.byIndex[i] = err
 			me.Failed = append(me.Failed, KeyError{Key: keyOf(i), Err: err})
 		} else {
 			me.Succeeded = append(me.Succeeded, keyOf(i))
@@ -308,6 +309,113 @@ func (t *Table) MSet(ctx context.Context, kvs []KV, opts ...SetOption) error {
 		return placement.PartitionOf(kvs[i].Key, nparts)
 	}, len(ops) == 0 || ops[0].Cond == wire.CondNone)
 	return err
+}
+
+// SetEach sets each pair as Set without options would, in one request per
+// master node rather than one per pair: the pairs of one partition are
+// written in order as one atomic group, groups of different partitions
+// commit in parallel. It returns nil when every pair was written, else one
+// error per pair (nil for those written). Unlike a sequence of Set calls,
+// other clients may see pairs of different partitions become visible in
+// any order until SetEach returns.
+func (t *Table) SetEach(ctx context.Context, kvs []KV) []error {
+	ops := make([]wire.Op, len(kvs))
+	for i, kv := range kvs {
+		ops[i] = setOp(kv.Key, kv.Value, nil)
+	}
+	_, errs := t.each(ctx, ops, true)
+	return errs
+}
+
+// each writes every valid op of ops in one multi-key write and returns
+// one result per op and nil, or one error per op when some failed: an op
+// over the limits fails on its own, before anything is sent.
+func (t *Table) each(ctx context.Context, ops []wire.Op, idempotent bool) ([]wire.OpResult, []error) {
+	var errs []error
+	valid := make([]int, 0, len(ops))
+	for i := range ops {
+		if err := t.c.limits.CheckOps(ops[i : i+1]); err != nil {
+			if errs == nil {
+				errs = make([]error, len(ops))
+			}
+			errs[i] = fromWire(err)
+			continue
+		}
+		valid = append(valid, i)
+	}
+	out := make([]wire.OpResult, len(ops))
+	if len(valid) == 0 {
+		return out, errs
+	}
+	send := ops
+	if len(valid) < len(ops) {
+		send = make([]wire.Op, len(valid))
+		for j, i := range valid {
+			send[j] = ops[i]
+		}
+	}
+	res, err := t.mwrite(ctx, send, func(j, nparts int) placement.PartitionID {
+		return placement.PartitionOf(send[j].Key, nparts)
+	}, idempotent)
+	sent := eachErrors(err, len(send))
+	for j, i := range valid {
+		if j < len(res) {
+			out[i] = res[j]
+		}
+		if sent != nil && sent[j] != nil {
+			if errs == nil {
+				errs = make([]error, len(ops))
+			}
+			errs[i] = sent[j]
+		}
+	}
+	return out, errs
+}
+
+// IncrEach increments the integer at each key by its delta as IncrBy
+// would, in one request per master node rather than one per key (see
+// SetEach for the order in which others see them). It returns the new
+// values and nil, or, when some failed, one error per key (nil for those
+// incremented). An increment whose outcome is unknown is not repeated:
+// its error wraps ErrAmbiguous.
+func (t *Table) IncrEach(ctx context.Context, keys [][]byte, deltas []int64) ([]int64, []error) {
+	if len(deltas) != len(keys) {
+		err := fmt.Errorf("%w: %d keys and %d deltas", ErrInvalid, len(keys), len(deltas))
+		errs := make([]error, len(keys))
+		for i := range errs {
+			errs[i] = err
+		}
+		return nil, errs
+	}
+	ops := make([]wire.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = wire.Op{Type: wire.OpIncr, Key: k, Delta: deltas[i]}
+	}
+	res, errs := t.each(ctx, ops, false)
+	out := make([]int64, len(keys))
+	for i := range res {
+		out[i] = res[i].Int
+	}
+	return out, errs
+}
+
+// eachErrors spreads the error of a multi-key call over its n items: nil
+// when there is none, the items' own errors for a *MultiError, else the
+// call's error for every item.
+func eachErrors(err error, n int) []error {
+	if err == nil {
+		return nil
+	}
+	errs := make([]error, n)
+	var me *MultiError
+	if errors.As(err, &me) && len(me.byIndex) == n {
+		copy(errs, me.byIndex)
+		return errs
+	}
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
 }
 
 // MDelete deletes keys and returns how many existed. Like MSet it is atomic

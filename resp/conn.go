@@ -35,7 +35,13 @@ type conn struct {
 	out  writer
 
 	// Scratch space of getRun.
-	peek, runKeys [][]byte
+	peek [][]byte
+	// Scratch space of the runs (runs.go).
+	runKeys  [][]byte
+	runVals  [][]byte
+	runCmds  []*command
+	runKVs   []client.KV
+	runDelta []int64
 
 	table  *client.Table
 	tx     *txState       // non-nil between MULTI and EXEC/DISCARD

@@ -16,13 +16,18 @@ type cmdCount struct {
 // A run failed when it sent an error reply: c.errs grew, or, when INFO
 // settled the counters meanwhile (they drop to 0), is not 0 again.
 func (s *Server) countCommand(cmd *command, c *conn, errsBefore uint64) {
+	s.countCalls(cmd, 1, c.errs > errsBefore || c.errs < errsBefore && c.errs > 0)
+}
+
+// countCalls counts calls of cmd, and one error when failed.
+func (s *Server) countCalls(cmd *command, calls uint64, failed bool) {
 	v, ok := s.cmdCounts.Load(cmd)
 	if !ok {
 		v, _ = s.cmdCounts.LoadOrStore(cmd, new(cmdCount))
 	}
 	n := v.(*cmdCount)
-	n.calls.Add(1)
-	if c.errs > errsBefore || c.errs < errsBefore && c.errs > 0 {
+	n.calls.Add(calls)
+	if failed {
 		n.errs.Add(1)
 	}
 }
@@ -44,6 +49,10 @@ var (
 		"Bytes read from RESP clients.", nil, nil)
 	descNetOut = prometheus.NewDesc("zeppelin_resp_net_output_bytes_total",
 		"Bytes written to RESP clients.", nil, nil)
+	descRuns = prometheus.NewDesc("zeppelin_resp_pipeline_runs_total",
+		"Runs of pipelined GETs, SETs or increments answered by one multi-key call each.", nil, nil)
+	descRunCommands = prometheus.NewDesc("zeppelin_resp_pipeline_run_commands_total",
+		"Pipelined commands answered in runs.", nil, nil)
 )
 
 // collector reports a Server's counters when scraped.
@@ -57,7 +66,7 @@ func (s *Server) Collector() prometheus.Collector { return collector{s} }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConns, descConnsTotal, descCommands, descCommandErrors,
-		descProtocolErrors, descPanics, descNetIn, descNetOut} {
+		descProtocolErrors, descPanics, descNetIn, descNetOut, descRuns, descRunCommands} {
 		ch <- d
 	}
 }
@@ -76,6 +85,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPanics, s.panics.Load())
 	counter(descNetIn, s.netIn.Load())
 	counter(descNetOut, s.netOut.Load())
+	counter(descRuns, s.runs.Load())
+	counter(descRunCommands, s.runCmds.Load())
 	s.cmdCounts.Range(func(k, v any) bool {
 		name := "unknown"
 		if cmd := k.(*command); cmd != nil {

@@ -89,6 +89,9 @@ type Stats struct {
 	// NetInputBytes and NetOutputBytes count the bytes read from and
 	// written to clients.
 	NetInputBytes, NetOutputBytes uint64
+	// Runs counts runs of pipelined commands answered by one multi-key
+	// call, and RunCommands the commands they answered.
+	Runs, RunCommands uint64
 	// AuthFailures counts failed AUTH and HELLO AUTH attempts and
 	// connections closed before they authenticated.
 	AuthFailures uint64
@@ -129,6 +132,7 @@ type Server struct {
 	protocolErrors atomic.Uint64
 	panics         atomic.Uint64
 	netIn, netOut  atomic.Uint64
+	runs, runCmds  atomic.Uint64
 	cmdCounts      sync.Map // *command (nil: unknown) → *cmdCount; see metrics.go
 
 	sec security // security.go
@@ -329,6 +333,8 @@ func (s *Server) Stats() Stats {
 		Panics:           s.panics.Load(),
 		NetInputBytes:    s.netIn.Load(),
 		NetOutputBytes:   s.netOut.Load(),
+		Runs:             s.runs.Load(),
+		RunCommands:      s.runCmds.Load(),
 		AuthFailures:     s.sec.authFailures.Load(),
 		Refused:          s.sec.refusals(),
 		IdleClosed:       s.sec.idleClosed.Load(),

@@ -9,7 +9,6 @@ import (
 
 	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
-	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // maxTTLMillis is the longest TTL a time.Duration can carry.
@@ -36,7 +35,7 @@ func equalFold(b []byte, s string) bool {
 }
 
 func (c *conn) cmdGet(ctx context.Context, args [][]byte) {
-	if c.r < c.w && c.tx == nil && c.getRun(ctx, args[1]) {
+	if c.r < c.w && c.tx == nil && c.getRun(ctx, c.s.lookup(args[0]), args[1]) {
 		return
 	}
 	c.get(ctx, args[1])
@@ -52,88 +51,6 @@ func (c *conn) get(ctx context.Context, key []byte) {
 	default:
 		c.clientError(err)
 	}
-}
-
-// maxGetRun bounds the GETs answered by one MGet.
-const maxGetRun = 256
-
-// masterOf returns the master of key's partition in tbl.
-func masterOf(tbl *placement.Table, key []byte) placement.NodeID {
-	return tbl.Partitions[placement.PartitionOf(key, len(tbl.Partitions))].Master
-}
-
-// getRun answers a GET of first together with the GETs that immediately
-// follow it in the read buffer, as long as the client's map places their
-// keys on the same master node: they are sent as one MGet, which that
-// node answers by reading the keys one after another in order, the same
-// as separate GETs but in one round trip. Keys on another node end the run,
-// because the client reads different nodes in parallel, which could show
-// two keys out of order. getRun reports false, having done nothing, when
-// there is no such run.
-func (c *conn) getRun(ctx context.Context, first []byte) bool {
-	// What a run may return is bounded, whatever the values' sizes: at
-	// most MaxRunBytes.
-	lim := c.s.c.Limits()
-	limit := min(maxGetRun, lim.MaxMultiKeys, c.s.cfg.MaxRunBytes/max(lim.MaxValueSize, 1))
-	if limit < 2 {
-		return false
-	}
-	// Look at the next command before anything else: most GETs are not
-	// followed by another.
-	next := func(pos int) (key []byte, n int) {
-		a, n, _, err := parse(c.rbuf[pos:c.w], c.peek, c.s.cfg.MaxBulk, c.s.cfg.MaxArgs)
-		c.peek = a
-		if err != nil || n == 0 || len(a) != 2 || !equalFold(a[0], "get") {
-			return nil, 0
-		}
-		return a[1], n
-	}
-	second, n := next(c.r)
-	if n == 0 {
-		return false
-	}
-	m, err := c.s.c.Map(ctx)
-	if err != nil {
-		return false
-	}
-	tbl := m.Table(c.table.Name())
-	if tbl == nil || len(tbl.Partitions) == 0 {
-		return false
-	}
-	node := masterOf(tbl, first)
-	if node == "" || masterOf(tbl, second) != node {
-		return false
-	}
-	keys := append(c.runKeys[:0], first, second)
-	pos := c.r + n
-	for len(keys) < limit {
-		key, n := next(pos)
-		if n == 0 || masterOf(tbl, key) != node {
-			break
-		}
-		keys = append(keys, key)
-		pos += n
-	}
-	defer func() {
-		clear(keys) // do not keep the read buffer alive
-		clear(c.peek)
-		c.runKeys = keys[:0]
-	}()
-	c.r = pos
-	c.cmds += uint64(len(keys) - 1)
-	res, err := c.table.MGet(ctx, keys)
-	if err != nil {
-		c.getRunFailed(ctx, keys, res, err)
-		return true
-	}
-	for _, r := range res {
-		if r.Found {
-			c.out.bulk(r.Value)
-		} else {
-			c.out.null()
-		}
-	}
-	return true
 }
 
 // getRunFailed answers the GETs of a run whose MGet failed.
@@ -266,6 +183,9 @@ func (sp *setSpec) options(ttl time.Duration) []client.SetOption {
 func (c *conn) cmdSet(ctx context.Context, args [][]byte) {
 	if len(args) == 3 {
 		// Plain SET, the common case.
+		if c.r < c.w && c.tx == nil && c.setRun(ctx, c.s.lookup(args[0]), args[1], args[2]) {
+			return
+		}
 		if _, err := c.table.Set(ctx, args[1], args[2]); err != nil {
 			c.clientError(err)
 			return
@@ -426,6 +346,9 @@ func (c *conn) cmdIncr(ctx context.Context, args [][]byte) {
 	delta, e := incrDelta(args)
 	if e != "" {
 		c.error(e)
+		return
+	}
+	if c.r < c.w && c.tx == nil && c.incrRun(ctx, c.s.lookup(args[0]), args[1], delta) {
 		return
 	}
 	n, err := c.table.IncrBy(ctx, args[1], delta)

@@ -1,0 +1,102 @@
+package resp
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/zeppelin-kv/zeppelin"
+	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
+)
+
+// TestPipelinedRuns pipelines runs of GETs, SETs and increments over
+// keys mastered by three nodes, with failing commands inside the runs, and
+// checks every reply, in order, and that runs did form.
+func TestPipelinedRuns(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3, Configure: func(_ int, cfg *zeppelin.Config) {
+		cfg.ClientTimeout = 30 * time.Second
+		cfg.Limits.MaxValueSize = 1024
+	}})
+	c.CreateTable("default", client.TableOptions{Partitions: 8, Replication: 3})
+	srv, addr := startServer(t, c, Config{})
+	ctx := ctxFor(t, 60*time.Second)
+	rdb := newRedis(t, addr, 2, 0)
+
+	const n = 200
+	pipe := rdb.Pipeline()
+	var sets []*redis.StatusCmd
+	for i := range n {
+		sets = append(sets, pipe.Set(ctx, fmt.Sprint("k", i), fmt.Sprint("v", i), 0))
+	}
+	big := pipe.Set(ctx, "k-big", strings.Repeat("x", 2000), 0) // over MaxValueSize
+	for i := range 5 {
+		sets = append(sets, pipe.Set(ctx, "same", fmt.Sprint(i), 0)) // one key, in order
+	}
+	sets = append(sets, pipe.Set(ctx, "word", "abc", 0))
+	var gets []*redis.StringCmd
+	for i := range n {
+		gets = append(gets, pipe.Get(ctx, fmt.Sprint("k", i)))
+	}
+	same := pipe.Get(ctx, "same")
+	missing := pipe.Get(ctx, "missing")
+	var incrs []*redis.IntCmd
+	for range 50 {
+		incrs = append(incrs, pipe.Incr(ctx, "ctr"))
+	}
+	incrs = append(incrs, pipe.IncrBy(ctx, "ctr", 10), pipe.Decr(ctx, "ctr"), pipe.DecrBy(ctx, "ctr", 5))
+	notInt := pipe.Incr(ctx, "word")
+	after := pipe.Incr(ctx, "ctr2")
+	if _, err := pipe.Exec(ctx); err == nil {
+		t.Fatal("pipeline Exec: no error, want the oversized value's and the non-integer's")
+	}
+
+	for i, s := range sets {
+		if s.Err() != nil {
+			t.Errorf("SET %d: %v", i, s.Err())
+		}
+	}
+	wantErr(t, "SET of an oversized value", big.Err(), "ERR")
+	for i, g := range gets {
+		if v, err := g.Result(); err != nil || v != fmt.Sprint("v", i) {
+			t.Errorf("GET k%d = %q, %v; want v%d", i, v, err, i)
+		}
+	}
+	if v, err := same.Result(); err != nil || v != "4" {
+		t.Errorf("GET same = %q, %v; want the last SET's 4", v, err)
+	}
+	if err := missing.Err(); err != redis.Nil {
+		t.Errorf("GET missing: %v, want nil", err)
+	}
+	want := int64(0)
+	for i, in := range incrs {
+		switch {
+		case i < 50:
+			want++
+		case i == 50:
+			want += 10
+		case i == 51:
+			want--
+		default:
+			want -= 5
+		}
+		if v, err := in.Result(); err != nil || v != want {
+			t.Errorf("increment %d = %d, %v; want %d", i, v, err, want)
+		}
+	}
+	wantErr(t, "INCR of a word", notInt.Err(), "ERR value is not an integer or out of range")
+	if v, err := after.Result(); err != nil || v != 1 {
+		t.Errorf("INCR after the failed one = %d, %v; want 1", v, err)
+	}
+	if v, err := rdb.Get(ctx, "k-big").Result(); err != redis.Nil {
+		t.Errorf("the refused SET wrote %q, %v", v, err)
+	}
+
+	st := srv.Stats()
+	if st.Runs == 0 || st.RunCommands < n {
+		t.Errorf("runs %d answering %d commands: the pipeline formed no runs", st.Runs, st.RunCommands)
+	}
+	t.Logf("%d runs answered %d of %d commands", st.Runs, st.RunCommands, st.Commands)
+}
