@@ -128,6 +128,23 @@ type Config struct {
 	// MiB). A connected slave holds the soft limits back; the hard caps
 	// are enforced even then.
 	Retention Retention
+	// MemoryBudget bounds the memory the data store keeps on its own (its
+	// memtables and the buffers their flushes build tables in); default
+	// 256 MiB, DefaultLocalConfig 96 MiB, at least 24 MiB (the largest
+	// group of writes a replica commits at once is 15% of a third of the
+	// budget, 6.5 MiB at the default). It does not
+	// count the operating system's page cache, through which tables on
+	// disk are read, nor the Go runtime's headroom above live memory (a
+	// program embedding the store sets that with GOGC or GOMEMLIMIT;
+	// "zeppelin serve" sets a soft memory limit from --memory-budget).
+	// See docs/performance.md.
+	MemoryBudget int64
+	// CompressTables stores the data store's tables Snappy-compressed, with
+	// a block cache of a quarter of MemoryBudget: for compressible values,
+	// less disk and page cache (and so RSS), but reads that miss the block
+	// cache pay a decompression. Off by default; it applies to tables
+	// written from then on. See docs/performance.md.
+	CompressTables bool
 	// Limits bound what one request may carry (defaults: key ≤ 60 KiB,
 	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
 	Limits Limits
@@ -235,6 +252,7 @@ func DefaultConfig(dir string) Config {
 		GossipAddr:        ":7946",
 		Weight:            1,
 		Durability:        DurabilityInterval,
+		MemoryBudget:      partition.DefaultMemoryBudget,
 		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20},
 		Limits:            client.DefaultLimits(),
 		HeartbeatInterval: time.Second,
@@ -261,6 +279,7 @@ func DefaultLocalConfig(dir string) Config {
 	c.RaftRTT = 5 * time.Millisecond
 	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20}
 	c.Expert.SmallFootprint = true
+	c.MemoryBudget = partition.SmallMemoryBudget
 	return c
 }
 
@@ -394,6 +413,9 @@ func (c Config) Validate() error {
 	if ld := l.WithDefaults(); ld.MaxMultiKeys > ld.MaxBatchOps {
 		add("Limits.MaxMultiKeys (%d) must not exceed Limits.MaxBatchOps (%d): the keys of one partition in an MSet are written as one batch",
 			ld.MaxMultiKeys, ld.MaxBatchOps)
+	}
+	if c.MemoryBudget != 0 && c.MemoryBudget < partition.MinMemoryBudget {
+		add("MemoryBudget %d is below the smallest, %d bytes (0 for the default)", c.MemoryBudget, partition.MinMemoryBudget)
 	}
 	if c.Retention.MaxRecords < 0 || c.Retention.MaxBytes < 0 || c.Retention.MaxAge < 0 ||
 		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 {

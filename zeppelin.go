@@ -306,10 +306,12 @@ func singleRaftAddr(dir, configured string, rpcAddr net.Addr) (string, error) {
 func (s *Server) startData() error {
 	cfg := s.cfg
 	store, err := partition.Open(partition.Options{
-		Dir:        filepath.Join(cfg.Dir, "data"),
-		Durability: cfg.Durability,
-		Small:      cfg.Expert.SmallFootprint,
-		Logger:     s.log,
+		Dir:          filepath.Join(cfg.Dir, "data"),
+		Durability:   cfg.Durability,
+		Small:        cfg.Expert.SmallFootprint,
+		MemoryBudget: cfg.MemoryBudget,
+		Compress:     cfg.CompressTables,
+		Logger:       s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("zeppelin: open store: %w", err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/zeppelin-kv/zeppelin/internal/run"
 )
@@ -48,7 +49,30 @@ func (d Durability) String() string {
 const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxTagDelete = 10_000
+	// DefaultMemoryBudget is Options.MemoryBudget's default: three 43 MiB
+	// memtables.
+	DefaultMemoryBudget = 256 << 20
+	// SmallMemoryBudget is Options.MemoryBudget's default with Small:
+	// three 16 MiB memtables.
+	SmallMemoryBudget = 96 << 20
+	// MinMemoryBudget is the smallest memory budget: three 4 MiB
+	// memtables. The largest group of writes a replica commits at once is
+	// 15% of a memtable: about 600 KiB here, 2.4 MiB at SmallMemoryBudget
+	// and 6.5 MiB at DefaultMemoryBudget (larger values are kept in
+	// Badger's value log and count little).
+	MinMemoryBudget = 24 << 20
 )
+
+// memtableSizing splits a memory budget into Badger memtables: three of
+// them (one being filled, up to two waiting for their flush), each about
+// budget/5.9 once Badger's arena overhead (a memtable's arena is 1.3× its
+// size) and the flush's table buffer (twice a memtable) are counted.
+func memtableSizing(budget int64) (size int64, n int) {
+	budget = max(budget, MinMemoryBudget)
+	const memtables = 3
+	size = budget * 10 / (memtables*13 + 2*10)
+	return max(size, 4<<20), memtables
+}
 
 // Options configures a Store.
 type Options struct {
@@ -59,9 +83,22 @@ type Options struct {
 	// SyncInterval is the longest time between fsyncs with
 	// DurabilityInterval; default DefaultSyncInterval.
 	SyncInterval time.Duration
-	// Small selects test and demo sizing: 16 MiB memtables, small caches and
-	// value log files. Otherwise Badger's production defaults are used
-	// (64 MiB memtables, 256 MiB block cache, 1 GiB value log files).
+	// MemoryBudget bounds what the store keeps in memory on its own:
+	// Badger's memtables (being filled, and waiting to be flushed) and the
+	// buffer each flush builds its table in. Default DefaultMemoryBudget;
+	// at least MinMemoryBudget. Tables on disk are read through the
+	// operating system's page cache (mapped, uncompressed), which the
+	// budget does not count and the kernel reclaims under pressure. See
+	// docs/storage.md.
+	MemoryBudget int64
+	// Compress stores tables Snappy-compressed, with a block cache of a
+	// quarter of MemoryBudget (the memtables get the rest): less disk and
+	// page cache for compressible values, at the price of a decompression
+	// on every block-cache miss.
+	Compress bool
+	// Small selects test and demo sizing: a SmallMemoryBudget unless
+	// MemoryBudget says otherwise, small value log files and fewer
+	// compaction goroutines.
 	Small bool
 	// Logger receives Badger's warnings and errors and the store's own;
 	// nil discards them.
@@ -130,19 +167,44 @@ func Open(o Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = DefaultMemoryBudget
+		if o.Small {
+			o.MemoryBudget = SmallMemoryBudget
+		}
+	}
+	memBudget, blockCache, compression := o.MemoryBudget, int64(0), options.None
+	if o.Compress {
+		memBudget, blockCache, compression = o.MemoryBudget*3/4, o.MemoryBudget/4, options.Snappy
+	}
+	memtable, memtables := memtableSizing(memBudget)
+	// Unless Compress, blocks are stored uncompressed and read straight
+	// from the mapped tables: a compressed block is decompressed into a
+	// fresh buffer on every block-cache miss, which cost a read of 100-byte
+	// values more CPU than the lookup itself and most of the store's
+	// garbage. So there is no block cache; the page cache holds the
+	// tables. Table indexes and
+	// Bloom filters stay in memory (IndexCacheSize 0), so a lookup touches
+	// one data block per level at most.
 	bo := badger.DefaultOptions(o.Dir).
 		WithLogger(badgerLogger{logger}).
 		WithDetectConflicts(false).
 		WithSyncWrites(o.Durability == DurabilityAlways).
-		WithMetricsEnabled(false)
+		WithMetricsEnabled(false).
+		WithCompression(compression).
+		WithBlockCacheSize(blockCache).
+		WithIndexCacheSize(0).
+		WithMemTableSize(memtable).
+		WithNumMemtables(memtables).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		// A memtable's largest batch is 15% of it, and a write holds its
+		// value twice (the data and the binlog record): values up to half
+		// of that, at most 1 MiB, stay in the LSM tree, larger ones go to
+		// the value log, so that any single write fits in one batch.
+		WithValueThreshold(min(int64(1<<20), memtable*15/200-1024))
 	if o.Small {
-		bo = bo.WithMemTableSize(16 << 20).
-			WithNumMemtables(2).
-			WithNumLevelZeroTables(2).
-			WithNumLevelZeroTablesStall(4).
-			WithBlockCacheSize(8 << 20).
-			WithIndexCacheSize(4 << 20).
-			WithValueLogFileSize(64 << 20).
+		bo = bo.WithValueLogFileSize(64 << 20).
 			WithNumCompactors(2).
 			WithNumGoroutines(2)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,8 @@ type serveOptions struct {
 
 	binlogMaxRecords     int
 	binlogMaxBytes       sizeValue
+	memoryBudget         sizeValue
+	compressTables       bool
 	binlogMaxAge         time.Duration
 	binlogHardMaxRecords int
 	binlogHardMaxBytes   sizeValue
@@ -164,6 +167,9 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	o.durability = newChoice(d.Durability.String(), "always", "interval", "none")
 	fs.Var(o.durability, "durability", "when writes reach the disk: always (fsync before acknowledging), interval (fsync every second), none (leave it to the OS)")
 
+	o.memoryBudget = sizeValue(d.MemoryBudget)
+	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its memtables and their flushes; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to twice it plus 64 MiB (--local default: 96MiB)")
+	fs.BoolVar(&o.compressTables, "compress-tables", d.CompressTables, "store the data store's tables Snappy-compressed with a block cache of a quarter of --memory-budget: less disk and memory for compressible values, slower reads")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
 	fs.Var(&o.binlogMaxBytes, "binlog-max-bytes", "soft limit on binlog bytes kept per replica (0: unlimited; a connected slave holds soft limits back)")
@@ -206,6 +212,8 @@ func (o *serveOptions) applyTuning(fs *pflag.FlagSet, cfg *zeppelin.Config) {
 	}
 	set("binlog-max-records", func() { cfg.Retention.MaxRecords = o.binlogMaxRecords })
 	set("binlog-max-bytes", func() { cfg.Retention.MaxBytes = int64(o.binlogMaxBytes) })
+	set("memory-budget", func() { cfg.MemoryBudget = int64(o.memoryBudget) })
+	set("compress-tables", func() { cfg.CompressTables = o.compressTables })
 	set("binlog-max-age", func() { cfg.Retention.MaxAge = o.binlogMaxAge })
 	set("binlog-hard-max-records", func() { cfg.Retention.HardMaxRecords = o.binlogHardMaxRecords })
 	set("binlog-hard-max-bytes", func() { cfg.Retention.HardMaxBytes = int64(o.binlogHardMaxBytes) })
@@ -372,6 +380,7 @@ func (o *serveOptions) run(fs *pflag.FlagSet, stdout, stderr io.Writer) error {
 			return fmt.Errorf("listen for RESP on %s: %w", o.respAddr, err)
 		}
 	}
+	setMemoryLimit(cfg.MemoryBudget)
 	srv, err := zeppelin.Start(cfg)
 	if err != nil {
 		startFailed()
@@ -516,6 +525,8 @@ type fileConfig struct {
 	Host          string            `json:"host,omitempty"`
 	Weight        int               `json:"weight"`
 	Durability    string            `json:"durability"`
+	MemoryBudget  string            `json:"memory-budget"`
+	Compress      bool              `json:"compress-tables,omitempty"`
 
 	BinlogMaxRecords     int    `json:"binlog-max-records"`
 	BinlogMaxBytes       string `json:"binlog-max-bytes"`
@@ -550,7 +561,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 		RPCAddr: cfg.RPCAddr, AdvertiseAddr: cfg.AdvertiseAddr, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr, HTTPAddr: cfg.HTTPAddr,
 		RESPAddr: o.respAddr, RESPTable: o.respTable, MetaID: cfg.MetaID, MetaJoin: cfg.MetaJoin, Join: cfg.Join,
 		Zone: cfg.Labels.Zone, Rack: cfg.Labels.Rack, Host: cfg.Labels.Host, Weight: cfg.Weight,
-		Durability: cfg.Durability.String(),
+		Durability: cfg.Durability.String(), MemoryBudget: size(cfg.MemoryBudget), Compress: cfg.CompressTables,
 
 		BinlogMaxRecords: cfg.Retention.MaxRecords, BinlogMaxBytes: size(cfg.Retention.MaxBytes),
 		BinlogMaxAge: cfg.Retention.MaxAge.String(), BinlogHardMaxRecords: cfg.Retention.HardMaxRecords,
@@ -572,4 +583,17 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 		}
 	}
 	return f
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit to twice the
+// store's memory budget plus 64 MiB, unless GOMEMLIMIT is set: Badger
+// builds its tables in garbage-collected buffers, and without a limit the
+// heap grows to twice its live size between collections. The process is
+// the server's own, so a process-wide setting is right here (an embedding
+// program makes this choice itself).
+func setMemoryLimit(budget int64) {
+	if os.Getenv("GOMEMLIMIT") != "" || budget <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(2*budget + 64<<20)
 }
