@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
@@ -38,10 +39,11 @@ func (s *Server) register(ctx context.Context) {
 	defer cancel()
 	if err := s.cfg.Meta.Register(cctx, s.self()); err != nil {
 		if ctx.Err() == nil {
-			s.log.Debug("node: register failed", "err", err)
+			s.registerFailed(err)
 		}
 		return
 	}
+	s.regFailedSince, s.regWarned = time.Time{}, time.Time{}
 	s.registered.Store(true)
 	s.requestPull(0)
 	s.checkReady()
@@ -80,4 +82,37 @@ func (s *Server) leaseValid() bool { return s.leaseLeft() > 0 }
 // has lapsed).
 func (s *Server) leaseLeft() time.Duration {
 	return time.Duration(s.leaseUntil.Load() - int64(time.Since(s.start)))
+}
+
+// registerWarnAfter is how long registration may fail for want of a meta
+// leader (while the meta group elects one, say) before it is logged at
+// WARN; registerWarnEvery bounds how often it is logged then.
+const (
+	registerWarnAfter = 5 * time.Second
+	registerWarnEvery = 30 * time.Second
+)
+
+// registerFailed logs a failed registration: a refusal by the meta group
+// (the node was removed, a limit, an identity the connection may not
+// claim) at WARN at once, anything else once it has lasted
+// registerWarnAfter; either at most once every registerWarnEvery. Only the
+// heartbeat loop calls it.
+func (s *Server) registerFailed(err error) {
+	now := time.Now()
+	if s.regFailedSince.IsZero() {
+		s.regFailedSince = now
+	}
+	var we *wire.Error
+	refused := errors.As(err, &we) && (we.Code == wire.CodeRefused || we.Code == wire.CodeInvalid ||
+		we.Code == wire.CodeUnauthenticated || we.Code == wire.CodeNoPerm || we.Code == wire.CodeNotFound)
+	if (!refused && now.Sub(s.regFailedSince) < registerWarnAfter) || now.Sub(s.regWarned) < registerWarnEvery {
+		s.log.Debug("node: register failed", "err", err)
+		return
+	}
+	s.regWarned = now
+	if refused {
+		s.log.Warn("node: the meta group refuses this node's registration; it serves nothing until it is accepted", "err", err)
+		return
+	}
+	s.log.Warn("node: cannot register with the meta group", "failing_for", now.Sub(s.regFailedSince).Round(time.Second).String(), "err", err)
 }

@@ -127,6 +127,9 @@ type Server struct {
 	fresh atomic.Bool
 	// registered is set once the meta group accepted the registration.
 	registered atomic.Bool
+	// regFailedSince and regWarned are when registration started failing
+	// and when that was last logged at WARN (heartbeat loop only).
+	regFailedSince, regWarned time.Time
 	// storeID identifies the store (chosen when it was created).
 	storeID string
 	// draining is set by Drain: writes are refused, replication goes on.

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -290,4 +292,47 @@ func TestOperatorCommands(t *testing.T) {
 		}
 		t.Logf("%d progress lines, the first: %s", len(lines), lines[0])
 	})
+}
+
+// TestServeRESPMetrics checks that the RESP front end's figures are on
+// "zeppelin serve"'s /metrics.
+func TestServeRESPMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a zeppelin process")
+	}
+	_, rpcAddr, respAddr, httpAddr := startServer(t)
+	runBin(t, 60*time.Second, "table", "create", "default", "--partitions", "2", "--replication", "1", "--addr", rpcAddr)
+	nc, err := net.Dial("tcp", respAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write([]byte("PING\r\nNOSUCH\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	got := ""
+	for !strings.Contains(got, "unknown command") {
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := nc.Read(buf)
+		if err != nil {
+			t.Fatalf("read the replies: %v (got %q)", err, got)
+		}
+		got += string(buf[:n])
+	}
+	res, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`zeppelin_resp_commands_total{command="ping"} 1`, `zeppelin_resp_commands_total{command="unknown"} 1`,
+		"zeppelin_resp_connections 1", "zeppelin_resp_pipeline_runs_total"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

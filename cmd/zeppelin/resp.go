@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 
-	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zeppelin-kv/zeppelin"
 	"github.com/zeppelin-kv/zeppelin/resp"
 )
 
@@ -16,16 +16,23 @@ type respFront struct {
 	done chan error
 }
 
-// startRESP serves the Redis protocol on ln through cli, with table as the
-// default table, until Close. It takes ln over: ln is closed by Close.
-func startRESP(ln net.Listener, cli *client.Client, table string, log *slog.Logger) (*respFront, error) {
-	srv, err := resp.New(resp.Config{Client: cli, DefaultTable: table, Logger: log})
+// startRESP serves the Redis protocol on ln with cfg until Close, and
+// adds the front end's figures (commands, errors, connections, security
+// counters) to srv's metrics. It takes ln over: ln is closed by Close.
+func startRESP(ln net.Listener, srv *zeppelin.Server, cfg resp.Config) (*respFront, error) {
+	rs, err := resp.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("RESP front end: %w", err)
 	}
-	f := &respFront{srv: srv, done: make(chan error, 1)}
+	for _, c := range []prometheus.Collector{rs.Collector(), rs.SecurityCollector()} {
+		if err := srv.Metrics().Register(c); err != nil {
+			rs.Close()
+			return nil, fmt.Errorf("RESP front end: metrics: %w", err)
+		}
+	}
+	f := &respFront{srv: rs, done: make(chan error, 1)}
 	go func() {
-		if err := srv.Serve(ln); err != nil {
+		if err := rs.Serve(ln); err != nil {
 			f.done <- err
 		}
 	}()

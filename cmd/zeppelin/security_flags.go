@@ -278,36 +278,14 @@ func (o *securityOptions) watchSIGHUP(srv *zeppelin.Server, log *slog.Logger) (s
 	}
 }
 
-// startRESP is the package's startRESP with the security settings: users,
-// limits, timeouts; the front end's security counters join the process's
-// metrics.
+// startRESP starts the RESP front end with the security settings: users,
+// limits, timeouts, and the server's TLS.
 func (o *securityOptions) startRESP(ln net.Listener, srv *zeppelin.Server, table string, log *slog.Logger, users []zeppelin.User) (*respFront, error) {
-	if len(users) == 0 && o.maxConns == 0 && o.maxConnsPerIP == 0 && o.helloTimeout == 0 && o.respIdle == 0 && srv.TLSConfig() == nil {
-		f, err := startRESP(ln, srv.Client(), table, log)
-		if err == nil {
-			_ = srv.Metrics().Register(f.srv.SecurityCollector())
-		}
-		return f, err
-	}
 	cfg, err := o.respConfig(resp.Config{Client: srv.Client(), DefaultTable: table, Logger: log, TLS: srv.TLSConfig()}, users)
 	if err != nil {
 		return nil, fmt.Errorf("RESP front end: %w", err)
 	}
-	rs, err := resp.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("RESP front end: %w", err)
-	}
-	if err := srv.Metrics().Register(rs.SecurityCollector()); err != nil {
-		rs.Close()
-		return nil, fmt.Errorf("RESP front end: %w", err)
-	}
-	f := &respFront{srv: rs, done: make(chan error, 1)}
-	go func() {
-		if err := rs.Serve(ln); err != nil {
-			f.done <- err
-		}
-	}()
-	return f, nil
+	return startRESP(ln, srv, cfg)
 }
 
 // newUserCmd is "zeppelin user": tools for --users-file.
