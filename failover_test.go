@@ -699,6 +699,9 @@ func TestGracefulShutdownHandsOffAndLosesNothing(t *testing.T) {
 		return true
 	})
 	waitOps(t, cl, "g")
+	// Every slave must hold a complete copy: a master hands its role only
+	// to one that does.
+	c.WaitSlavesStreaming(30 * time.Second)
 	victim := 1
 	name := placement.NodeID(c.Member(victim).Name)
 	mastered := mastersOf(c.Map(), "g")[name]

@@ -223,7 +223,14 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 	// that was paused or cut off meanwhile may have been replaced, and
 	// must not acknowledge what it applied (its replacement may not have
 	// it). The client in turn discards a reply that reaches it after the
-	// lease it reports has run out.
+	// lease it reports has run out, except for a sync table: there a
+	// write is acknowledged only once every member of the in-sync set
+	// holds it, and only an in-sync member is ever promoted, so what was
+	// acknowledged survives however late the acknowledgement arrives (a
+	// deposed master cannot complete a write: its in-sync slaves stop
+	// acknowledging once one of them is master, and only meta shrinks the
+	// set); and a group that wrote nothing was evaluated while the lease,
+	// checked here after it, still held.
 	if s.fenced(req.Table) {
 		left := s.leaseLeft()
 		if left <= 0 {
@@ -234,7 +241,9 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 				}
 			}
 		}
-		reply.LeaseMs = leaseMs(left)
+		if !s.syncTable(req.Table) {
+			reply.LeaseMs = leaseMs(left)
+		}
 	}
 	return reply
 }
@@ -248,6 +257,16 @@ func (s *Server) fenced(table placement.TableID) bool {
 	}
 	t := m.TableByID(table)
 	return t != nil && (t.Fenced || t.Mode == placement.ModeSync)
+}
+
+// syncTable reports whether table is a sync table in the node's map.
+func (s *Server) syncTable(table placement.TableID) bool {
+	m := s.cur.Load()
+	if m == nil {
+		return false
+	}
+	t := m.TableByID(table)
+	return t != nil && t.Mode == placement.ModeSync
 }
 
 // leaseMs turns the lease left into a reply's LeaseMs: whole milliseconds,

@@ -160,3 +160,24 @@ func (c *Cluster) Map() *placement.Map {
 	})
 	return m
 }
+
+// WaitSlavesStreaming waits until every slave replica of every running
+// member has a complete copy and streams from its master: no initial or
+// full sync is left, so a master can hand its role to any of them.
+func (c *Cluster) WaitSlavesStreaming(timeout time.Duration) {
+	c.t.Helper()
+	c.Eventually(timeout, func() error {
+		for i := range c.Len() {
+			s := c.Server(i)
+			if s == nil || s.Node() == nil {
+				continue
+			}
+			for _, r := range s.Node().Status().Replicas {
+				if r.Role == wire.RoleSlave && (r.State != wire.ReplStreaming || r.Incomplete) {
+					return fmt.Errorf("%s: table %d partition %d: slave %v, incomplete %v", c.members[i].Name, r.Table, r.Partition, r.State, r.Incomplete)
+				}
+			}
+		}
+		return nil
+	})
+}

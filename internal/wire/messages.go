@@ -541,8 +541,10 @@ type GroupResult struct {
 // WriteReply answers a WriteRequest, one result per group in order.
 type WriteReply struct {
 	Groups []GroupResult `msgpack:"g"`
-	// LeaseMs is, for a fenced table, how long the master's lease still ran
-	// when it sent the reply (see ReadReply.LeaseMs); 0 otherwise.
+	// LeaseMs is, for a fenced async table, how long the master's lease
+	// still ran when it sent the reply (see ReadReply.LeaseMs); 0
+	// otherwise. A sync table's acknowledged writes survive a late reply:
+	// every in-sync member, and so any master to come, holds them.
 	LeaseMs int64 `msgpack:"lm,omitempty"`
 }
 
