@@ -139,12 +139,16 @@ type Config struct {
 	// "zeppelin serve" sets a soft memory limit from --memory-budget).
 	// See docs/performance.md.
 	MemoryBudget int64
-	// CompressTables stores the data store's tables Snappy-compressed, with
-	// a block cache of a quarter of MemoryBudget: for compressible values,
-	// less disk and page cache (and so RSS), but reads that miss the block
-	// cache pay a decompression. Off by default; it applies to tables
-	// written from then on. See docs/performance.md.
-	CompressTables bool
+	// UncompressedTables stores the data store's tables uncompressed and
+	// reads them from their mappings without a block cache, the memtables
+	// taking the whole MemoryBudget. By default tables are
+	// Snappy-compressed with a block cache of a quarter of the budget.
+	// Uncompressed makes point reads of small values faster, but costs
+	// disk, page cache (RSS) and compaction bandwidth for compressible
+	// values: a write-heavy store of compressible values can fall behind
+	// on compaction. It applies to tables written from then on. See
+	// docs/performance.md.
+	UncompressedTables bool
 	// Limits bound what one request may carry (defaults: key ≤ 60 KiB,
 	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
 	Limits Limits

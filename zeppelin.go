@@ -310,7 +310,7 @@ func (s *Server) startData() error {
 		Durability:   cfg.Durability,
 		Small:        cfg.Expert.SmallFootprint,
 		MemoryBudget: cfg.MemoryBudget,
-		Compress:     cfg.CompressTables,
+		Uncompressed: cfg.UncompressedTables,
 		Logger:       s.log,
 	})
 	if err != nil {

@@ -91,11 +91,15 @@ type Options struct {
 	// budget does not count and the kernel reclaims under pressure. See
 	// docs/storage.md.
 	MemoryBudget int64
-	// Compress stores tables Snappy-compressed, with a block cache of a
-	// quarter of MemoryBudget (the memtables get the rest): less disk and
-	// page cache for compressible values, at the price of a decompression
-	// on every block-cache miss.
-	Compress bool
+	// Uncompressed stores tables without compression and reads them
+	// straight from their mappings, with no block cache (the memtables get
+	// the whole budget). By default tables are Snappy-compressed, with a
+	// block cache of a quarter of MemoryBudget. Uncompressed saves the
+	// decompression of a block on every block-cache miss, which makes
+	// point reads of small values faster, but costs disk, page cache and
+	// compaction bandwidth for compressible values, which can leave a
+	// write-heavy store behind.
+	Uncompressed bool
 	// Small selects test and demo sizing: a SmallMemoryBudget unless
 	// MemoryBudget says otherwise, small value log files and fewer
 	// compaction goroutines.
@@ -173,19 +177,16 @@ func Open(o Options) (*Store, error) {
 			o.MemoryBudget = SmallMemoryBudget
 		}
 	}
-	memBudget, blockCache, compression := o.MemoryBudget, int64(0), options.None
-	if o.Compress {
-		memBudget, blockCache, compression = o.MemoryBudget*3/4, o.MemoryBudget/4, options.Snappy
+	memBudget, blockCache, compression := o.MemoryBudget*3/4, o.MemoryBudget/4, options.Snappy
+	if o.Uncompressed {
+		memBudget, blockCache, compression = o.MemoryBudget, int64(0), options.None
 	}
 	memtable, memtables := memtableSizing(memBudget)
-	// Unless Compress, blocks are stored uncompressed and read straight
-	// from the mapped tables: a compressed block is decompressed into a
-	// fresh buffer on every block-cache miss, which cost a read of 100-byte
-	// values more CPU than the lookup itself and most of the store's
-	// garbage. So there is no block cache; the page cache holds the
-	// tables. Table indexes and
-	// Bloom filters stay in memory (IndexCacheSize 0), so a lookup touches
-	// one data block per level at most.
+	// With Uncompressed, blocks are read straight from the mapped tables
+	// and there is no block cache; otherwise a block is decompressed into
+	// the cache on a miss. Table indexes and Bloom filters stay in memory
+	// (IndexCacheSize 0), so a lookup touches one data block per level at
+	// most.
 	bo := badger.DefaultOptions(o.Dir).
 		WithLogger(badgerLogger{logger}).
 		WithDetectConflicts(false).

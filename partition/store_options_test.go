@@ -27,7 +27,7 @@ func TestMemtableSizing(t *testing.T) {
 }
 
 func TestOpenWithBudgets(t *testing.T) {
-	for _, o := range []Options{{MemoryBudget: MinMemoryBudget}, {MemoryBudget: 64 << 20}, {MemoryBudget: 64 << 20, Compress: true}} {
+	for _, o := range []Options{{MemoryBudget: MinMemoryBudget}, {MemoryBudget: 64 << 20}, {MemoryBudget: 64 << 20, Uncompressed: true}} {
 		budget := o.MemoryBudget
 		o.Dir, o.Small = t.TempDir(), true
 		s, err := Open(o)

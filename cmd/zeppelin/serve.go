@@ -55,7 +55,7 @@ type serveOptions struct {
 	binlogMaxRecords     int
 	binlogMaxBytes       sizeValue
 	memoryBudget         sizeValue
-	compressTables       bool
+	uncompressedTables   bool
 	binlogMaxAge         time.Duration
 	binlogHardMaxRecords int
 	binlogHardMaxBytes   sizeValue
@@ -169,7 +169,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 
 	o.memoryBudget = sizeValue(d.MemoryBudget)
 	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its memtables and their flushes; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to twice it plus 64 MiB (--local default: 96MiB)")
-	fs.BoolVar(&o.compressTables, "compress-tables", d.CompressTables, "store the data store's tables Snappy-compressed with a block cache of a quarter of --memory-budget: less disk and memory for compressible values, slower reads")
+	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
 	fs.Var(&o.binlogMaxBytes, "binlog-max-bytes", "soft limit on binlog bytes kept per replica (0: unlimited; a connected slave holds soft limits back)")
@@ -213,7 +213,7 @@ func (o *serveOptions) applyTuning(fs *pflag.FlagSet, cfg *zeppelin.Config) {
 	set("binlog-max-records", func() { cfg.Retention.MaxRecords = o.binlogMaxRecords })
 	set("binlog-max-bytes", func() { cfg.Retention.MaxBytes = int64(o.binlogMaxBytes) })
 	set("memory-budget", func() { cfg.MemoryBudget = int64(o.memoryBudget) })
-	set("compress-tables", func() { cfg.CompressTables = o.compressTables })
+	set("uncompressed-tables", func() { cfg.UncompressedTables = o.uncompressedTables })
 	set("binlog-max-age", func() { cfg.Retention.MaxAge = o.binlogMaxAge })
 	set("binlog-hard-max-records", func() { cfg.Retention.HardMaxRecords = o.binlogHardMaxRecords })
 	set("binlog-hard-max-bytes", func() { cfg.Retention.HardMaxBytes = int64(o.binlogHardMaxBytes) })
@@ -526,7 +526,7 @@ type fileConfig struct {
 	Weight        int               `json:"weight"`
 	Durability    string            `json:"durability"`
 	MemoryBudget  string            `json:"memory-budget"`
-	Compress      bool              `json:"compress-tables,omitempty"`
+	Uncompressed  bool              `json:"uncompressed-tables,omitempty"`
 
 	BinlogMaxRecords     int    `json:"binlog-max-records"`
 	BinlogMaxBytes       string `json:"binlog-max-bytes"`
@@ -561,7 +561,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 		RPCAddr: cfg.RPCAddr, AdvertiseAddr: cfg.AdvertiseAddr, RaftAddr: cfg.RaftAddr, GossipAddr: cfg.GossipAddr, HTTPAddr: cfg.HTTPAddr,
 		RESPAddr: o.respAddr, RESPTable: o.respTable, MetaID: cfg.MetaID, MetaJoin: cfg.MetaJoin, Join: cfg.Join,
 		Zone: cfg.Labels.Zone, Rack: cfg.Labels.Rack, Host: cfg.Labels.Host, Weight: cfg.Weight,
-		Durability: cfg.Durability.String(), MemoryBudget: size(cfg.MemoryBudget), Compress: cfg.CompressTables,
+		Durability: cfg.Durability.String(), MemoryBudget: size(cfg.MemoryBudget), Uncompressed: cfg.UncompressedTables,
 
 		BinlogMaxRecords: cfg.Retention.MaxRecords, BinlogMaxBytes: size(cfg.Retention.MaxBytes),
 		BinlogMaxAge: cfg.Retention.MaxAge.String(), BinlogHardMaxRecords: cfg.Retention.HardMaxRecords,

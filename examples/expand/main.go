@@ -16,40 +16,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/zeppelin-kv/zeppelin/examples/internal/demo"
 
 	"github.com/zeppelin-kv/zeppelin"
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/examples/internal/demo"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
-	case errors.Is(err, context.Canceled):
-		// Interrupted: the servers are closed and the directories removed.
-		os.Exit(130)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "expand:", err)
-		os.Exit(1)
-	}
-}
+func main() { demo.Main("expand", run) }
 
 // options are the command-line flags.
 type options struct {

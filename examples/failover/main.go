@@ -23,43 +23,25 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/zeppelin-kv/zeppelin/examples/internal/demo"
 
 	"github.com/zeppelin-kv/zeppelin"
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/examples/internal/demo"
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout)
-	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(2)
-	case errors.Is(err, context.Canceled):
-		// Interrupted: the servers are closed and the directories removed.
-		os.Exit(130)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "failover:", err)
-		os.Exit(1)
-	}
-}
+func main() { demo.Main("failover", run) }
 
 // options are the command-line flags.
 type options struct {
