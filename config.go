@@ -129,10 +129,10 @@ type Config struct {
 	// are enforced even then.
 	Retention Retention
 	// MemoryBudget bounds the memory the data store keeps on its own (its
-	// memtables and the buffers their flushes build tables in); default
-	// 256 MiB, DefaultLocalConfig 96 MiB, at least 24 MiB (the largest
-	// group of writes a replica commits at once is 15% of a third of the
-	// budget, 6.5 MiB at the default). It does not
+	// block cache, memtables and the buffers their flushes build tables
+	// in); default 256 MiB, DefaultLocalConfig 128 MiB, at least 24 MiB
+	// (the largest group of writes a replica commits at once is 15% of a
+	// memtable: 4.9 MiB at the default, 2.4 MiB at 128 MiB). It does not
 	// count the operating system's page cache, through which tables on
 	// disk are read, nor the Go runtime's headroom above live memory (a
 	// program embedding the store sets that with GOGC or GOMEMLIMIT;

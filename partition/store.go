@@ -49,17 +49,18 @@ func (d Durability) String() string {
 const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxTagDelete = 10_000
-	// DefaultMemoryBudget is Options.MemoryBudget's default: three 43 MiB
-	// memtables.
+	// DefaultMemoryBudget is Options.MemoryBudget's default: a 64 MiB
+	// block cache and three 32 MiB memtables.
 	DefaultMemoryBudget = 256 << 20
-	// SmallMemoryBudget is Options.MemoryBudget's default with Small:
-	// three 16 MiB memtables.
-	SmallMemoryBudget = 96 << 20
+	// SmallMemoryBudget is Options.MemoryBudget's default with Small: a
+	// 32 MiB block cache and three 16 MiB memtables.
+	SmallMemoryBudget = 128 << 20
 	// MinMemoryBudget is the smallest memory budget: three 4 MiB
-	// memtables. The largest group of writes a replica commits at once is
-	// 15% of a memtable: about 600 KiB here, 2.4 MiB at SmallMemoryBudget
-	// and 6.5 MiB at DefaultMemoryBudget (larger values are kept in
-	// Badger's value log and count little).
+	// memtables (and a 6 MiB block cache). The largest group of writes a
+	// replica commits at once is 15% of a memtable: about 600 KiB here,
+	// 2.4 MiB at SmallMemoryBudget and 4.9 MiB at DefaultMemoryBudget
+	// (values past the value threshold are kept in Badger's value log and
+	// count little).
 	MinMemoryBudget = 24 << 20
 )
 
