@@ -209,6 +209,14 @@ type Config struct {
 	// authenticates (a Secret or Users); without any, only /metrics,
 	// /healthz and /readyz are served then.
 	HTTPAuth HTTPAuthConfig
+	// NodeAdmission says how the meta group admits a data node ID it does
+	// not know yet: "open" (the default) places any node that registers
+	// (with a Secret, any that proves it); "admin-approved" refuses it
+	// until an administrator approves the ID (client.ApproveNode, "zeppelin
+	// node approve"), before or after the node first asks, and lists it as
+	// pending meanwhile. Nodes already in the map are not affected. It is
+	// read by the meta members.
+	NodeAdmission string
 	// RPCConns bounds the RPC listener's connections (defaults: 10,000
 	// open, 1,000 per IP address, 5 s to finish the hello, 5 minutes
 	// idle).
@@ -380,6 +388,9 @@ func (c Config) Validate() error {
 	case DurabilityAlways, DurabilityInterval, DurabilityNone:
 	default:
 		add("unknown Durability %d", c.Durability)
+	}
+	if _, err := meta.ParseAdmission(c.NodeAdmission); err != nil {
+		add("%v", err)
 	}
 	if c.HeartbeatInterval <= 0 {
 		add("HeartbeatInterval must be positive")

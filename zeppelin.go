@@ -235,6 +235,14 @@ func (s *Server) startMeta() error {
 		}
 		members = map[uint64]string{id: raft}
 	}
+	admission, err := meta.ParseAdmission(cfg.NodeAdmission)
+	if err != nil {
+		return err
+	}
+	var localNode placement.NodeID
+	if cfg.Roles&RoleData != 0 {
+		localNode = placement.NodeID(s.nodeID)
+	}
 	m, err := meta.Start(meta.Config{
 		ReplicaID:         id,
 		RaftAddr:          raft,
@@ -249,6 +257,8 @@ func (s *Server) startMeta() error {
 		SnapshotEntries:   cfg.Expert.MetaSnapshotEntries,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		DownTimeout:       cfg.DownTimeout,
+		NodeAdmission:     admission,
+		LocalNode:         localNode,
 		Migration:         cfg.Migration,
 		Dial:              s.dialConfig(),
 		RaftNetwork:       s.raftNetwork(),

@@ -29,6 +29,7 @@ const (
 	resExists          // table name taken
 	resNotFound        // table or node unknown
 	resInvalid         // malformed command
+	resRefused         // a new node without the approval the command requires
 )
 
 // command is one proposal. It is msgpack encoded with named fields so it
@@ -58,6 +59,9 @@ type command struct {
 	MigrationChanges []migrationChange `msgpack:"mc,omitempty"`
 	// NodeAdmin is opNodeAdmin's change.
 	NodeAdmin *nodeAdmin `msgpack:"na,omitempty"`
+	// NeedApproval makes opRegisterNode refuse a node ID that is neither
+	// in the map nor in its Approved list (admin-approved admission).
+	NeedApproval bool `msgpack:"ap,omitempty"`
 }
 
 type nodeStateChange struct {
@@ -93,6 +97,8 @@ const (
 	nodeOpUndrain                   // draining no more
 	nodeOpRemove                    // forget a node that holds nothing
 	nodeOpWeight                    // set the weight
+	nodeOpApprove                   // admit a node ID that has not registered yet
+	nodeOpRevoke                    // withdraw an approval not used yet
 )
 
 // maxFinishedMigrations bounds the finished migrations the map keeps, and
@@ -128,7 +134,7 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 	}
 	switch cmd.Op {
 	case opRegisterNode:
-		return applyRegister(m, cmd.Node, false)
+		return applyRegister(m, cmd.Node, false, cmd.NeedApproval)
 	case opSetMember:
 		return applySetMember(m, cmd.Member)
 	case opCreateTable:
@@ -157,8 +163,10 @@ func apply(m *placement.Map, cmd *command) (uint64, *placement.Table, error) {
 
 // applyRegister adds or updates a node. A known node whose store changed
 // has lost its data: that is registered only together with the failover
-// of what it mastered (newStore), never as a plain update.
-func applyRegister(m *placement.Map, n *placement.Node, newStore bool) (uint64, *placement.Table, error) {
+// of what it mastered (newStore), never as a plain update. With
+// needApproval a node ID the map does not know joins only if it is in
+// m.Approved, and leaves that list.
+func applyRegister(m *placement.Map, n *placement.Node, newStore, needApproval bool) (uint64, *placement.Table, error) {
 	if n == nil || n.ID == "" || n.Addr == "" {
 		return resInvalid, nil, fmt.Errorf("register: node needs an ID and an address")
 	}
@@ -180,6 +188,12 @@ func applyRegister(m *placement.Map, n *placement.Node, newStore bool) (uint64, 
 		cur.Addr, cur.Labels, cur.StoreID = n.Addr, n.Labels, n.StoreID
 		m.Epoch++
 		return resOK, nil, nil
+	}
+	if needApproval {
+		if !admitted(m, n.ID) {
+			return resRefused, nil, fmt.Errorf("register: node %s is not approved", n.ID)
+		}
+		m.Approved = withoutID(m.Approved, n.ID)
 	}
 	nn := *n
 	nn.State = placement.NodeUp
@@ -251,7 +265,7 @@ func applyUpdate(m *placement.Map, cmd *command) (uint64, *placement.Table, erro
 	if cmd.Node != nil {
 		// A node that lost its store re-registers together with the
 		// failover of what it mastered.
-		if code, _, err := applyRegister(m, cmd.Node, true); code != resOK {
+		if code, _, err := applyRegister(m, cmd.Node, true, false); code != resOK {
 			return code, nil, err
 		}
 	}
@@ -382,6 +396,9 @@ func pruneMigrations(m *placement.Map) {
 func applyNodeAdmin(m *placement.Map, na *nodeAdmin) (uint64, *placement.Table, error) {
 	if na == nil {
 		return resInvalid, nil, fmt.Errorf("node admin: no change")
+	}
+	if na.Op == nodeOpApprove || na.Op == nodeOpRevoke {
+		return applyApproval(m, na)
 	}
 	n := m.Node(na.Node)
 	if n == nil {

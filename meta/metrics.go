@@ -45,6 +45,8 @@ var (
 		"Partitions each data node masters, in this member's copy of the map.", []string{"node"}, nil)
 	descNodeReplicas = prometheus.NewDesc("zeppelin_meta_node_replicas",
 		"Replicas (master, slaves and learners) each data node holds, in this member's copy of the map.", []string{"node"}, nil)
+	descPending = prometheus.NewDesc("zeppelin_meta_nodes_pending_approval",
+		"Data nodes the leader refused for want of an administrator's approval (leader only; admin-approved admission).", nil, nil)
 	descNodeHeartbeat = prometheus.NewDesc("zeppelin_meta_node_heartbeat_age_seconds",
 		"Time since the leader last heard from each data node (leader only).", []string{"node"}, nil)
 )
@@ -52,7 +54,7 @@ var (
 func (c *metaCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEpoch, descLeader, descTerm, descNodes, descTables, descNoMaster, descStuck,
 		descInSync, descShortInSync, descMigrations, descMigrationBytes, descMigrationRate,
-		descApplied, descNodeState, descNodeMasters, descNodeReplicas, descNodeHeartbeat} {
+		descApplied, descNodeState, descNodeMasters, descNodeReplicas, descNodeHeartbeat, descPending} {
 		ch <- d
 	}
 }
@@ -75,6 +77,9 @@ func (c *metaCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(n), st.String())
 	}
 	ch <- prometheus.MustNewConstMetric(descTables, prometheus.GaugeValue, float64(len(m.Tables)))
+	if leader == 1 && c.s.cfg.NodeAdmission == AdmitApproved {
+		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(len(c.s.pending.list(m, time.Now()))))
+	}
 	noMaster, stuck := 0, 0
 	for _, t := range m.Tables {
 		if t.Mode == placement.ModeSync {

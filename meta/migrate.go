@@ -453,6 +453,10 @@ func (s *Server) handleNodeAdmin(ctx context.Context, body []byte) (any, error) 
 	if err := s.notLeader("node changes"); err != nil {
 		return nil, err
 	}
+	switch req.Op {
+	case wire.NodeApprove, wire.NodeRevoke, wire.NodePending:
+		return s.nodeApproval(ctx, req)
+	}
 	m, err := s.read(ctx)
 	if err != nil {
 		return nil, err

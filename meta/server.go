@@ -59,6 +59,13 @@ type Config struct {
 	// down (and how long a new leader waits before declaring anything
 	// down).
 	DownTimeout time.Duration
+	// NodeAdmission says whether a new data node ID registers at once
+	// (AdmitOpen) or only once an administrator approved it.
+	NodeAdmission Admission
+	// LocalNode is the ID of the data node in this member's process, if
+	// any. The member records it in the map, and a meta member's own data
+	// node is admitted without approval.
+	LocalNode placement.NodeID
 
 	// Dial configures connections to data nodes (switchovers poll them).
 	Dial rpc.DialConfig
@@ -108,6 +115,7 @@ type Server struct {
 	ledTerm uint64
 	deaf    bool
 	events  eventLog
+	pending pendingNodes
 	pool    *rpc.Pool
 
 	// group runs every goroutine of the member: the run loop, the
@@ -317,7 +325,7 @@ var errClosed = wire.Errorf(wire.CodeClosed, "meta member closed")
 func (s *Server) registered(m *placement.Map) bool {
 	for _, mm := range m.Meta {
 		if mm.ID == s.cfg.ReplicaID {
-			return mm.RPCAddr == s.cfg.RPCAddr && mm.RaftAddr == s.cfg.RaftAddr
+			return mm.RPCAddr == s.cfg.RPCAddr && mm.RaftAddr == s.cfg.RaftAddr && mm.Node == s.cfg.LocalNode
 		}
 	}
 	return false
@@ -442,7 +450,7 @@ func (s *Server) run(ctx context.Context) {
 func (s *Server) registerSelf(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout())
 	defer cancel()
-	mm := placement.MetaMember{ID: s.cfg.ReplicaID, RaftAddr: s.cfg.RaftAddr, RPCAddr: s.cfg.RPCAddr}
+	mm := placement.MetaMember{ID: s.cfg.ReplicaID, RaftAddr: s.cfg.RaftAddr, RPCAddr: s.cfg.RPCAddr, Node: s.cfg.LocalNode}
 	if _, _, err := s.propose(ctx, &command{Op: opSetMember, Member: &mm}); err != nil {
 		s.log.Debug("meta: recording member address failed", "err", err)
 	}

@@ -67,19 +67,41 @@ func (s *Server) handleRegister(ctx context.Context, body []byte) (any, error) {
 	if n.ID == "" || n.Addr == "" {
 		return nil, wire.Errorf(wire.CodeInvalid, "register: node ID and address are required")
 	}
-	if cur := s.Map().Node(n.ID); cur != nil && cur.StoreID != "" && cur.StoreID != n.StoreID {
+	if err := s.checkTimers(req); err != nil {
+		s.log.Warn("meta: node refused: its timers do not fit the meta group's", "target", n.ID, "err", err)
+		return nil, err
+	}
+	cur := s.Map().Node(n.ID)
+	if cur != nil && cur.StoreID != "" && cur.StoreID != n.StoreID {
 		return s.registerLostStore(ctx, n)
 	}
-	code, res, err := s.propose(ctx, &command{Op: opRegisterNode, Node: &n})
+	approval := s.cfg.NodeAdmission == AdmitApproved
+	if approval && cur == nil && !admitted(s.Map(), n.ID) {
+		// Confirm against the committed map before refusing: this
+		// member's copy may be behind an approval.
+		m, err := s.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if m.Node(n.ID) == nil && !admitted(m, n.ID) {
+			return nil, s.refusedForApproval(ctx, m, n)
+		}
+	}
+	code, res, err := s.propose(ctx, &command{Op: opRegisterNode, Node: &n, NeedApproval: approval})
 	if err != nil {
 		return nil, err
 	}
 	switch code {
 	case resOK:
+		if approval && cur == nil {
+			s.log.Info("meta: admitted node registered", "target", n.ID, "addr", n.Addr)
+		}
 		return &wire.RegisterReply{Epoch: res.Epoch}, nil
 	case resConflict:
 		// The store changed after all (this member's map was behind).
 		return s.registerLostStore(ctx, n)
+	case resRefused:
+		return nil, s.refusedForApproval(ctx, s.Map(), n)
 	}
 	return nil, wire.Errorf(wire.CodeInvalid, "register: %s", res.Err)
 }

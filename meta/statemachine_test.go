@@ -66,6 +66,19 @@ func script() []struct {
 		{command{Op: opUpdate, NodeStates: []nodeStateChange{{Node: "a", State: placement.NodeDown}}}, resOK},
 		{command{Op: opUpdate, NodeStates: []nodeStateChange{{Node: "zz", State: placement.NodeDown}}}, resNotFound},
 		{command{Op: opDropTable, Name: "nope"}, resNotFound},
+		// Admin-approved admission: a stranger is refused, an approved
+		// ID joins once (using the approval up), a meta member's own
+		// data node needs no approval, members cannot be approved.
+		{command{Op: opRegisterNode, NeedApproval: true, Node: &placement.Node{ID: "c", Addr: "c:1"}}, resRefused},
+		{command{Op: opNodeAdmin, NodeAdmin: &nodeAdmin{Op: nodeOpApprove, Node: "c"}}, resOK},
+		{command{Op: opNodeAdmin, NodeAdmin: &nodeAdmin{Op: nodeOpApprove, Node: "a"}}, resInvalid},
+		{command{Op: opRegisterNode, NeedApproval: true, Node: &placement.Node{ID: "c", Addr: "c:1"}}, resOK},
+		{command{Op: opNodeAdmin, NodeAdmin: &nodeAdmin{Op: nodeOpRevoke, Node: "c"}}, resNotFound},
+		{command{Op: opSetMember, Member: &placement.MetaMember{ID: 2, RPCAddr: "d:1", RaftAddr: "d:2", Node: "d"}}, resOK},
+		{command{Op: opRegisterNode, NeedApproval: true, Node: &placement.Node{ID: "d", Addr: "d:1"}}, resOK},
+		{command{Op: opNodeAdmin, NodeAdmin: &nodeAdmin{Op: nodeOpApprove, Node: "e"}}, resOK},
+		{command{Op: opNodeAdmin, NodeAdmin: &nodeAdmin{Op: nodeOpRevoke, Node: "e"}}, resOK},
+		{command{Op: opRegisterNode, NeedApproval: true, Node: &placement.Node{ID: "e", Addr: "e:1"}}, resRefused},
 	}
 }
 
@@ -82,7 +95,7 @@ func TestStateMachineIsDeterministicAndSnapshots(t *testing.T) {
 	if !reflect.DeepEqual(m, mapOf(t, b)) {
 		t.Fatal("two state machines applying the same commands differ")
 	}
-	if m.Epoch != 6 || m.Table("t").ID != 1 || m.NextTableID != 2 || m.Node("a").State != placement.NodeDown ||
+	if m.Epoch != 12 || m.Node("c") == nil || m.Node("d") == nil || m.Node("e") != nil || len(m.Approved) != 0 || m.Table("t").ID != 1 || m.NextTableID != 2 || m.Node("a").State != placement.NodeDown ||
 		m.Table("t").Partitions[0].Master != "b" || m.Node("b").Weight != 2 {
 		t.Fatalf("map after the script: %+v", m)
 	}

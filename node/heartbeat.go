@@ -37,7 +37,8 @@ func (s *Server) self() placement.Node {
 func (s *Server) register(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
 	defer cancel()
-	if err := s.cfg.Meta.Register(cctx, s.self()); err != nil {
+	req := &wire.RegisterRequest{Node: s.self(), LeaseMs: s.cfg.MasterLease.Milliseconds(), HeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds()}
+	if err := s.cfg.Meta.Register(cctx, req); err != nil {
 		if ctx.Err() == nil {
 			s.registerFailed(err)
 		}

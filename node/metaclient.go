@@ -22,9 +22,9 @@ type rpcMeta struct {
 	attempt time.Duration
 }
 
-func (r rpcMeta) Register(ctx context.Context, n placement.Node) error {
+func (r rpcMeta) Register(ctx context.Context, req *wire.RegisterRequest) error {
 	var reply wire.RegisterReply
-	return r.mc.CallBounded(ctx, r.attempt, false, wire.KindMetaRegister, &wire.RegisterRequest{Node: n}, &reply)
+	return r.mc.CallBounded(ctx, r.attempt, false, wire.KindMetaRegister, req, &reply)
 }
 
 func (r rpcMeta) Heartbeat(ctx context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error) {

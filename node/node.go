@@ -21,7 +21,7 @@ import (
 // MetaClient is what a node needs from the meta group.
 type MetaClient interface {
 	// Register adds or updates the node in the map.
-	Register(ctx context.Context, n placement.Node) error
+	Register(ctx context.Context, req *wire.RegisterRequest) error
 	// Heartbeat reports to the meta leader; only the leader answers.
 	Heartbeat(ctx context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error)
 	// Pull returns the map when it is newer than known, else nil. With

@@ -24,7 +24,7 @@ type fakeMeta struct {
 	gate     chan struct{}   // when set, Pull waits for it to close
 }
 
-func (f *fakeMeta) Register(context.Context, placement.Node) error { return nil }
+func (f *fakeMeta) Register(context.Context, *wire.RegisterRequest) error { return nil }
 
 func (f *fakeMeta) LeaderHint(string, uint64) {}
 

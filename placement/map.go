@@ -372,6 +372,9 @@ type MetaMember struct {
 	ID       uint64 `msgpack:"id" json:"id"`
 	RaftAddr string `msgpack:"raft" json:"raft_addr"`
 	RPCAddr  string `msgpack:"rpc" json:"rpc_addr"`
+	// Node is the ID of the data node in the member's process, if any:
+	// it is admitted without approval (see meta.AdmitApproved).
+	Node NodeID `msgpack:"node,omitempty" json:"node,omitempty"`
 }
 
 // Map is the cluster map: the meta group's authoritative view of nodes,
@@ -392,6 +395,10 @@ type Map struct {
 	// Removed lists the store IDs of nodes an operator removed (the most
 	// recent ones): such a store may not register again.
 	Removed []string `msgpack:"removed,omitempty" json:"removed,omitempty"`
+	// Approved lists node IDs an administrator admitted before they
+	// registered, for a meta group that admits new nodes only so; an ID
+	// leaves the list when its node registers.
+	Approved []NodeID `msgpack:"approved,omitempty" json:"approved,omitempty"`
 }
 
 // Table returns the table called name, or nil.
@@ -437,6 +444,7 @@ func (m *Map) Clone() *Map {
 	out.Meta = slices.Clone(m.Meta)
 	out.Migrations = slices.Clone(m.Migrations)
 	out.Removed = slices.Clone(m.Removed)
+	out.Approved = slices.Clone(m.Approved)
 	out.Tables = make([]Table, len(m.Tables))
 	for i := range m.Tables {
 		out.Tables[i] = m.Tables[i].Clone()

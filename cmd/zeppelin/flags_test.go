@@ -30,6 +30,8 @@ func TestBadCommandLines(t *testing.T) {
 		{"several problems at once", []string{"serve", "--dir", dir, "--meta-members", "1=127.0.0.1:7101,2=127.0.0.1:7102", "--weight", "0", "--down-timeout", "2s"},
 			[]string{"--weight must be at least 1", "--meta-id is required when --meta-members is set", "the meta group needs 1, 3 or 5 members", "must not exceed --down-timeout"}},
 		{"unexpected argument", []string{"serve", "now"}, []string{`unknown command "now"`}},
+		{"bad node admission", []string{"serve", "--dir", dir, "--node-admission", "anyone"}, []string{`node admission "anyone": want open or admin-approved`}},
+		{"approve without node", []string{"node", "approve"}, []string{"accepts 1 arg(s), received 0"}},
 		{"missing table name", []string{"table", "create"}, []string{"accepts 1 arg(s), received 0"}},
 		{"bad mode", []string{"table", "create", "t", "--mode", "eventual"}, []string{`invalid argument "eventual" for "--mode"`}},
 		{"get without key", []string{"get", "t"}, []string{"accepts 2 arg(s), received 1"}},

@@ -18,7 +18,7 @@ import (
 // and, after --wait, how the batch ended.
 type nodeChangeJSON struct {
 	Node       string       `json:"node"`
-	Change     string       `json:"change"` // drain, undrain, remove or weight
+	Change     string       `json:"change"` // drain, undrain, remove, weight, approve or revoke
 	Weight     int          `json:"weight,omitempty"`
 	Batch      uint64       `json:"batch,omitempty"`
 	Migrations int          `json:"migrations,omitempty"`
@@ -28,20 +28,24 @@ type nodeChangeJSON struct {
 func newNodeCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Drain, undrain and remove data nodes, and set their weights",
+		Short: "Drain, undrain, remove, weigh and approve data nodes",
 		Long: `Change one data node: drain it (move its replicas away), undrain it, remove
 it from the cluster once it is empty, or set its weight. "zeppelin nodes"
-lists the nodes.
+lists the nodes. In a cluster started with --node-admission admin-approved,
+"zeppelin node pending" lists the nodes waiting to join, "zeppelin node
+approve NODE" admits one (before or after it first asks) and "zeppelin node
+revoke NODE" withdraws an approval not used yet.
 
 To retire a node: "zeppelin node drain NODE --wait", then "zeppelin node
 remove NODE", then stop its process.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return usageError{cmd: c.CommandPath(), err: errors.New("missing subcommand: drain, undrain, remove or weight")}
+			return usageError{cmd: c.CommandPath(), err: errors.New("missing subcommand: drain, undrain, remove, weight, pending, approve or revoke")}
 		},
 	}
 	cmd.AddCommand(newNodeDrainCmd(stdout, stderr), newNodeUndrainCmd(stdout, stderr),
-		newNodeRemoveCmd(stdout, stderr), newNodeWeightCmd(stdout, stderr))
+		newNodeRemoveCmd(stdout, stderr), newNodeWeightCmd(stdout, stderr),
+		newNodePendingCmd(stdout, stderr), newNodeApproveCmd(stdout, stderr, true), newNodeApproveCmd(stdout, stderr, false))
 	return cmd
 }
 

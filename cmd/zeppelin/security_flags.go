@@ -37,6 +37,7 @@ type securityOptions struct {
 
 	tlsCert, tlsKey, tlsCA string
 	tlsClientAuth          bool
+	nodeAdmission          string
 	httpTokenFile          string
 	httpProtectMetrics     bool
 
@@ -54,6 +55,7 @@ func (o *securityOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM `file` of the CA certificates peers must chain to (required for a meta member: the Raft transport uses mutual TLS)")
 	fs.BoolVar(&o.tlsClientAuth, "tls-client-auth", false, "require every RPC dialer (nodes, clients, the CLI) to present a certificate of --tls-ca; a node's certificate common name must be its node ID")
+	fs.StringVar(&o.nodeAdmission, "node-admission", "open", "how the meta group admits a data node ID it does not know: open (place it when it registers) or admin-approved (refuse it until \"zeppelin node approve NODE\"; \"zeppelin node pending\" lists the waiting ones)")
 	fs.StringVar(&o.httpTokenFile, "http-token-file", "", "bearer tokens (one per line) that open the HTTP endpoint's dashboard, /status and /debug/pprof when the cluster authenticates (users may log in with their passwords too)")
 	fs.BoolVar(&o.httpProtectMetrics, "http-protect-metrics", false, "make /metrics need a token or a user too when the cluster authenticates (default: open)")
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most open connections of each listener (RPC and RESP; 0: 10000, kept below what the file descriptor limit allows)")
@@ -89,6 +91,7 @@ func (o *securityOptions) apply(cfg *zeppelin.Config) []error {
 		cfg.HTTPAuth.Tokens = auth.ParseSecrets(string(b))
 	}
 	cfg.HTTPAuth.ProtectMetrics = o.httpProtectMetrics
+	cfg.NodeAdmission = o.nodeAdmission
 	cfg.RPCConns = zeppelin.ConnLimits{Max: o.maxConns, PerIP: o.maxConnsPerIP, HelloTimeout: o.helloTimeout, IdleTimeout: o.rpcIdle}
 	return errs
 }
@@ -110,6 +113,9 @@ func (o *securityOptions) settings() map[string]any {
 	}
 	if o.tlsClientAuth {
 		m["tls-client-auth"] = true
+	}
+	if o.nodeAdmission != "open" {
+		m["node-admission"] = o.nodeAdmission
 	}
 	if o.httpProtectMetrics {
 		m["http-protect-metrics"] = true

@@ -71,6 +71,11 @@ type PullReply struct {
 // RegisterRequest registers (or updates) a data node in the map.
 type RegisterRequest struct {
 	Node placement.Node `msgpack:"n"`
+	// LeaseMs and HeartbeatMs are the node's master lease and heartbeat
+	// interval: the meta leader refuses a node whose lease could outlive
+	// its own DownTimeout (0: not checked, for nodes that do not say).
+	LeaseMs     int64 `msgpack:"lm,omitempty"`
+	HeartbeatMs int64 `msgpack:"hm,omitempty"`
 }
 
 // RegisterReply reports the epoch after registration.
@@ -384,7 +389,23 @@ const (
 	NodeUndrain                   // stop draining: the node may hold replicas again
 	NodeRemove                    // forget a node that holds no replica
 	NodeWeight                    // set the node's weight
+	NodeApprove                   // admit a node ID not registered yet (admin-approved admission)
+	NodeRevoke                    // withdraw an approval not used yet, and forget the node's request
+	NodePending                   // no change: list the nodes waiting for approval and the approvals not used yet
 )
+
+// PendingNode is a data node that asked to register and waits for an
+// administrator's approval.
+type PendingNode struct {
+	Node placement.Node `msgpack:"n"`
+	// RemoteAddr is where its last registration came from; FirstMs and
+	// LastMs when its first and last attempts came (Unix ms); Attempts
+	// counts them.
+	RemoteAddr string `msgpack:"ra,omitempty"`
+	FirstMs    int64  `msgpack:"f"`
+	LastMs     int64  `msgpack:"l"`
+	Attempts   int    `msgpack:"c"`
+}
 
 // NodeAdminRequest changes a data node.
 type NodeAdminRequest struct {
@@ -399,6 +420,11 @@ type NodeAdminReply struct {
 	Epoch      placement.Epoch `msgpack:"e"`
 	Batch      uint64          `msgpack:"b,omitempty"`
 	Migrations int             `msgpack:"m,omitempty"`
+	// Pending and Approved answer NodePending: the nodes waiting for
+	// approval (as the leader saw them since it began to lead) and the
+	// approved IDs that have not registered yet.
+	Pending  []PendingNode      `msgpack:"p,omitempty"`
+	Approved []placement.NodeID `msgpack:"a,omitempty"`
 }
 
 // MemberOp is a change to the meta group's membership.
