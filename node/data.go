@@ -360,10 +360,21 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadReply {
 	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
 	kind := readKind(req.Op)
+	budget, size := s.replyBudget(), 0
 	for i, k := range req.Keys {
 		start := time.Now()
 		reply.Results[i] = s.read1(ctx, req, k)
 		s.observe(kind, req.Table, start, reply.Results[i].Err)
+		if size += len(reply.Results[i].Value) + 16; size > budget {
+			// Stop before the reply outgrows what one frame may carry (a
+			// hostile MGET of one large key repeated would otherwise hold
+			// thousands of copies).
+			werr := s.errorf(wire.CodeInvalid, "the values of these %d keys exceed %d bytes, the most one reply carries: ask for fewer keys at a time", len(req.Keys), budget)
+			for j := range reply.Results {
+				reply.Results[j] = wire.ReadResult{Err: werr}
+			}
+			return reply
+		}
 	}
 	// A read from a fenced master is good only while its lease holds (see
 	// write); reads a client allowed from slaves are stale by consent.
@@ -379,6 +390,12 @@ func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadRepl
 		reply.LeaseMs = leaseMs(left)
 	}
 	return reply
+}
+
+// replyBudget is the most value bytes one read reply carries: what an
+// RPC frame may hold, less room for everything else.
+func (s *Server) replyBudget() int {
+	return s.cfg.Limits.WithDefaults().FrameLimit() - 1<<20
 }
 
 func readKind(op wire.ReadOp) string {
