@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
@@ -170,4 +171,22 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBlockCacheHits, prometheus.CounterValue, float64(m.Hits()))
 		ch <- prometheus.MustNewConstMetric(descBlockCacheMisses, prometheus.CounterValue, float64(m.Misses()))
 	}
+}
+
+// Events returns up to n of this process's newest events, newest first:
+// the meta decisions its meta member proposed (on the meta leader: the
+// cluster's failovers, switchovers, node state changes and migration
+// steps) and its replicas' full syncs. Client.Events asks another process
+// for its own.
+func (s *Server) Events(n int) []client.Event {
+	evs := s.recentEvents(max(n, 0))
+	out := make([]client.Event, len(evs))
+	for i, e := range evs {
+		out[i] = client.Event{Time: time.UnixMilli(e.TimeMs), Kind: e.Kind, TableID: e.Table, Partition: e.Partition,
+			Node: e.Node, From: e.From, Gen: e.Gen, Epoch: e.Epoch, Source: s.nodeID}
+		if e.Table != 0 {
+			out[i].Table, _ = s.tableName(e.Table)
+		}
+	}
+	return out
 }
