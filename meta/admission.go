@@ -162,11 +162,13 @@ func admitted(m *placement.Map, id placement.NodeID) bool {
 }
 
 // refusedForApproval answers a registration that needs an approval it
-// does not have, remembering the node as pending. A node at a meta
-// member's RPC address whose member has not recorded its data node yet
-// (it does so as it starts) is asked to wait instead.
+// does not have, remembering the node as pending. While the meta members
+// have not all recorded themselves and their data nodes (they do so as
+// they start), a node that may be one of theirs is asked to wait instead.
 func (s *Server) refusedForApproval(ctx context.Context, m *placement.Map, n placement.Node) error {
-	if slices.ContainsFunc(m.Meta, func(mm placement.MetaMember) bool { return mm.RPCAddr == n.Addr && mm.Node == "" }) {
+	if n.ID == s.cfg.LocalNode || slices.ContainsFunc(m.Meta, func(mm placement.MetaMember) bool {
+		return mm.RPCAddr == "" || (mm.RPCAddr == n.Addr && mm.Node == "")
+	}) {
 		return wire.Errorf(wire.CodeWait, "node %s: its meta member has not recorded it yet, retry", n.ID)
 	}
 	if id, _ := s.Leader(); id != s.cfg.ReplicaID {
