@@ -205,16 +205,9 @@ func (s *Server) nodeApproval(ctx context.Context, req *wire.NodeAdminRequest) (
 			return &wire.NodeAdminReply{Epoch: m.Epoch}, nil
 		}
 	}
-	code, res, err := s.propose(ctx, &command{Op: opNodeAdmin, NodeAdmin: na})
+	epoch, err := s.proposeNodeAdmin(ctx, na)
 	if err != nil {
 		return nil, err
-	}
-	switch code {
-	case resOK:
-	case resNotFound:
-		return nil, wire.Errorf(wire.CodeNotFound, "%s", res.Err)
-	default:
-		return nil, wire.Errorf(wire.CodeInvalid, "%s", res.Err)
 	}
 	if req.Op == wire.NodeApprove {
 		s.pending.forget(req.Node)
@@ -222,7 +215,7 @@ func (s *Server) nodeApproval(ctx context.Context, req *wire.NodeAdminRequest) (
 	} else {
 		s.log.Info("meta: node approval revoked", "target", req.Node)
 	}
-	return &wire.NodeAdminReply{Epoch: res.Epoch}, nil
+	return &wire.NodeAdminReply{Epoch: epoch}, nil
 }
 
 // applyApproval records or withdraws the approval of a node ID not

@@ -487,18 +487,11 @@ func (s *Server) handleNodeAdmin(ctx context.Context, body []byte) (any, error) 
 	default:
 		return nil, wire.Errorf(wire.CodeInvalid, "unknown node operation %d", req.Op)
 	}
-	code, res, err := s.propose(ctx, &command{Op: opNodeAdmin, NodeAdmin: na})
+	epoch, err := s.proposeNodeAdmin(ctx, na)
 	if err != nil {
 		return nil, err
 	}
-	switch code {
-	case resOK:
-	case resNotFound:
-		return nil, wire.Errorf(wire.CodeNotFound, "%s", res.Err)
-	default:
-		return nil, wire.Errorf(wire.CodeInvalid, "%s", res.Err)
-	}
-	reply := &wire.NodeAdminReply{Epoch: res.Epoch}
+	reply := &wire.NodeAdminReply{Epoch: epoch}
 	if req.Op == wire.NodeDrain {
 		batch, n, err := s.rebalance(ctx, "", 0, func(mg placement.Migration) bool { return mg.From == req.Node })
 		if err != nil {
@@ -508,6 +501,22 @@ func (s *Server) handleNodeAdmin(ctx context.Context, body []byte) (any, error) 
 		s.log.Info("meta: draining node", "target", req.Node, "migrations", n, "batch", batch)
 	}
 	return reply, nil
+}
+
+// proposeNodeAdmin proposes a node change and returns the epoch that
+// commits it, or the refusal as a client error.
+func (s *Server) proposeNodeAdmin(ctx context.Context, na *nodeAdmin) (placement.Epoch, error) {
+	code, res, err := s.propose(ctx, &command{Op: opNodeAdmin, NodeAdmin: na})
+	if err != nil {
+		return 0, err
+	}
+	switch code {
+	case resOK:
+		return res.Epoch, nil
+	case resNotFound:
+		return 0, wire.Errorf(wire.CodeNotFound, "%s", res.Err)
+	}
+	return 0, wire.Errorf(wire.CodeInvalid, "%s", res.Err)
 }
 
 // rebalance plans the moves that balance the replicas of table (every
