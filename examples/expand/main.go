@@ -118,6 +118,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout, "added data nodes n4 and n5")
+	// A rebalance places replicas on the nodes that are up: wait until the
+	// meta leader counts all five as up (on a loaded machine a new node's
+	// first heartbeats can be late).
+	if err := waitAllUp(ctx, admin, 5); err != nil {
+		return err
+	}
 	if err := printDistribution(ctx, stdout, admin, servers, "before the rebalance"); err != nil {
 		return err
 	}
@@ -292,4 +298,28 @@ func size(b int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", b)
+}
+
+// waitAllUp waits until the map lists n data nodes, every one up.
+func waitAllUp(ctx context.Context, cl *client.Client, n int) error {
+	for {
+		nodes, err := cl.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		up := 0
+		for _, nd := range nodes {
+			if nd.State == placement.NodeUp {
+				up++
+			}
+		}
+		if up == n && len(nodes) == n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d data nodes up (%d of %d are): %w", n, up, len(nodes), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
