@@ -85,7 +85,7 @@ func BenchmarkMigrateMasterPause(b *testing.B) {
 	stop := startWriters(8, func(w, i int) bool {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err := tb.Set(ctx, keys[(w*31+i)%len(keys)], fmt.Appendf(nil, "%d", i))
+		err := tb.Set(ctx, keys[(w*31+i)%len(keys)], fmt.Appendf(nil, "%d", i))
 		cancel()
 		if err != nil {
 			b.Errorf("write: %v", err)
@@ -169,7 +169,7 @@ func BenchmarkRebalanceForeground(b *testing.B) {
 				k := fmt.Appendf(nil, "fill-%07d", (w*7919+i*104729)%(parts*8000))
 				var err error
 				if i%2 == 0 {
-					_, err = tb.Set(ctx, k, val)
+					err = tb.Set(ctx, k, val)
 				} else {
 					_, err = tb.Get(ctx, k)
 				}

@@ -54,7 +54,7 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 				}
 			}()
 			runLoad(b, 64, func(ctx context.Context, _, i int) error {
-				_, err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%200_000), value)
+				err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%200_000), value)
 				return err
 			})
 			close(stop)
@@ -163,7 +163,7 @@ func BenchmarkFailover(b *testing.B) {
 			stop := startWriters(16, func(w, i int) bool {
 				k := fmt.Appendf(nil, "w%d-%d", w, i)
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_, err := tb.Set(ctx, k, []byte("v"))
+				err := tb.Set(ctx, k, []byte("v"))
 				cancel()
 				if err == nil {
 					mu.Lock()

@@ -57,7 +57,7 @@ func BenchmarkClientSecurity(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/Set/goroutines=%d", m.name, g), func(b *testing.B) {
 				tb := setup(b)
 				runLoad(b, g, func(ctx context.Context, _, i int) error {
-					_, err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
+					err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
 					return err
 				})
 			})

@@ -68,7 +68,7 @@ func BenchmarkClient(b *testing.B) {
 			b.Run("Set/"+name, func(b *testing.B) {
 				_, tb := benchCluster(b, shape.servers, shape.replication)
 				runLoad(b, g, func(ctx context.Context, _, i int) error {
-					_, err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
+					err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
 					return err
 				})
 			})
@@ -104,7 +104,7 @@ func BenchmarkEmbedded(b *testing.B) {
 			c.CreateTable("bench", client.TableOptions{Partitions: 64, Replication: 1})
 			tb := c.Client(0).Table("bench")
 			runLoad(b, g, func(ctx context.Context, _, i int) error {
-				_, err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
+				err := tb.Set(ctx, fmt.Appendf(nil, "k%d", i%100_000), value)
 				return err
 			})
 		})

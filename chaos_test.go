@@ -61,7 +61,7 @@ func (l *chaosLoad) run(ctx context.Context, tb *client.Table, w, keys int, stop
 			k, v = fmt.Sprintf("u-%d-%d", w, i), uint64(i)
 		}
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err := tb.Set(wctx, []byte(k), []byte(strconv.FormatUint(v, 10)))
+		err := tb.Set(wctx, []byte(k), []byte(strconv.FormatUint(v, 10)))
 		cancel()
 		l.mu.Lock()
 		l.ops++

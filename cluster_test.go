@@ -39,7 +39,7 @@ func writeKeys(t *testing.T, ctx context.Context, clients []*client.Client, tabl
 			defer wg.Done()
 			tb := clients[w%len(clients)].Table(table)
 			for i := w; i < n; i += 16 {
-				if _, err := tb.Set(ctx, key(i), value(i)); err != nil {
+				if err := tb.Set(ctx, key(i), value(i)); err != nil {
 					errs <- fmt.Errorf("set %s: %w", key(i), err)
 					return
 				}
@@ -130,10 +130,10 @@ func TestClusterMetaLeaderLoss(t *testing.T) {
 	}
 	c.WaitServing("after")
 	checkKeys(t, ctx, survivor, "t", 1_000)
-	if _, err := survivor.Table("t").Set(ctx, []byte("new"), []byte("v")); err != nil {
+	if err := survivor.Table("t").Set(ctx, []byte("new"), []byte("v")); err != nil {
 		t.Fatalf("write after leader loss: %v", err)
 	}
-	if _, err := survivor.Table("after").Set(ctx, []byte("x"), []byte("y")); err != nil {
+	if err := survivor.Table("after").Set(ctx, []byte("x"), []byte("y")); err != nil {
 		t.Fatalf("write to new table: %v", err)
 	}
 }
@@ -178,19 +178,19 @@ func TestClusterBadInput(t *testing.T) {
 	if _, err := cl.Table("nope").Get(ctx, []byte("k")); !errors.Is(err, client.ErrTableNotFound) {
 		t.Errorf("get from unknown table: %v, want ErrTableNotFound", err)
 	}
-	if _, err := cl.Table("nope").Set(ctx, []byte("k"), nil); !errors.Is(err, client.ErrTableNotFound) {
+	if err := cl.Table("nope").Set(ctx, []byte("k"), nil); !errors.Is(err, client.ErrTableNotFound) {
 		t.Errorf("set to unknown table: %v, want ErrTableNotFound", err)
 	}
 	if _, err := cl.CreateTable(ctx, "synced", client.TableOptions{Partitions: 2, Replication: 1, Mode: placement.ModeSync, MinInSync: 2}); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("create a sync table with min-in-sync above its replication: %v, want ErrInvalid", err)
 	}
-	if _, err := tb.Set(ctx, nil, []byte("v")); !errors.Is(err, client.ErrInvalid) {
+	if err := tb.Set(ctx, nil, []byte("v")); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("empty key: %v, want ErrInvalid", err)
 	}
-	if _, err := tb.Set(ctx, make([]byte, 17), []byte("v")); !errors.Is(err, client.ErrInvalid) {
+	if err := tb.Set(ctx, make([]byte, 17), []byte("v")); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("oversized key: %v, want ErrInvalid", err)
 	}
-	if _, err := tb.Set(ctx, []byte("k"), make([]byte, 65)); !errors.Is(err, client.ErrInvalid) {
+	if err := tb.Set(ctx, []byte("k"), make([]byte, 65)); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("oversized value: %v, want ErrInvalid", err)
 	}
 	if _, err := tb.Get(ctx, []byte("k")); !errors.Is(err, client.ErrNotFound) {
@@ -198,18 +198,18 @@ func TestClusterBadInput(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := tb.Set(cancelled, []byte("k"), []byte("v")); !errors.Is(err, context.Canceled) {
+	if err := tb.Set(cancelled, []byte("k"), []byte("v")); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v, want context.Canceled", err)
 	}
 	// The server still serves.
-	if _, err := tb.Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := tb.Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("set after bad input: %v", err)
 	}
 
 	// A client with default limits sends what the server refuses: the
 	// server's own check answers.
 	remote := c.NewClient("big")
-	if _, err := remote.Table("t").Set(ctx, []byte("k"), make([]byte, 1000)); !errors.Is(err, client.ErrInvalid) {
+	if err := remote.Table("t").Set(ctx, []byte("k"), make([]byte, 1000)); !errors.Is(err, client.ErrInvalid) {
 		t.Errorf("value over the server's limit: %v, want ErrInvalid", err)
 	}
 
@@ -351,7 +351,7 @@ func TestMetaRestartsFromSnapshots(t *testing.T) {
 		})
 	}
 	c.WaitServing("t11")
-	if _, err := cl.Table("t11").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := cl.Table("t11").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -388,7 +388,7 @@ func TestEmbeddedClientSkipsTheNetwork(t *testing.T) {
 	c.CreateTable("e", client.TableOptions{Partitions: 8, Replication: 1})
 	ctx := ctxFor(t, 30*time.Second)
 	tb := c.Client(0).Table("e")
-	if _, err := tb.Set(ctx, []byte("warm"), []byte("up")); err != nil {
+	if err := tb.Set(ctx, []byte("warm"), []byte("up")); err != nil {
 		t.Fatal(err)
 	}
 	// The process can no longer reach its own RPC port: only in-process

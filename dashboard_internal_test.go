@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/client"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/node"
 	"github.com/zeppelin-kv/zeppelin/placement"
@@ -90,16 +91,16 @@ func TestFullSyncEvents(t *testing.T) {
 
 func TestReplicaViewOfDisconnectedSlave(t *testing.T) {
 	p := placement.Partition{ID: 3, Master: "a", Slaves: []placement.NodeID{"b", "c", "d"}, Gen: 2}
-	master := wire.ReplicaStatus{Table: 1, Partition: 3, Role: wire.RoleMaster, Seq: 500, Slaves: []wire.SlaveProgress{
+	master := client.ReplicaStatus{Table: 1, Partition: 3, Role: client.RoleMaster, Seq: 500, Slaves: []client.SlaveProgress{
 		{Node: "b", Acked: 500}, {Node: "c", Acked: 420, LagMs: 1500}, {Node: "d", Acked: 300}}}
-	reports := map[reportKey]wire.ReplicaStatus{
+	reports := map[reportKey]client.ReplicaStatus{
 		{1, 3, "a"}: master,
 		// b streams, caught up.
-		{1, 3, "b"}: {Table: 1, Partition: 3, Role: wire.RoleSlave, State: wire.ReplStreaming, Seq: 500},
+		{1, 3, "b"}: {Table: 1, Partition: 3, Role: client.RoleSlave, State: client.ReplicaStreaming, Seq: 500},
 		// c lost its master: its last report said it was caught up.
-		{1, 3, "c"}: {Table: 1, Partition: 3, Role: wire.RoleSlave, State: wire.ReplConnecting, Seq: 420},
+		{1, 3, "c"}: {Table: 1, Partition: 3, Role: client.RoleSlave, State: client.ReplicaConnecting, Seq: 420},
 		// d's node is down; its stale report says streaming.
-		{1, 3, "d"}: {Table: 1, Partition: 3, Role: wire.RoleSlave, State: wire.ReplStreaming, Seq: 300},
+		{1, 3, "d"}: {Table: 1, Partition: 3, Role: client.RoleSlave, State: client.ReplicaStreaming, Seq: 300},
 	}
 	for _, tc := range []struct {
 		node      placement.NodeID

@@ -274,13 +274,13 @@ func TestDataAPIEveryOperation(t *testing.T) {
 	local := c.Client(1).Table("api") // a member's in-process client
 
 	t.Run("SetGetDelete", func(t *testing.T) {
-		if ok, err := tb.Set(ctx, bs("a"), bs("1")); err != nil || !ok {
-			t.Fatalf("Set(a) = %v, %v, want true", ok, err)
+		if err := tb.Set(ctx, bs("a"), bs("1")); err != nil {
+			t.Fatalf("Set(a): %v", err)
 		}
 		wantValue(t, ctx, tb, "a", "1")
 		wantValue(t, ctx, local, "a", "1")
-		if ok, err := tb.Set(ctx, bs("a"), bs("2")); err != nil || !ok {
-			t.Fatalf("overwrite Set(a) = %v, %v, want true", ok, err)
+		if err := tb.Set(ctx, bs("a"), bs("2")); err != nil {
+			t.Fatalf("overwrite Set(a): %v", err)
 		}
 		wantValue(t, ctx, tb, "a", "2")
 		if ok, err := tb.Exists(ctx, bs("a")); err != nil || !ok {
@@ -291,7 +291,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 		}
 		wantMissing(t, ctx, tb, "nope")
 		// An empty value is a value.
-		if _, err := tb.Set(ctx, bs("empty"), nil); err != nil {
+		if err := tb.Set(ctx, bs("empty"), nil); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := tb.Get(ctx, bs("empty")); err != nil || got == nil || len(got) != 0 {
@@ -307,32 +307,74 @@ func TestDataAPIEveryOperation(t *testing.T) {
 	})
 
 	t.Run("SetConditions", func(t *testing.T) {
-		if ok, err := tb.Set(ctx, bs("nx"), bs("first"), client.IfAbsent()); err != nil || !ok {
+		if ok, err := tb.SetIf(ctx, bs("nx"), bs("first"), client.IfAbsent()); err != nil || !ok {
 			t.Errorf("IfAbsent on a missing key = %v, %v, want true", ok, err)
 		}
-		if ok, err := tb.Set(ctx, bs("nx"), bs("second"), client.IfAbsent()); err != nil || ok {
+		if ok, err := tb.SetIf(ctx, bs("nx"), bs("second"), client.IfAbsent()); err != nil || ok {
 			t.Errorf("IfAbsent on an existing key = %v, %v, want false", ok, err)
 		}
 		wantValue(t, ctx, tb, "nx", "first")
-		if ok, err := tb.Set(ctx, bs("xx"), bs("v"), client.IfPresent()); err != nil || ok {
+		if ok, err := tb.SetIf(ctx, bs("xx"), bs("v"), client.IfPresent()); err != nil || ok {
 			t.Errorf("IfPresent on a missing key = %v, %v, want false", ok, err)
 		}
 		wantMissing(t, ctx, tb, "xx")
-		if ok, err := tb.Set(ctx, bs("nx"), bs("third"), client.IfPresent()); err != nil || !ok {
+		if ok, err := tb.SetIf(ctx, bs("nx"), bs("third"), client.IfPresent()); err != nil || !ok {
 			t.Errorf("IfPresent on an existing key = %v, %v, want true", ok, err)
 		}
 		wantValue(t, ctx, tb, "nx", "third")
+		if ok, err := tb.SetIf(ctx, bs("nx"), bs("fourth")); err != nil || !ok {
+			t.Errorf("SetIf without a condition = %v, %v, want true", ok, err)
+		}
+		wantValue(t, ctx, tb, "nx", "fourth")
+		// Set cannot report whether a condition held: it refuses one and
+		// writes nothing.
+		for _, o := range []client.SetOption{client.IfAbsent(), client.IfPresent()} {
+			if err := tb.Set(ctx, bs("nx"), bs("fifth"), o); !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "SetIf") {
+				t.Errorf("Set with a condition: %v, want ErrInvalid naming SetIf", err)
+			}
+		}
+		if err := tb.Set(ctx, bs("cond-new"), bs("v"), client.IfAbsent()); !errors.Is(err, client.ErrInvalid) {
+			t.Errorf("Set IfAbsent of a new key: %v, want ErrInvalid", err)
+		}
+		wantValue(t, ctx, tb, "nx", "fourth")
+		wantMissing(t, ctx, tb, "cond-new")
+	})
+
+	t.Run("Strings", func(t *testing.T) {
+		for key, tt := range map[string]*client.Table{"str-remote": tb, "str-local": local} {
+			if _, err := tt.GetString(ctx, key); !errors.Is(err, client.ErrNotFound) {
+				t.Errorf("GetString of a missing key: %v, want ErrNotFound", err)
+			}
+			if err := tt.SetString(ctx, key, "héllo"); err != nil {
+				t.Fatalf("SetString: %v", err)
+			}
+			if got, err := tt.GetString(ctx, key); err != nil || got != "héllo" {
+				t.Errorf("GetString = %q, %v, want %q", got, err, "héllo")
+			}
+			// The string and the []byte API see the same key and value.
+			wantValue(t, ctx, tb, key, "héllo")
+			if err := tt.SetString(ctx, key, "", client.WithTTL(time.Hour)); err != nil {
+				t.Fatalf("SetString with a TTL: %v", err)
+			}
+			if got, err := tt.GetString(ctx, key); err != nil || got != "" {
+				t.Errorf("GetString of an empty value = %q, %v, want \"\", nil", got, err)
+			}
+			wantTTL(t, ctx, tb, key, 59*time.Minute, time.Hour)
+			if err := tt.SetString(ctx, key, "x", client.IfPresent()); !errors.Is(err, client.ErrInvalid) {
+				t.Errorf("SetString with a condition: %v, want ErrInvalid", err)
+			}
+		}
 	})
 
 	t.Run("SetTTLOptions", func(t *testing.T) {
-		if _, err := tb.Set(ctx, bs("ttl"), bs("v1"), client.WithTTL(time.Hour)); err != nil {
+		if err := tb.Set(ctx, bs("ttl"), bs("v1"), client.WithTTL(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		wantTTL(t, ctx, tb, "ttl", 59*time.Minute, time.Hour)
 		// KeepTTL keeps the expiry, to the millisecond.
 		c.WaitConverged("api", 10*time.Second)
 		exp1 := expiryOnAll(t, c, "api", bs("ttl"))
-		if _, err := tb.Set(ctx, bs("ttl"), bs("v2"), client.KeepTTL()); err != nil {
+		if err := tb.Set(ctx, bs("ttl"), bs("v2"), client.KeepTTL()); err != nil {
 			t.Fatal(err)
 		}
 		wantValue(t, ctx, tb, "ttl", "v2")
@@ -341,26 +383,26 @@ func TestDataAPIEveryOperation(t *testing.T) {
 			t.Errorf("after Set with KeepTTL the key expires at %d, want %d", exp2, exp1)
 		}
 		// A TTL given with KeepTTL wins.
-		if _, err := tb.Set(ctx, bs("ttl"), bs("v3"), client.KeepTTL(), client.WithTTL(10*time.Minute)); err != nil {
+		if err := tb.Set(ctx, bs("ttl"), bs("v3"), client.KeepTTL(), client.WithTTL(10*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		wantTTL(t, ctx, tb, "ttl", 9*time.Minute, 10*time.Minute)
 		// A plain Set clears it.
-		if _, err := tb.Set(ctx, bs("ttl"), bs("v4")); err != nil {
+		if err := tb.Set(ctx, bs("ttl"), bs("v4")); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := tb.TTL(ctx, bs("ttl")); err != nil || got != client.NoTTL {
 			t.Errorf("TTL after a plain Set = %v, %v, want NoTTL", got, err)
 		}
 		// KeepTTL on a missing key sets no expiry.
-		if _, err := tb.Set(ctx, bs("keep-new"), bs("v"), client.KeepTTL()); err != nil {
+		if err := tb.Set(ctx, bs("keep-new"), bs("v"), client.KeepTTL()); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := tb.TTL(ctx, bs("keep-new")); err != nil || got != client.NoTTL {
 			t.Errorf("TTL after KeepTTL on a new key = %v, %v, want NoTTL", got, err)
 		}
 		// A conditional set with a TTL.
-		if ok, err := tb.Set(ctx, bs("nx-ttl"), bs("v"), client.IfAbsent(), client.WithTTL(time.Hour)); err != nil || !ok {
+		if ok, err := tb.SetIf(ctx, bs("nx-ttl"), bs("v"), client.IfAbsent(), client.WithTTL(time.Hour)); err != nil || !ok {
 			t.Errorf("IfAbsent with TTL = %v, %v, want true", ok, err)
 		}
 		wantTTL(t, ctx, tb, "nx-ttl", 59*time.Minute, time.Hour)
@@ -387,7 +429,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 	})
 
 	t.Run("ExpireTTLPersist", func(t *testing.T) {
-		if _, err := tb.Set(ctx, bs("e"), bs("v")); err != nil {
+		if err := tb.Set(ctx, bs("e"), bs("v")); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := tb.TTL(ctx, bs("e")); err != nil || got != client.NoTTL {
@@ -421,7 +463,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 			t.Errorf("Expire(e, 0) = %v, %v, want true", ok, err)
 		}
 		wantMissing(t, ctx, tb, "e")
-		if _, err := tb.Set(ctx, bs("e"), bs("v")); err != nil {
+		if err := tb.Set(ctx, bs("e"), bs("v")); err != nil {
 			t.Fatal(err)
 		}
 		if ok, err := tb.Expire(ctx, bs("e"), -time.Second); err != nil || !ok {
@@ -450,7 +492,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 			t.Errorf("IncrBy(-5) on a missing key = %d, %v, want -5", got, err)
 		}
 		// Incr keeps the expiry.
-		if _, err := tb.Set(ctx, bs("ctr-ttl"), bs("10"), client.WithTTL(time.Hour)); err != nil {
+		if err := tb.Set(ctx, bs("ctr-ttl"), bs("10"), client.WithTTL(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		c.WaitConverged("api", 10*time.Second)
@@ -537,7 +579,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 
 	t.Run("Batch", func(t *testing.T) {
 		for _, k := range []string{"{u1}old", "{u1}gone"} {
-			if _, err := tb.Set(ctx, bs(k), bs("x")); err != nil {
+			if err := tb.Set(ctx, bs(k), bs("x")); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -679,7 +721,7 @@ func TestDataAPIEveryOperation(t *testing.T) {
 			}
 		}
 		// The table works after a flush.
-		if _, err := tb.Set(ctx, bs("after"), bs("flush")); err != nil {
+		if err := tb.Set(ctx, bs("after"), bs("flush")); err != nil {
 			t.Fatal(err)
 		}
 		wantValue(t, ctx, tb, "after", "flush")
@@ -693,7 +735,7 @@ func TestDataAPITTLExpiresOnEveryReplica(t *testing.T) {
 	tb := c.NewClient("app").Table("ttl")
 
 	// Expiries set by Set, Batch and Expire, with a key that stays.
-	if _, err := tb.Set(ctx, bs("short"), bs("v"), client.WithTTL(2500*time.Millisecond)); err != nil {
+	if err := tb.Set(ctx, bs("short"), bs("v"), client.WithTTL(2500*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tb.Batch(bs("tag")).
@@ -702,7 +744,7 @@ func TestDataAPITTLExpiresOnEveryReplica(t *testing.T) {
 		Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.Set(ctx, bs("expire"), bs("v")); err != nil {
+	if err := tb.Set(ctx, bs("expire"), bs("v")); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := tb.Expire(ctx, bs("expire"), 2200*time.Millisecond); err != nil || !ok {
@@ -736,10 +778,10 @@ func TestDataAPITTLExpiresOnEveryReplica(t *testing.T) {
 	if page, err := tb.List(ctx, bs("tag"), client.ListOptions{}); err != nil || len(page.KVs) != 1 || string(page.KVs[0].Key) != "{tag}stays" {
 		t.Errorf("List after expiry = %+v, %v, want only {tag}stays", page, err)
 	}
-	if ok, err := tb.Set(ctx, bs("short"), bs("again"), client.IfAbsent()); err != nil || !ok {
+	if ok, err := tb.SetIf(ctx, bs("short"), bs("again"), client.IfAbsent()); err != nil || !ok {
 		t.Errorf("Set IfAbsent of an expired key = %v, %v, want true", ok, err)
 	}
-	if ok, err := tb.Set(ctx, bs("expire"), bs("again"), client.IfPresent()); err != nil || ok {
+	if ok, err := tb.SetIf(ctx, bs("expire"), bs("again"), client.IfPresent()); err != nil || ok {
 		t.Errorf("Set IfPresent of an expired key = %v, %v, want false", ok, err)
 	}
 	if got, err := tb.Incr(ctx, bs("{tag}short")); err != nil || got != 1 {
@@ -758,7 +800,7 @@ func TestDataAPITTLAfterFullSync(t *testing.T) {
 	c := apiCluster(t, "ttl", 4, testcluster.Options{})
 	ctx := ctxFor(t, 60*time.Second)
 	tb := c.NewClient("app").Table("ttl")
-	if _, err := tb.Set(ctx, bs("warm"), bs("v")); err != nil {
+	if err := tb.Set(ctx, bs("warm"), bs("v")); err != nil {
 		t.Fatal(err)
 	}
 	k := bs("fs-key")
@@ -781,7 +823,7 @@ func TestDataAPITTLAfterFullSync(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(c.Member(slave).Cfg.Dir, "data")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.Set(ctx, k, bs("v"), client.WithTTL(5*time.Second)); err != nil {
+	if err := tb.Set(ctx, k, bs("v"), client.WithTTL(5*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	_, exp, found := replicaRead(t, c, master, "ttl", k)
@@ -818,13 +860,13 @@ func TestDataAPITTLSurvivesClusterRestart(t *testing.T) {
 	c := apiCluster(t, "ttl", 4, testcluster.Options{})
 	ctx := ctxFor(t, 90*time.Second)
 	tb := c.NewClient("app").Table("ttl")
-	if _, err := tb.Set(ctx, bs("long"), bs("v"), client.WithTTL(time.Hour)); err != nil {
+	if err := tb.Set(ctx, bs("long"), bs("v"), client.WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.Set(ctx, bs("short"), bs("v"), client.WithTTL(3*time.Second)); err != nil {
+	if err := tb.Set(ctx, bs("short"), bs("v"), client.WithTTL(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.Set(ctx, bs("forever"), bs("v")); err != nil {
+	if err := tb.Set(ctx, bs("forever"), bs("v")); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitConverged("ttl", 10*time.Second)
@@ -1053,7 +1095,7 @@ func TestDataAPIConcurrentIncrAndSetIfAbsent(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
-					ok, err := clients[w%len(clients)].Table("race").Set(ctx, k, fmt.Appendf(nil, "w%d", w), client.IfAbsent())
+					ok, err := clients[w%len(clients)].Table("race").SetIf(ctx, k, fmt.Appendf(nil, "w%d", w), client.IfAbsent())
 					if err != nil {
 						t.Errorf("worker %d: Set IfAbsent: %v", w, err)
 						return
@@ -1100,11 +1142,11 @@ func TestDataAPILimitsAndWrongTypes(t *testing.T) {
 					t.Errorf("%s: got error %v, want ErrInvalid naming %s", what, err, limit)
 				}
 			}
-			_, err := tb.Set(ctx, longKey, bs("v"))
+			err := tb.Set(ctx, longKey, bs("v"))
 			wantLimit("Set with a 33-byte key", err, "MaxKeySize")
 			_, err = tb.Get(ctx, longKey)
 			wantLimit("Get with a 33-byte key", err, "MaxKeySize")
-			_, err = tb.Set(ctx, bs("big"), bigValue)
+			err = tb.Set(ctx, bs("big"), bigValue)
 			wantLimit("Set with a 65-byte value", err, "MaxValueSize")
 			_, err = tb.SetGet(ctx, bs("big"), bigValue)
 			wantLimit("SetGet with a 65-byte value", err, "MaxValueSize")
@@ -1164,7 +1206,7 @@ func TestDataAPILimitsAndWrongTypes(t *testing.T) {
 			"min": strconv.FormatInt(math.MinInt64, 10), "{t}x": "x",
 		}
 		for k, v := range values {
-			if _, err := tb.Set(ctx, bs(k), bs(v)); err != nil {
+			if err := tb.Set(ctx, bs(k), bs(v)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -1213,7 +1255,7 @@ func TestDataAPILimitsAndWrongTypes(t *testing.T) {
 		var keys [][]byte
 		for i := range 48 {
 			keys = append(keys, fmt.Appendf(nil, "f%d", i))
-			if _, err := tb.Set(ctx, keys[i], bs("v")); err != nil {
+			if err := tb.Set(ctx, keys[i], bs("v")); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -18,7 +18,7 @@
 //	if err := srv.WaitReady(ctx); err != nil { ... }
 //	c := srv.Client()
 //	_, err = c.CreateTable(ctx, "users", client.TableOptions{Partitions: 16, Replication: 1})
-//	_, err = c.Table("users").Set(ctx, []byte("alice"), []byte("42"))
+//	err = c.Table("users").Set(ctx, []byte("alice"), []byte("42"))
 //
 // Tables are split into a fixed number of partitions; a key's partition is
 // xxhash64 of its hashtag (the bytes between the first '{' and the next

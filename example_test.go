@@ -53,16 +53,16 @@ func Example_basic() {
 	ctx := context.Background()
 	users := cl.Table("users")
 
-	if _, err := users.Set(ctx, []byte("alice"), []byte("admin")); err != nil {
+	if err := users.Set(ctx, []byte("alice"), []byte("admin")); err != nil {
 		log.Fatal(err)
 	}
 	v, err := users.Get(ctx, []byte("alice"))
 	fmt.Printf("alice: %s %v\n", v, err)
 
 	// Only if absent (Redis NX) and only if present (Redis XX).
-	ok, _ := users.Set(ctx, []byte("alice"), []byte("guest"), client.IfAbsent())
+	ok, _ := users.SetIf(ctx, []byte("alice"), []byte("guest"), client.IfAbsent())
 	fmt.Println("set alice if absent:", ok)
-	ok, _ = users.Set(ctx, []byte("bob"), []byte("guest"), client.IfPresent())
+	ok, _ = users.SetIf(ctx, []byte("bob"), []byte("guest"), client.IfPresent())
 	fmt.Println("set bob if present:", ok)
 
 	// SetGet returns the previous value.

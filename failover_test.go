@@ -158,7 +158,7 @@ func TestFailoverKillBusiestMaster(t *testing.T) {
 		// partition has resumed.
 		sent := time.Now().UnixNano()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, err := tb.Set(ctx, keys[p][i%len(keys[p])], fmt.Appendf(nil, "%d", i))
+		err := tb.Set(ctx, keys[p][i%len(keys[p])], fmt.Appendf(nil, "%d", i))
 		cancel()
 		if k := killAt.Load(); err == nil && k != 0 && sent >= k {
 			resumed[p].CompareAndSwap(0, time.Now().UnixNano())
@@ -293,7 +293,7 @@ func TestFencedMasterStopsBeforePromotion(t *testing.T) {
 			default:
 			}
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if _, err := tb.Set(wctx, keys[i%len(keys)], fmt.Appendf(nil, "%d", i)); err == nil {
+			if err := tb.Set(wctx, keys[i%len(keys)], fmt.Appendf(nil, "%d", i)); err == nil {
 				acked.Add(1)
 			}
 			cancel()
@@ -335,7 +335,7 @@ func TestUnfencedMasterWritesAreDiscardedOnRejoin(t *testing.T) {
 
 	stale := c.NewClient("stale") // keeps the map it has: it will write to the deposed master
 	for _, k := range keys[:20] {
-		if _, err := stale.Table("open").Set(ctx, k, []byte("before")); err != nil {
+		if err := stale.Table("open").Set(ctx, k, []byte("before")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -346,13 +346,13 @@ func TestUnfencedMasterWritesAreDiscardedOnRejoin(t *testing.T) {
 	// The deposed master does not know yet and keeps acknowledging: the
 	// unfenced promise.
 	for _, k := range keys[20:40] {
-		if _, err := stale.Table("open").Set(ctx, k, []byte("during")); err != nil {
+		if err := stale.Table("open").Set(ctx, k, []byte("during")); err != nil {
 			t.Fatalf("write to the cut-off master: %v", err)
 		}
 	}
 	fresh := c.NewClient("fresh")
 	for _, k := range keys[40:] {
-		if _, err := fresh.Table("open").Set(ctx, k, []byte("after")); err != nil {
+		if err := fresh.Table("open").Set(ctx, k, []byte("after")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -382,7 +382,7 @@ func TestAsyncDivergenceIsResynchronisedInFull(t *testing.T) {
 	put := func(prefix string) {
 		t.Helper()
 		for i := range 50 {
-			if _, err := tb.Set(ctx, fmt.Appendf(nil, "%s-%d", prefix, i), []byte(prefix)); err != nil {
+			if err := tb.Set(ctx, fmt.Appendf(nil, "%s-%d", prefix, i), []byte(prefix)); err != nil {
 				t.Fatalf("%s: %v", prefix, err)
 			}
 		}
@@ -489,7 +489,7 @@ func TestSetMasterLosesNothing(t *testing.T) {
 		k := keys[(w*25)+i%25]
 		v := fmt.Sprintf("%d-%d", w, i)
 		start := time.Now()
-		if _, err := tb.Set(ctx, k, []byte(v)); err != nil {
+		if err := tb.Set(ctx, k, []byte(v)); err != nil {
 			t.Errorf("write during the switchover: %v", err)
 			return false
 		}
@@ -598,7 +598,7 @@ func TestMetaMemberLoss(t *testing.T) {
 	checkKeys(t, ctx, cl, "open", 300)
 	for i := range 50 {
 		sctx, cancel := short()
-		if _, err := cl.Table("open").Set(sctx, fmt.Appendf(nil, "noquorum-%d", i), []byte("v")); err != nil {
+		if err := cl.Table("open").Set(sctx, fmt.Appendf(nil, "noquorum-%d", i), []byte("v")); err != nil {
 			t.Fatalf("unfenced write without a meta quorum: %v", err)
 		}
 		cancel()
@@ -608,7 +608,7 @@ func TestMetaMemberLoss(t *testing.T) {
 	c.Eventually(10*time.Second, func() error {
 		sctx, cancel := short()
 		defer cancel()
-		_, err := cl.Table("fenced").Set(sctx, []byte("noquorum"), []byte("v"))
+		err := cl.Table("fenced").Set(sctx, []byte("noquorum"), []byte("v"))
 		if err == nil {
 			return fmt.Errorf("fenced write still accepted")
 		}
@@ -637,7 +637,7 @@ func TestMetaMemberLoss(t *testing.T) {
 	c.Restart(first, false)
 	c.Restart(second, false)
 	waitMasterMoved(t, c, "open", 1, dataVictim)
-	if _, err := cl.Table("fenced").Set(ctx, []byte("quorum-back"), []byte("v")); err != nil {
+	if err := cl.Table("fenced").Set(ctx, []byte("quorum-back"), []byte("v")); err != nil {
 		t.Fatalf("fenced write after the quorum came back: %v", err)
 	}
 	c.Restart(c.Index(dataVictim), true)
@@ -688,7 +688,7 @@ func TestGracefulShutdownHandsOffAndLosesNothing(t *testing.T) {
 	var writes atomic.Int64
 	stop := startWriters(8, func(w, i int) bool {
 		k := fmt.Appendf(nil, "g%d-%d", w, i)
-		if _, err := tb.Set(ctx, k, []byte("v")); err != nil {
+		if err := tb.Set(ctx, k, []byte("v")); err != nil {
 			t.Errorf("write during the shutdown: %v", err)
 			return false
 		}

@@ -538,7 +538,7 @@ func startLoad(t *testing.T, cl *client.Client, tables ...string) {
 			tb := cl.Table(tables[i%len(tables)])
 			k := []byte(fmt.Sprintf("user-%06d", i%5000))
 			if i%4 == 0 {
-				_, _ = tb.Set(ctx, k, bytes.Repeat([]byte("v"), 100))
+				_ = tb.Set(ctx, k, bytes.Repeat([]byte("v"), 100))
 			} else {
 				_, _ = tb.Get(ctx, k)
 			}

@@ -252,7 +252,7 @@ func (s *Server) gather(ctx context.Context, withSeries bool) *snapshot {
 			addrs = append(addrs, n.Addr)
 		}
 	}
-	var members []wire.MemberStatus
+	var members []client.MemberStatus
 	if snap.st != nil {
 		members = snap.st.Members
 		for _, m := range members {
@@ -333,7 +333,7 @@ func (s *Server) statusView(snap *snapshot) statusJSON {
 		st := s.node.Status()
 		lv := &localJSON{Node: string(st.Node), Epoch: uint64(st.Epoch), Replicas: []replicaJSON{}}
 		for _, r := range st.Replicas {
-			rv := ownReplicaView(string(st.Node), r)
+			rv := ownReplicaView(string(st.Node), clientReplica(r))
 			rv.Table = tableName(m, r.Table)
 			lv.Replicas = append(lv.Replicas, rv)
 		}
@@ -353,17 +353,29 @@ func tableName(m *placement.Map, id placement.TableID) string {
 	return "id:" + strconv.FormatUint(uint64(id), 10)
 }
 
+// clientReplica is the local data node's report of a replica in the
+// client's terms, those of the meta leader's status.
+func clientReplica(r wire.ReplicaStatus) client.ReplicaStatus {
+	out := client.ReplicaStatus{Table: r.Table, Partition: r.Partition, Role: client.Role(r.Role), State: client.ReplicaState(r.State),
+		Gen: r.Gen, Seq: r.Seq, FirstSeq: r.FirstSeq, MapGen: r.MapGen, LagRecords: r.LagRecords, LagMs: r.LagMs,
+		Incomplete: r.Incomplete, FullSyncs: r.FullSyncs, LoadedBytes: r.LoadedBytes, Bytes: r.Bytes}
+	for _, sp := range r.Slaves {
+		out.Slaves = append(out.Slaves, client.SlaveProgress{Node: sp.Node, Acked: sp.Acked, LagMs: sp.LagMs})
+	}
+	return out
+}
+
 // ownReplicaView is a replica as its own report describes it.
-func ownReplicaView(node string, r wire.ReplicaStatus) replicaJSON {
+func ownReplicaView(node string, r client.ReplicaStatus) replicaJSON {
 	v := replicaJSON{
 		Partition: uint32(r.Partition), Node: node, Role: r.Role.String(), State: r.State.String(),
 		Gen: r.Gen, Seq: r.Seq, Incomplete: r.Incomplete, FullSyncs: r.FullSyncs,
 	}
 	switch r.Role {
-	case wire.RoleMaster:
+	case client.RoleMaster:
 		v.Connected = true
-	case wire.RoleSlave, wire.RoleLearner:
-		v.Connected = r.State == wire.ReplStreaming || r.State == wire.ReplFullSyncing
+	case client.RoleSlave, client.RoleLearner:
+		v.Connected = r.State == client.ReplicaStreaming || r.State == client.ReplicaFullSyncing
 		v.LagRecords, v.LagMs = r.LagRecords, r.LagMs
 	}
 	return v
@@ -401,7 +413,7 @@ func clusterView(snap *snapshot) *clusterJSON {
 		c.Members = append(c.Members, mv)
 	}
 
-	reports := make(map[reportKey]wire.ReplicaStatus)
+	reports := make(map[reportKey]client.ReplicaStatus)
 	ages := make(map[placement.NodeID]int64)
 	for _, ns := range st.Nodes {
 		ages[ns.Node.ID] = ns.HeartbeatAgeMs
@@ -449,7 +461,7 @@ func clusterView(snap *snapshot) *clusterJSON {
 				tv.NoMaster++
 			}
 			mr, haveMaster := reports[reportKey{t.ID, p.ID, p.Master}]
-			haveMaster = haveMaster && p.Master != "" && !down[p.Master] && mr.Role == wire.RoleMaster
+			haveMaster = haveMaster && p.Master != "" && !down[p.Master] && mr.Role == client.RoleMaster
 			for _, n := range p.Replicas() {
 				rv := replicaView(t.ID, n, p, reports, down[n], mr, haveMaster)
 				rv.InSync = sync && slices.Contains(p.InSync, n)
@@ -501,8 +513,8 @@ func clusterView(snap *snapshot) *clusterJSON {
 // down or not connected to its master gets its lag from the master's
 // report (mr, when haveMaster): the records it has not acknowledged, for
 // as long as the master has waited for them.
-func replicaView(table placement.TableID, n placement.NodeID, p placement.Partition, reports map[reportKey]wire.ReplicaStatus,
-	nodeDown bool, mr wire.ReplicaStatus, haveMaster bool) replicaJSON {
+func replicaView(table placement.TableID, n placement.NodeID, p placement.Partition, reports map[reportKey]client.ReplicaStatus,
+	nodeDown bool, mr client.ReplicaStatus, haveMaster bool) replicaJSON {
 	r, reported := reports[reportKey{table, p.ID, n}]
 	var v replicaJSON
 	if reported {
@@ -514,13 +526,13 @@ func replicaView(table placement.TableID, n placement.NodeID, p placement.Partit
 	// up with yet.
 	switch {
 	case n == p.Master:
-		v.Role, v.Connected, v.LagRecords, v.LagMs = wire.RoleMaster.String(), reported, 0, 0
+		v.Role, v.Connected, v.LagRecords, v.LagMs = client.RoleMaster.String(), reported, 0, 0
 	case p.IsLearner(n):
-		v.Role = wire.RoleLearner.String()
+		v.Role = client.RoleLearner.String()
 	default:
-		v.Role = wire.RoleSlave.String()
+		v.Role = client.RoleSlave.String()
 	}
-	if reported && r.Role == wire.RoleMaster && n != p.Master {
+	if reported && r.Role == client.RoleMaster && n != p.Master {
 		// A former master: its report says nothing about following.
 		v.Connected = false
 	}

@@ -196,13 +196,13 @@ func linDo(h *linHistory, id int, tb *client.Table, in linInput, timeout time.Du
 			err = nil
 		}
 	case linSet:
-		_, err = tb.Set(ctx, key, val)
+		err = tb.Set(ctx, key, val)
 	case linIncr:
 		out.value, err = tb.Incr(ctx, key)
 	case linSetAbsent:
-		out.written, err = tb.Set(ctx, key, val, client.IfAbsent())
+		out.written, err = tb.SetIf(ctx, key, val, client.IfAbsent())
 	case linSetPresent:
-		out.written, err = tb.Set(ctx, key, val, client.IfPresent())
+		out.written, err = tb.SetIf(ctx, key, val, client.IfPresent())
 	}
 	ret := h.now()
 	failed := false
@@ -357,7 +357,7 @@ func runLinearizability(t *testing.T, cfg linConfig) linResult {
 		k := fmt.Sprintf("once-%d-%d", w, i)
 		wctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		if _, err := wcl.Table(cfg.table).Set(wctx, []byte(k), []byte(k)); err == nil {
+		if err := wcl.Table(cfg.table).Set(wctx, []byte(k), []byte(k)); err == nil {
 			acks.add(k, k)
 		}
 		return true

@@ -76,7 +76,7 @@ func (tc *tableCheck) next(ctx context.Context) {
 	tc.t.Helper()
 	name := fmt.Sprintf("t%d", len(tc.tables))
 	tc.c.CreateTable(name, client.TableOptions{Partitions: 4, Replication: 2})
-	if _, err := tc.cl.Table(name).Set(ctx, []byte("k"), []byte(name)); err != nil {
+	if err := tc.cl.Table(name).Set(ctx, []byte("k"), []byte(name)); err != nil {
 		tc.t.Fatalf("write to %s: %v", name, err)
 	}
 	tc.tables = append(tc.tables, name)

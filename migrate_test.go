@@ -80,7 +80,7 @@ func writeLoad(t *testing.T, cl *client.Client, table string, writers int) (*ack
 		k, v := fmt.Sprintf("w%d-%d", w, i%300), fmt.Sprintf("%d", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		if _, err := tb.Set(ctx, []byte(k), []byte(v)); err != nil {
+		if err := tb.Set(ctx, []byte(k), []byte(v)); err != nil {
 			if !errors.Is(err, client.ErrClosed) {
 				t.Errorf("write %s during the migration: %v", k, err)
 			}

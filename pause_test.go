@@ -107,7 +107,7 @@ func runPausedMaster(t *testing.T, pause time.Duration, reroute bool) *pauseRun 
 		default:
 			k := cold[i%len(cold)]
 			op(func(ctx context.Context) (int64, error) {
-				_, err := other.Table("f").Set(ctx, k, []byte("v"))
+				err := other.Table("f").Set(ctx, k, []byte("v"))
 				return 0, err
 			}, string(k), run.others)
 		}
@@ -273,7 +273,7 @@ func TestPausedMetaLeaderFailsOverNothing(t *testing.T) {
 	var writes opLog
 	stop := startWriters(4, func(w, i int) bool {
 		start := time.Now()
-		_, err := cl.Table("m").Set(ctx, fmt.Appendf(nil, "m-%d-%d", w, i), []byte("v"))
+		err := cl.Table("m").Set(ctx, fmt.Appendf(nil, "m-%d-%d", w, i), []byte("v"))
 		writes.add(opRecord{ok: err == nil, start: start, end: time.Now()})
 		return true
 	})

@@ -95,7 +95,7 @@ func load(ctx context.Context, c *client.Client, table string, workers int, stop
 				if rng.IntN(5) == 0 {
 					_, err = tb.Delete(ctx, k)
 				} else {
-					_, err = tb.Set(ctx, k, fmt.Appendf(nil, "v%d", rng.Int()))
+					err = tb.Set(ctx, k, fmt.Appendf(nil, "v%d", rng.Int()))
 				}
 				if err == nil {
 					mu.Lock()
@@ -139,7 +139,7 @@ func TestReplicationConvergesAfter20kWrites(t *testing.T) {
 					continue
 				}
 				v := fmt.Sprintf("%d-%d", w, i)
-				if _, err := tb.Set(ctx, []byte(k), []byte(v)); err != nil {
+				if err := tb.Set(ctx, []byte(k), []byte(v)); err != nil {
 					errs <- err
 					return
 				}
@@ -231,7 +231,7 @@ func TestStoppedSlaveCatchesUpByStreaming(t *testing.T) {
 func waitOps(t *testing.T, cl *client.Client, table string) {
 	t.Helper()
 	ctx := ctxFor(t, 10*time.Second)
-	if _, err := cl.Table(table).Set(ctx, []byte("probe"), []byte("1")); err != nil {
+	if err := cl.Table(table).Set(ctx, []byte("probe"), []byte("1")); err != nil {
 		t.Fatal(err)
 	}
 }

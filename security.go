@@ -233,7 +233,7 @@ func (s *Server) dialConfig() rpc.DialConfig {
 	return rpc.DialConfig{
 		Network:  s.network,
 		From:     s.nodeID,
-		MaxFrame: s.cfg.Limits.FrameLimit(),
+		MaxFrame: frameLimit(s.cfg.Limits),
 		Node:     true,
 		Keyring:  s.sec.keyring,
 	}

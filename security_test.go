@@ -45,7 +45,7 @@ func TestClusterSecretRotation(t *testing.T) {
 	var ops, failed atomic.Int64
 	stop := startWriters(4, func(w, i int) bool {
 		k := fmt.Appendf(nil, "k%d-%d", w, i%500)
-		if _, err := tb.Set(ctx, k, []byte("v")); err != nil {
+		if err := tb.Set(ctx, k, []byte("v")); err != nil {
 			failed.Add(1)
 			t.Errorf("write during the rotation: %v", err)
 			return false
@@ -99,7 +99,7 @@ func TestClusterSecretRefusesStrangers(t *testing.T) {
 	c.CreateTable("s", client.TableOptions{Partitions: 2, Replication: 1})
 	ctx := ctxFor(t, 30*time.Second)
 	good := c.NewClientConfig("good", func(cfg *client.Config) { cfg.Secret = []string{testSecretA} })
-	if _, err := good.Table("s").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := good.Table("s").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -199,17 +199,17 @@ func TestUsersOverRPC(t *testing.T) {
 			t.Fatalf("root creates %s: %v", name, err)
 		}
 	}
-	if _, err := root.Table("ro").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := root.Table("ro").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.Table("users").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := alice.Table("users").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatalf("alice writes users: %v", err)
 	}
 	if v, err := alice.Table("ro").Get(ctx, []byte("k")); err != nil || string(v) != "v" {
 		t.Fatalf("alice reads ro: %q %v", v, err)
 	}
 	for what, err := range map[string]error{
-		"write ro":    func() error { _, err := alice.Table("ro").Set(ctx, []byte("k"), []byte("x")); return err }(),
+		"write ro":    alice.Table("ro").Set(ctx, []byte("k"), []byte("x")),
 		"read secret": func() error { _, err := alice.Table("secret").Get(ctx, []byte("k")); return err }(),
 		"create a table": func() error {
 			_, err := alice.CreateTable(ctx, "mine", client.TableOptions{Partitions: 1, Replication: 1})
@@ -242,7 +242,7 @@ func TestClusterTLS(t *testing.T) {
 	appCert, appKey := ca.Issue("app")
 	app := c.NewClientConfig("app", func(cfg *client.Config) { cfg.TLS = ca.ClientConfig(appCert, appKey) })
 	for i := range 50 {
-		if _, err := app.Table("tls").Set(ctx, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
+		if err := app.Table("tls").Set(ctx, fmt.Appendf(nil, "k%d", i), []byte("v")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -316,7 +316,7 @@ func TestMetaRaftMutualTLS(t *testing.T) {
 	if _, err := srvs[0].Client().CreateTable(ctx, "raft", client.TableOptions{Partitions: 2, Replication: 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srvs[1].Client().Table("raft").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := srvs[1].Client().Table("raft").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := srvs[2].Client().Table("raft").Get(ctx, []byte("k")); err != nil || string(v) != "v" {

@@ -32,7 +32,7 @@ func syncWriteLoad(t *testing.T, cl *client.Client, table string, writers int) (
 		k, v := fmt.Sprintf("w%d-%d", w, i%300), fmt.Sprintf("%d", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, err := tb.Set(ctx, []byte(k), []byte(v))
+		err := tb.Set(ctx, []byte(k), []byte(v))
 		switch {
 		case err == nil:
 			acks.add(k, v)
@@ -107,13 +107,13 @@ func TestSyncNotEnoughReplicasThenRecovery(t *testing.T) {
 	cl := c.NewClient("writer")
 	tb := cl.Table("n")
 	ctx := ctxFor(t, 2*time.Minute)
-	if _, err := tb.Set(ctx, []byte("a"), []byte("1")); err != nil {
+	if err := tb.Set(ctx, []byte("a"), []byte("1")); err != nil {
 		t.Fatal(err)
 	}
 	p := c.Map().Table("n").Partitions[0]
 	// One slave down: the set shrinks to two, still the minimum.
 	c.Stop(c.Index(p.Slaves[0]))
-	if _, err := tb.Set(ctx, []byte("b"), []byte("2")); err != nil {
+	if err := tb.Set(ctx, []byte("b"), []byte("2")); err != nil {
 		t.Fatalf("write with one slave down: %v", err)
 	}
 	// Both down: writes are refused, retryably, and nothing is written. (A
@@ -125,7 +125,7 @@ func TestSyncNotEnoughReplicasThenRecovery(t *testing.T) {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		k := fmt.Sprintf("c%d", len(refused))
-		_, err := tb.Set(wctx, []byte(k), []byte("3"))
+		err := tb.Set(wctx, []byte(k), []byte("3"))
 		if !errors.Is(err, client.ErrNotEnoughReplicas) || errors.Is(err, client.ErrAmbiguous) {
 			refused = append(refused, "") // this key's fate is unknown
 			return fmt.Errorf("write with both slaves down: %v, want ErrNotEnoughReplicas", err)
@@ -160,7 +160,7 @@ func TestSyncNotEnoughReplicasThenRecovery(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := tb.Set(ctx, []byte("d"), []byte("4")); err != nil {
+	if err := tb.Set(ctx, []byte("d"), []byte("4")); err != nil {
 		t.Fatalf("write after the slaves came back: %v", err)
 	}
 	for k, want := range map[string]string{"a": "1", "b": "2", "d": "4"} {
@@ -195,7 +195,7 @@ func TestSyncSwitchoverLeavesNoWriteUnknown(t *testing.T) {
 		k, v := fmt.Sprintf("w%d-%d", w, i%300), fmt.Sprintf("%d", i)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		_, err := tb.Set(ctx, []byte(k), []byte(v))
+		err := tb.Set(ctx, []byte(k), []byte(v))
 		switch {
 		case err == nil:
 			acks.add(k, v)
@@ -264,7 +264,7 @@ func TestSyncBadInput(t *testing.T) {
 	if one.MinInSync != 1 || !one.Fenced {
 		t.Errorf("sync table with replication 1: min in-sync %d, fenced %v", one.MinInSync, one.Fenced)
 	}
-	if _, err := cl.Table("one").Set(ctx, []byte("k"), []byte("v")); err != nil {
+	if err := cl.Table("one").Set(ctx, []byte("k"), []byte("v")); err != nil {
 		t.Errorf("write to a sync table with replication 1: %v", err)
 	}
 
@@ -387,7 +387,7 @@ func TestSyncNoStaleMasterPromoted(t *testing.T) {
 	var acked []string
 	for i := range 200 {
 		k := fmt.Sprintf("k%d", i)
-		if _, err := tb.Set(ctx, []byte(k), []byte(k)); err != nil {
+		if err := tb.Set(ctx, []byte(k), []byte(k)); err != nil {
 			t.Fatalf("write %s with %s down: %v", k, stale, err)
 		}
 		acked = append(acked, k)

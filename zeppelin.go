@@ -131,7 +131,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.rpc = rpc.NewServer(s.rpcServerConfig(rpc.ServerConfig{
 		Hello:    s.hello,
-		MaxFrame: cfg.Limits.FrameLimit(),
+		MaxFrame: frameLimit(cfg.Limits),
 		Logger:   s.log,
 	}))
 	s.reg.MustRegister(securityCollector{s})
@@ -334,7 +334,7 @@ func (s *Server) startData() error {
 		Store:             store,
 		Meta:              node.NewMetaClient(s.metaCall, max(cfg.HeartbeatInterval, 100*time.Millisecond)),
 		Dial:              s.dialConfig(),
-		Limits:            cfg.Limits,
+		Limits:            wire.Limits(cfg.Limits),
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MasterLease:       cfg.MasterLease,
 		InSyncTimeout:     cfg.InSyncTimeout,
@@ -492,7 +492,7 @@ func (s *Server) newClient() (*client.Client, error) {
 	var c *client.Client
 	var err error
 	if s.node != nil {
-		c, err = client.NewInProcess(cfg, s.network, s.advertise, s.node)
+		c, err = client.NewInProcess(cfg, s.network, s.advertise, localNode{s.node})
 	} else {
 		c, err = client.NewWithNetwork(cfg, s.network)
 	}
@@ -501,6 +501,30 @@ func (s *Server) newClient() (*client.Client, error) {
 	}
 	return c, nil
 }
+
+// localNode serves the requests of a process's client to the process's
+// own data node.
+type localNode struct{ n *node.Server }
+
+// ServeLocal implements client.Local.
+func (l localNode) ServeLocal(ctx context.Context, req, resp any) (bool, error) {
+	var kind wire.Kind
+	switch req.(type) {
+	case *wire.WriteRequest:
+		kind = wire.KindWrite
+	case *wire.ReadRequest:
+		kind = wire.KindRead
+	case *wire.ListRequest:
+		kind = wire.KindList
+	default:
+		return false, nil
+	}
+	return l.n.ServeLocal(ctx, kind, req, resp)
+}
+
+// frameLimit is the largest RPC frame a process with limits l accepts (l
+// with its defaults applied).
+func frameLimit(l Limits) int { return wire.Limits(l).FrameLimit() }
 
 // Addr returns the advertised RPC address: give it to clients and to other
 // servers' Join.

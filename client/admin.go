@@ -9,21 +9,6 @@ import (
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-// Status types returned by the admin calls. Their fields are documented
-// where they are defined.
-type (
-	// Status is the cluster status as the meta leader sees it.
-	Status = wire.StatusReply
-	// NodeStatus is one data node in a Status.
-	NodeStatus = wire.NodeStatus
-	// ReplicaStatus is one partition replica on a node.
-	ReplicaStatus = wire.ReplicaStatus
-	// Plan is a dry-run rebalance plan.
-	Plan = wire.PlanReply
-	// PlanMove is one step of a Plan.
-	PlanMove = wire.PlanMove
-)
-
 // TableOptions configure CreateTable. The table's name is not among them:
 // it is CreateTable's argument, 1 to 64 ASCII letters, digits, '_', '-'
 // and '.', starting with a letter, a digit or '_' ("users", "orders-2024",
@@ -149,15 +134,15 @@ func (c *Client) ListNodes(ctx context.Context) ([]placement.Node, error) {
 // Status returns the cluster status from the meta leader: members, nodes
 // with their heartbeat ages and replica states, and the map.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var reply Status
+	var reply wire.StatusReply
 	if err := c.adminCall(ctx, true, wire.KindMetaStatus, &wire.StatusRequest{Leader: true}, &reply); err != nil {
 		return nil, err
 	}
-	return &reply, nil
+	return statusFromWire(&reply), nil
 }
 
 // NodeStatus asks the data node at addr for its replicas' states.
-func (c *Client) NodeStatus(ctx context.Context, addr string) (*wire.NodeStatusReply, error) {
+func (c *Client) NodeStatus(ctx context.Context, addr string) (*NodeReport, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	var reply wire.NodeStatusReply
@@ -168,7 +153,7 @@ func (c *Client) NodeStatus(ctx context.Context, addr string) (*wire.NodeStatusR
 		}
 		return nil, err
 	}
-	return &reply, nil
+	return nodeReportFromWire(&reply), nil
 }
 
 // SetMaster makes node the master of one partition by a planned switchover
@@ -189,11 +174,11 @@ func (c *Client) SetMaster(ctx context.Context, table string, partition int, nod
 // of table (every table when empty) would make; with mastersOnly, only the
 // master switchovers.
 func (c *Client) PlanRebalance(ctx context.Context, table string, mastersOnly bool) (*Plan, error) {
-	var reply Plan
+	var reply wire.PlanReply
 	if err := c.adminCall(ctx, false, wire.KindMetaPlan, &wire.PlanRequest{Table: table, MastersOnly: mastersOnly}, &reply); err != nil {
 		return nil, err
 	}
-	return &reply, nil
+	return planFromWire(&reply), nil
 }
 
 // RebalanceMasters spreads masters evenly across their replicas by planned

@@ -9,6 +9,7 @@ import (
 	"github.com/zeppelin-kv/zeppelin/internal/auth"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
 // ErrAuth is wrapped by the error of a call that could not connect
@@ -37,7 +38,7 @@ func (c Config) validateAuth() []error {
 }
 
 // dialConfig is how the client dials the cluster's nodes.
-func (c Config) dialConfig(limits Limits) (rpc.DialConfig, error) {
+func (c Config) dialConfig(limits wire.Limits) (rpc.DialConfig, error) {
 	ring, err := auth.NewKeyring(c.Secret)
 	if err != nil {
 		return rpc.DialConfig{}, fmt.Errorf("client: Secret: %w", err)

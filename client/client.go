@@ -20,7 +20,7 @@ import (
 // Client is a smart client of one cluster. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
-	limits Limits
+	limits wire.Limits // with defaults applied
 	log    *slog.Logger
 	pool   *rpc.Pool
 	meta   *rpc.MetaCaller
@@ -59,9 +59,10 @@ func NewWithNetwork(cfg Config, network transport.Network) (*Client, error) {
 // client of a process its own data node, so calls to partitions that node
 // masters skip the network (and the encoding) entirely.
 type Local interface {
-	// ServeLocal answers req of kind into resp (both the wire message
-	// types of that kind) and reports whether it handled the kind.
-	ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) (bool, error)
+	// ServeLocal answers req into resp and reports whether it handled
+	// req. Both are pointers to messages of the cluster's internal
+	// protocol: a data request (a write, a read or a list) and its reply.
+	ServeLocal(ctx context.Context, req, resp any) (bool, error)
 }
 
 // NewInProcess is NewWithNetwork for a client living in the process of a
@@ -80,7 +81,7 @@ func NewInProcess(cfg Config, network transport.Network, addr string, local Loca
 // is this process's own node.
 func (c *Client) call(ctx context.Context, addr string, kind wire.Kind, req, resp any) error {
 	if c.local != nil && addr == c.localAddr {
-		if ok, err := c.local.ServeLocal(ctx, kind, req, resp); ok {
+		if ok, err := c.local.ServeLocal(ctx, req, resp); ok {
 			if err == nil && kind == wire.KindWrite {
 				c.noteWrite(ctx, req.(*wire.WriteRequest), resp.(*wire.WriteReply))
 			}
@@ -243,7 +244,7 @@ func newClient(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	limits := cfg.Limits.WithDefaults()
+	limits := cfg.Limits.toWire().WithDefaults()
 	dc, err := cfg.dialConfig(limits)
 	if err != nil {
 		return nil, err
@@ -269,7 +270,7 @@ func (c *Client) Close() error {
 }
 
 // Limits returns the limits the client enforces.
-func (c *Client) Limits() Limits { return c.limits }
+func (c *Client) Limits() Limits { return limitsFromWire(c.limits) }
 
 // Table returns a handle on the table called name. It does not check that
 // the table exists: operations on a missing table return ErrTableNotFound.

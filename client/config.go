@@ -12,11 +12,41 @@ import (
 )
 
 // Limits bound keys, values and multi-key requests; see DefaultLimits.
-type Limits = wire.Limits
+// Exceeding one is an ErrInvalid error that names the limit, and nothing
+// is written. A zero field stands for its default (see WithDefaults).
+type Limits struct {
+	// MaxKeySize is the largest key in bytes (default 60 KiB: the store
+	// caps stored keys at 65,000 bytes).
+	MaxKeySize int `json:"max_key_size"`
+	// MaxValueSize is the largest value in bytes (default 16 MiB).
+	MaxValueSize int `json:"max_value_size"`
+	// MaxBatchOps is the most operations in one atomic batch (default
+	// 10,000).
+	MaxBatchOps int `json:"max_batch_ops"`
+	// MaxMultiKeys is the most keys in one MGet, MSet or MDelete (default
+	// 10,000).
+	MaxMultiKeys int `json:"max_multi_keys"`
+}
 
 // DefaultLimits returns the default limits: keys ≤ 60 KiB, values ≤ 16 MiB,
 // batches ≤ 10,000 operations, MGet/MSet/MDelete ≤ 10,000 keys.
-func DefaultLimits() Limits { return wire.DefaultLimits() }
+func DefaultLimits() Limits { return limitsFromWire(wire.DefaultLimits()) }
+
+// WithDefaults returns l with its zero (or negative) fields set to their
+// defaults.
+func (l Limits) WithDefaults() Limits { return limitsFromWire(l.toWire().WithDefaults()) }
+
+// String describes the limits.
+func (l Limits) String() string { return l.toWire().String() }
+
+// toWire returns l as the protocol's limits, which check requests.
+func (l Limits) toWire() wire.Limits {
+	return wire.Limits{MaxKeySize: l.MaxKeySize, MaxValueSize: l.MaxValueSize, MaxBatchOps: l.MaxBatchOps, MaxMultiKeys: l.MaxMultiKeys}
+}
+
+func limitsFromWire(w wire.Limits) Limits {
+	return Limits{MaxKeySize: w.MaxKeySize, MaxValueSize: w.MaxValueSize, MaxBatchOps: w.MaxBatchOps, MaxMultiKeys: w.MaxMultiKeys}
+}
 
 // DefaultTimeout is the Timeout of DefaultConfig, and the one a Client
 // applies when Config.Timeout is zero.
@@ -57,7 +87,7 @@ type Config struct {
 	Secret []string
 	// User and Password authenticate the client as a user of the
 	// cluster instead of with the secret: it may then do what the user's
-	// grants allow. The password never crosses the wire.
+	// grants allow. The password never crosses the network.
 	User, Password string
 	// TLS, when set, dials every node with TLS under this configuration
 	// (RootCAs: the cluster's CA; Certificates or GetClientCertificate:

@@ -7,8 +7,20 @@
 //	if err != nil { ... }
 //	defer c.Close()
 //	users := c.Table("users")
-//	if _, err := users.Set(ctx, []byte("alice"), []byte("42")); err != nil { ... }
-//	v, err := users.Get(ctx, []byte("alice"))
+//	if err := users.Set(ctx, []byte("alice"), []byte("42")); err != nil { ... }
+//	v, err := users.Get(ctx, []byte("alice")) // []byte("42"), or ErrNotFound
+//
+//	// Strings for keys and values, here with an expiry.
+//	err = users.SetString(ctx, "bob", "7", client.WithTTL(time.Hour))
+//	s, err := users.GetString(ctx, "bob") // "7"
+//
+//	// A conditional write reports whether its condition held.
+//	written, err := users.SetIf(ctx, []byte("carol"), []byte("1"), client.IfAbsent())
+//
+// Keys and values are bytes; SetString and GetString save the conversions
+// when they are text. Set writes unconditionally: with IfAbsent or
+// IfPresent use SetIf, which says whether it wrote (Set refuses them with
+// ErrInvalid rather than hide the answer).
 //
 // Routing is hidden: when a node answers that a partition moved, the client
 // refreshes its map and retries at once; when a node asks it to wait (no map

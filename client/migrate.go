@@ -49,17 +49,22 @@ func migrationFromWire(s wire.MigrationStatus) Migration {
 	}
 }
 
-// MigrateOption adjusts a Migrate call.
-type MigrateOption func(*wire.MigrateRequest)
+// MigrateOption adjusts a Migrate call. Force and CopyRate make them; the
+// zero MigrateOption changes nothing.
+type MigrateOption struct {
+	apply func(*wire.MigrateRequest)
+}
 
 // Force moves the replica even onto a node that shares a failure domain
 // with another replica of the partition.
-func Force() MigrateOption { return func(r *wire.MigrateRequest) { r.Force = true } }
+func Force() MigrateOption {
+	return MigrateOption{func(r *wire.MigrateRequest) { r.Force = true }}
+}
 
 // CopyRate bounds the move's copy bandwidth to bytes per second (the
 // cluster's default otherwise).
 func CopyRate(bytesPerSecond int64) MigrateOption {
-	return func(r *wire.MigrateRequest) { r.RateBytes = bytesPerSecond }
+	return MigrateOption{func(r *wire.MigrateRequest) { r.RateBytes = bytesPerSecond }}
 }
 
 // Migrate queues the move of partition's replica on node from to node to
@@ -76,7 +81,9 @@ func (c *Client) Migrate(ctx context.Context, table string, partition int, from,
 	}
 	req := wire.MigrateRequest{Table: table, Partition: placement.PartitionID(partition), From: from, To: to}
 	for _, o := range opts {
-		o(&req)
+		if o.apply != nil {
+			o.apply(&req)
+		}
 	}
 	var reply wire.MigrateReply
 	if err := c.adminCall(ctx, true, wire.KindMetaMigrate, &req, &reply); err != nil {

@@ -6,36 +6,44 @@ import (
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
-// SetOption modifies a Set, SetGet, MSet or Batch.Set.
-type SetOption func(*wire.Op)
+// SetOption modifies a Set, SetIf, SetString, SetGet, MSet or Batch.Set.
+// WithTTL, IfAbsent, IfPresent and KeepTTL make them; the zero SetOption
+// changes nothing.
+type SetOption struct {
+	apply func(*wire.Op)
+}
 
 // WithTTL makes the key expire after ttl (millisecond precision). The
 // master turns it into an absolute expiry time, so every replica expires the
 // key at the same instant. A ttl ≤ 0 means no expiry.
 func WithTTL(ttl time.Duration) SetOption {
-	return func(op *wire.Op) {
+	return SetOption{func(op *wire.Op) {
 		if ttl > 0 {
 			op.TTL = max(ttl.Milliseconds(), 1)
 		} else {
 			op.TTL = 0
 		}
-	}
+	}}
 }
 
-// IfAbsent writes only when the key does not exist (Redis NX).
-func IfAbsent() SetOption { return func(op *wire.Op) { op.Cond = wire.CondIfAbsent } }
+// IfAbsent writes only when the key does not exist (Redis NX). Use it with
+// SetIf, SetGet, MSet or Batch.Set: Set refuses it.
+func IfAbsent() SetOption { return SetOption{func(op *wire.Op) { op.Cond = wire.CondIfAbsent }} }
 
-// IfPresent writes only when the key exists (Redis XX).
-func IfPresent() SetOption { return func(op *wire.Op) { op.Cond = wire.CondIfPresent } }
+// IfPresent writes only when the key exists (Redis XX). Use it with SetIf,
+// SetGet, MSet or Batch.Set: Set refuses it.
+func IfPresent() SetOption { return SetOption{func(op *wire.Op) { op.Cond = wire.CondIfPresent }} }
 
 // KeepTTL keeps the existing key's expiry instead of clearing it (Redis
 // KEEPTTL). A TTL option given too wins.
-func KeepTTL() SetOption { return func(op *wire.Op) { op.KeepTTL = true } }
+func KeepTTL() SetOption { return SetOption{func(op *wire.Op) { op.KeepTTL = true }} }
 
 func setOp(key, value []byte, opts []SetOption) wire.Op {
 	op := wire.Op{Type: wire.OpSet, Key: key, Value: value}
 	for _, o := range opts {
-		o(&op)
+		if o.apply != nil {
+			o.apply(&op)
+		}
 	}
 	if op.TTL > 0 {
 		op.KeepTTL = false

@@ -157,15 +157,46 @@ func (t *Table) TTL(ctx context.Context, key []byte) (time.Duration, error) {
 	return time.Duration(r.TTL) * time.Millisecond, nil
 }
 
-// Set writes value under key. With IfAbsent or IfPresent it reports whether
-// the condition held and the value was written; otherwise it reports true.
-func (t *Table) Set(ctx context.Context, key, value []byte, opts ...SetOption) (bool, error) {
+// Set writes value under key. It takes WithTTL and KeepTTL; given IfAbsent
+// or IfPresent it writes nothing and returns an error wrapping ErrInvalid:
+// use SetIf, which reports whether the condition held.
+func (t *Table) Set(ctx context.Context, key, value []byte, opts ...SetOption) error {
+	op := setOp(key, value, opts)
+	if op.Cond != wire.CondNone {
+		return fmt.Errorf("%w: Set with a condition (IfAbsent or IfPresent) cannot report whether it wrote: use SetIf", ErrInvalid)
+	}
+	_, err := t.write1(ctx, op, true)
+	return err
+}
+
+// SetIf writes value under key when the condition among opts holds, and
+// reports whether it held and the value was written. Use it with IfAbsent
+// (write only a new key, Redis NX) or IfPresent (only an existing one,
+// Redis XX); without either it writes unconditionally and reports true.
+func (t *Table) SetIf(ctx context.Context, key, value []byte, opts ...SetOption) (bool, error) {
 	op := setOp(key, value, opts)
 	r, err := t.write1(ctx, op, op.Cond == wire.CondNone)
 	return r.Done, err
 }
 
-// SetGet is Set that also returns the previous value (Redis SET ... GET).
+// SetString is Set with a string key and value.
+func (t *Table) SetString(ctx context.Context, key, value string, opts ...SetOption) error {
+	return t.Set(ctx, []byte(key), []byte(value), opts...)
+}
+
+// GetString is Get with a string key, returning the value as a string. It
+// returns ErrNotFound, as Get does, when key does not exist; an existing
+// empty value is "" with a nil error.
+func (t *Table) GetString(ctx context.Context, key string) (string, error) {
+	v, err := t.Get(ctx, []byte(key))
+	if err != nil {
+		return "", err
+	}
+	return string(v), nil
+}
+
+// SetGet is SetIf that also returns the previous value (Redis SET ...
+// GET).
 func (t *Table) SetGet(ctx context.Context, key, value []byte, opts ...SetOption) (SetResult, error) {
 	op := setOp(key, value, opts)
 	op.ReturnOld = true

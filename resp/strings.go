@@ -186,7 +186,7 @@ func (c *conn) cmdSet(ctx context.Context, args [][]byte) {
 		if c.r < c.w && c.tx == nil && c.setRun(ctx, c.s.lookup(args[0]), args[1], args[2]) {
 			return
 		}
-		if _, err := c.table.Set(ctx, args[1], args[2]); err != nil {
+		if err := c.table.Set(ctx, args[1], args[2]); err != nil {
 			c.clientError(err)
 			return
 		}
@@ -216,7 +216,7 @@ func (c *conn) cmdSet(ctx context.Context, args [][]byte) {
 		}
 		return
 	}
-	written, err := c.table.Set(ctx, sp.key, sp.value, opts...)
+	written, err := c.table.SetIf(ctx, sp.key, sp.value, opts...)
 	switch {
 	case err != nil:
 		c.clientError(err)
@@ -228,7 +228,7 @@ func (c *conn) cmdSet(ctx context.Context, args [][]byte) {
 }
 
 func (c *conn) cmdSetNX(ctx context.Context, args [][]byte) {
-	written, err := c.table.Set(ctx, args[1], args[2], client.IfAbsent())
+	written, err := c.table.SetIf(ctx, args[1], args[2], client.IfAbsent())
 	if err != nil {
 		c.clientError(err)
 		return
@@ -261,7 +261,7 @@ func (c *conn) cmdSetEX(ctx context.Context, args [][]byte) {
 		c.error(e)
 		return
 	}
-	if _, err := c.table.Set(ctx, args[1], args[3], client.WithTTL(ttl)); err != nil {
+	if err := c.table.Set(ctx, args[1], args[3], client.WithTTL(ttl)); err != nil {
 		c.clientError(err)
 		return
 	}

@@ -21,7 +21,7 @@ func TestWriteSurvivesItsMastersCrash(t *testing.T) {
 	sessions := c.NewClient().Table("sessions")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := sessions.Set(ctx, []byte("token"), []byte("alice"), client.WithTTL(time.Hour)); err != nil {
+	if err := sessions.Set(ctx, []byte("token"), []byte("alice"), client.WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	tbl := c.Map().Table("sessions")

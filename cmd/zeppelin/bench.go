@@ -388,7 +388,7 @@ func (b *nativeBench) run(ctx context.Context, test string, n int, rnd *rand.Ran
 		var err error
 		switch test {
 		case "set":
-			_, err = b.t.Set(ctx, benchKey("key", rnd, b.keyspace), b.value)
+			err = b.t.Set(ctx, benchKey("key", rnd, b.keyspace), b.value)
 		case "get":
 			_, err = b.t.Get(ctx, benchKey("key", rnd, b.keyspace))
 			if errors.Is(err, client.ErrNotFound) {

@@ -159,7 +159,7 @@ func newSetCmd(stdout, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			defer done()
-			written, err := tbl.Set(ctx, []byte(args[1]), []byte(args[2]), opts...)
+			written, err := tbl.SetIf(ctx, []byte(args[1]), []byte(args[2]), opts...)
 			if err != nil {
 				return co.failure(what, err)
 			}

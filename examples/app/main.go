@@ -198,7 +198,7 @@ func (s *sessions) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := rand.Text()
-	if _, err := s.tb.Set(r.Context(), sessionKey(tok), []byte(user), client.WithTTL(s.ttl)); err != nil {
+	if err := s.tb.Set(r.Context(), sessionKey(tok), []byte(user), client.WithTTL(s.ttl)); err != nil {
 		s.storeError(w, err)
 		return
 	}

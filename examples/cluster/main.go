@@ -107,7 +107,7 @@ func run(dir string, nkeys int, verbose bool) error {
 	demo := c.Table("demo")
 	start = time.Now()
 	for i := range nkeys {
-		if _, err := demo.Set(ctx, fmt.Appendf(nil, "user:%04d", i), fmt.Appendf(nil, "value %d", i)); err != nil {
+		if err := demo.Set(ctx, fmt.Appendf(nil, "user:%04d", i), fmt.Appendf(nil, "value %d", i)); err != nil {
 			return fmt.Errorf("set: %w", err)
 		}
 	}
@@ -118,7 +118,7 @@ func run(dir string, nkeys int, verbose bool) error {
 	fmt.Printf("read all %d keys back through server n2\n", nkeys)
 
 	// TTL, counters and an atomic batch on one hashtag.
-	if _, err := demo.Set(ctx, []byte("session"), []byte("token"), client.WithTTL(time.Minute)); err != nil {
+	if err := demo.Set(ctx, []byte("session"), []byte("token"), client.WithTTL(time.Minute)); err != nil {
 		return err
 	}
 	ttl, err := demo.TTL(ctx, []byte("session"))

@@ -256,7 +256,7 @@ func (w *writer) run(ctx context.Context, killedAt *atomic.Int64) {
 	for i := 0; ctx.Err() == nil; i++ {
 		sent := time.Now().UnixNano()
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := w.table.Set(wctx, w.key(i), fmt.Appendf(nil, "%d", i))
+		err := w.table.Set(wctx, w.key(i), fmt.Appendf(nil, "%d", i))
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
