@@ -160,8 +160,13 @@ func (a *appender) commit() error {
 	if err := a.r.putState(a.txn, a.ws); err != nil {
 		return err
 	}
+	a.r.committing.Store(a.ws.Seq)
+	defer a.r.committing.Store(0)
 	if err := a.txn.Commit(); err != nil {
 		return err
+	}
+	if h := a.r.testHookCommitted; h != nil {
+		h()
 	}
 	a.r.setState(a.ws, a.added)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/zeppelin-kv/zeppelin/binlog"
@@ -41,6 +42,15 @@ type Replica struct {
 	// testHookCommit, when set before Promote, runs in the sequencer before
 	// every group commit. Tests use it to hold the sequencer.
 	testHookCommit func()
+	// testHookCommitted, when set, runs after a record transaction commits
+	// in Badger and before the replica's state follows it.
+	testHookCommitted func()
+
+	// committing is the seq of the last record of the transaction being
+	// committed, stored before Badger's commit starts and cleared after the
+	// state follows it. A reader whose snapshot opened during the commit may
+	// already see the records, so it reports at least this seq.
+	committing atomic.Uint64
 
 	mu sync.Mutex // guards the fields below
 	st State      // written with writeMu and mu held
@@ -214,7 +224,10 @@ func recordSize(item *badger.Item) int64 {
 
 // view runs fn in a read transaction whose snapshot matches st's
 // incarnations and FirstSeq: if they change while the transaction opens, it
-// retries. The collector only deletes an incarnation after the replica's
+// retries. st.Seq is at least the seq of the last record the snapshot can
+// see (it may name a record whose commit is still in flight), so a reader
+// that waits for st.Seq to replicate never returns a record it has not
+// waited for. The collector only deletes an incarnation after the replica's
 // in-memory state has moved off it, so the snapshot never sees a
 // half-deleted incarnation.
 func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
@@ -246,6 +259,14 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 			txn.Discard()
 			continue
 		}
+		// The snapshot sees every record whose commit started before it
+		// opened: those that finished are in the state now, and the one in
+		// flight is in committing. Read committing first: it is cleared only
+		// after the state has moved past it.
+		seq := r.committing.Load()
+		r.mu.Lock()
+		st.Seq = max(st.Seq, r.st.Seq, seq)
+		r.mu.Unlock()
 		err := fn(txn, &st)
 		txn.Discard()
 		return err

@@ -243,3 +243,43 @@ func TestWriteContextCancelledWhileQueued(t *testing.T) {
 	wantValue(t, r, "a", "1")
 	wantAbsent(t, r, "b")
 }
+
+// TestReadSeqCoversCommitInFlight: a read whose snapshot opens after a
+// record's Badger commit, but before the replica's state follows it, sees
+// the record; the seq it reports must cover that record, else a sync master
+// would answer with a write it has not waited to replicate.
+func TestReadSeqCoversCommitInFlight(t *testing.T) {
+	c := newClock()
+	_, r := newMaster(t, c)
+	write(t, r, set("k", "old"))
+	committed, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // a failure below must not leave the commit held
+	r.testHookCommitted = func() { committed <- struct{}{}; <-release }
+	done := make(chan error, 1)
+	go func() { _, err := r.Write(context.Background(), []wire.Op{set("k", "new")}); done <- err }()
+	<-committed
+	v, _, found, seq, err := r.GetSeq([]byte("k"))
+	if err != nil || !found {
+		t.Fatalf("GetSeq: found %v, %v", found, err)
+	}
+	if string(v) == "new" && seq < 2 {
+		t.Fatalf("read the value of record 2 but reported seq %d", seq)
+	}
+	if string(v) != "new" {
+		t.Fatalf("read %q after the commit finished in the store, want \"new\"", v)
+	}
+	_, _, _, lseq, err := r.ListSeq([]byte("k"), nil, 0, false)
+	if err != nil || lseq < 2 {
+		t.Fatalf("ListSeq during the commit: seq %d, %v", lseq, err)
+	}
+	r.testHookCommitted = nil
+	unblock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, seq, err := r.GetSeq([]byte("k")); err != nil || seq != 2 {
+		t.Fatalf("GetSeq after the commit: seq %d, %v", seq, err)
+	}
+}
