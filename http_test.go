@@ -221,6 +221,9 @@ func TestMetricsAndStatusEndpoint(t *testing.T) {
 			t.Errorf("member %d: store disk bytes %v", i, v)
 		}
 		metricValue(t, body, "zeppelin_store_lsm_bytes")
+		if v := metricValue(t, body, "zeppelin_store_vlog_bytes"); v <= 0 {
+			t.Errorf("member %d: value log bytes %v", i, v)
+		}
 		metricValue(t, body, "zeppelin_store_keys_estimate")
 		metricValue(t, body, "zeppelin_store_level_tables", `level="0"`)
 	}

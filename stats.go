@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,6 +88,7 @@ func memoryInUse() uint64 {
 type storeFigures struct {
 	diskBytes int64 // every file of the store, as allocated on disk
 	lsmBytes  int64 // the LSM tree's tables
+	vlogBytes int64 // the value log's files, as allocated on disk
 	keys      int64 // keys in the tables, every version (memtables not counted)
 	levels    []levelFigures
 }
@@ -117,7 +119,11 @@ func (s *Server) storeFigures() storeFigures {
 			return nil
 		}
 		if info, err := d.Info(); err == nil {
-			f.diskBytes += allocatedBytes(info)
+			n := allocatedBytes(info)
+			f.diskBytes += n
+			if strings.HasSuffix(d.Name(), ".vlog") {
+				f.vlogBytes += n
+			}
 		}
 		return nil
 	})
@@ -132,6 +138,8 @@ var (
 		"Disk space the data node's store takes (every file, as allocated).", nil, nil)
 	descStoreLSM = prometheus.NewDesc("zeppelin_store_lsm_bytes",
 		"Bytes in the store's LSM tables (Badger).", nil, nil)
+	descStoreVlog = prometheus.NewDesc("zeppelin_store_vlog_bytes",
+		"Disk space the store's value log takes (Badger's .vlog files, as allocated).", nil, nil)
 	descStoreKeys = prometheus.NewDesc("zeppelin_store_keys_estimate",
 		"Keys in the store's LSM tables, every version and internal key counted, memtables not (Badger's table index).", nil, nil)
 	descStoreLevelTables = prometheus.NewDesc("zeppelin_store_level_tables",
@@ -142,11 +150,15 @@ var (
 		"Hits of Badger's block cache.", nil, nil)
 	descBlockCacheMisses = prometheus.NewDesc("zeppelin_store_block_cache_misses_total",
 		"Misses of Badger's block cache.", nil, nil)
+	descIndexCacheHits = prometheus.NewDesc("zeppelin_store_index_cache_hits_total",
+		"Hits of Badger's table index cache (absent when indexes stay in memory).", nil, nil)
+	descIndexCacheMisses = prometheus.NewDesc("zeppelin_store_index_cache_misses_total",
+		"Misses of Badger's table index cache (absent when indexes stay in memory).", nil, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStoreDisk, descStoreLSM, descStoreKeys, descStoreLevelTables, descStoreLevelBytes,
-		descBlockCacheHits, descBlockCacheMisses} {
+	for _, d := range []*prometheus.Desc{descStoreDisk, descStoreLSM, descStoreVlog, descStoreKeys, descStoreLevelTables,
+		descStoreLevelBytes, descBlockCacheHits, descBlockCacheMisses, descIndexCacheHits, descIndexCacheMisses} {
 		ch <- d
 	}
 }
@@ -161,15 +173,21 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descStoreDisk, f.diskBytes)
 	gauge(descStoreLSM, f.lsmBytes)
+	gauge(descStoreVlog, f.vlogBytes)
 	gauge(descStoreKeys, f.keys)
 	for _, l := range f.levels {
 		lv := strconv.Itoa(l.level)
 		gauge(descStoreLevelTables, int64(l.tables), lv)
 		gauge(descStoreLevelBytes, l.bytes, lv)
 	}
-	if m := c.s.node.Store().DB().BlockCacheMetrics(); m != nil {
+	db := c.s.node.Store().DB()
+	if m := db.BlockCacheMetrics(); m != nil {
 		ch <- prometheus.MustNewConstMetric(descBlockCacheHits, prometheus.CounterValue, float64(m.Hits()))
 		ch <- prometheus.MustNewConstMetric(descBlockCacheMisses, prometheus.CounterValue, float64(m.Misses()))
+	}
+	if m := db.IndexCacheMetrics(); m != nil {
+		ch <- prometheus.MustNewConstMetric(descIndexCacheHits, prometheus.CounterValue, float64(m.Hits()))
+		ch <- prometheus.MustNewConstMetric(descIndexCacheMisses, prometheus.CounterValue, float64(m.Misses()))
 	}
 }
 
