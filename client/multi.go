@@ -440,26 +440,7 @@ func (t *Table) MDelete(ctx context.Context, keys [][]byte) (int, error) {
 func (t *Table) Flush(ctx context.Context) error {
 	ctx, cancel := t.c.withTimeout(ctx)
 	defer cancel()
-	m, err := t.c.mapFor(ctx)
-	if err != nil {
-		return err
-	}
-	tbl := m.Table(t.name)
-	if tbl == nil {
-		m, err = t.c.Refresh(ctx)
-		if err != nil {
-			return err
-		}
-		if tbl = m.Table(t.name); tbl == nil {
-			return fmt.Errorf("%w: %s", ErrTableNotFound, t.name)
-		}
-	}
-	// Flush is not a multi-key operation, so MaxMultiKeys does not limit
-	// the partition count; but each round flushes at most MaxMultiKeys
-	// partitions, so no request carries more groups than servers accept.
-	n := len(tbl.Partitions)
-	step := max(t.c.limits.MaxMultiKeys, 1)
-	send := func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
+	return t.eachPartition(ctx, true, func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
 		req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch, Groups: make([]wire.WriteGroup, len(idxs))}
 		for j := range idxs {
 			req.Groups[j] = wire.WriteGroup{Partition: parts[j], Ops: []wire.Op{{Type: wire.OpFlush}}}
@@ -478,12 +459,77 @@ func (t *Table) Flush(ctx context.Context) error {
 			}
 		}
 		return errs, nil
+	})
+}
+
+// Count returns the number of live keys in the table. Every partition's
+// master counts its own keys, walking them without their values, so a
+// count takes time in proportion to the table's keys (Redis's DBSIZE is
+// O(1)); the partitions are counted one after another, not in one
+// snapshot, so writes made meanwhile may or may not be in the total.
+func (t *Table) Count(ctx context.Context) (int64, error) {
+	ctx, cancel := t.c.withTimeout(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	counts := make(map[placement.PartitionID]int64)
+	err := t.eachPartition(ctx, true, func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
+		req := wire.CountRequest{Table: tbl.ID, Epoch: m.Epoch, Partitions: parts}
+		var reply wire.CountReply
+		if err := t.c.call(ctx, addr, wire.KindCount, &req, &reply); err != nil {
+			return nil, err
+		}
+		if len(reply.Results) != len(parts) {
+			return nil, fmt.Errorf("zeppelin: node %s answered %d counts for %d partitions", addr, len(reply.Results), len(parts))
+		}
+		errs := make([]error, len(parts))
+		mu.Lock()
+		defer mu.Unlock()
+		for j, r := range reply.Results {
+			if r.Err != nil {
+				errs[j] = r.Err
+				continue
+			}
+			counts[parts[j]] = r.Keys
+		}
+		return errs, nil
+	})
+	if err != nil {
+		return 0, err
 	}
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	return n, nil
+}
+
+// eachPartition runs send for every partition of the table, grouped by
+// master as multi does, at most MaxMultiKeys partitions per round so that
+// no request carries more than servers accept (the partition count is not
+// bounded by MaxMultiKeys). It returns nil or a *MultiError naming the
+// partitions that failed.
+func (t *Table) eachPartition(ctx context.Context, idempotent bool, send sendFunc) error {
+	m, err := t.c.mapFor(ctx)
+	if err != nil {
+		return err
+	}
+	tbl := m.Table(t.name)
+	if tbl == nil {
+		m, err = t.c.Refresh(ctx)
+		if err != nil {
+			return err
+		}
+		if tbl = m.Table(t.name); tbl == nil {
+			return fmt.Errorf("%w: %s", ErrTableNotFound, t.name)
+		}
+	}
+	n := len(tbl.Partitions)
+	step := max(t.c.limits.MaxMultiKeys, 1)
 	var all MultiError
 	for lo := 0; lo < n; lo += step {
 		hi := min(lo+step, n)
 		keyOf := func(i int) []byte { return fmt.Appendf(nil, "partition %d", lo+i) }
-		err := t.multi(ctx, hi-lo, func(i, _ int) placement.PartitionID { return placement.PartitionID(lo + i) }, keyOf, true, send)
+		err := t.multi(ctx, hi-lo, func(i, _ int) placement.PartitionID { return placement.PartitionID(lo + i) }, keyOf, idempotent, send)
 		var me *MultiError
 		switch {
 		case err == nil:

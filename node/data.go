@@ -18,6 +18,7 @@ func (s *Server) Register(srv *rpc.Server) {
 	srv.Handle(wire.KindRead, s.handleRead)
 	srv.Handle(wire.KindWrite, s.handleWrite)
 	srv.Handle(wire.KindList, s.handleList)
+	srv.Handle(wire.KindCount, s.handleCount)
 	srv.Handle(wire.KindNodeStatus, s.handleNodeStatus)
 	srv.Handle(wire.KindNodeNotify, s.handleNotify)
 	srv.Handle(wire.KindWaitRepl, s.handleWaitReplicas)

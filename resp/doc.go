@@ -37,7 +37,8 @@
 // Strings: GET, SET [NX|XX] [GET] [EX|PX|EXAT|PXAT|KEEPTTL], SETNX, SETEX,
 // PSETEX, GETSET, MGET, MSET, INCR, INCRBY, DECR, DECRBY. Keys: DEL, UNLINK,
 // EXISTS, TYPE, EXPIRE, PEXPIRE, TTL, PTTL, PERSIST, FLUSHDB (empties the
-// selected table). Transactions: MULTI, EXEC, DISCARD, UNWATCH (WATCH is
+// selected table), DBSIZE (counts its live keys: each partition's master
+// walks its keys, so unlike Redis it takes time in proportion to them). Transactions: MULTI, EXEC, DISCARD, UNWATCH (WATCH is
 // answered with an error). Connection: PING, ECHO, SELECT, HELLO, AUTH,
 // CLIENT SETNAME|GETNAME|SETINFO|ID|INFO|LIST, RESET, QUIT. Server: INFO,
 // COMMAND [COUNT|INFO|DOCS|LIST], CONFIG GET, TIME.

@@ -497,6 +497,15 @@ func (c *conn) cmdFlushDB(ctx context.Context, args [][]byte) {
 	c.out.ok()
 }
 
+func (c *conn) cmdDBSize(ctx context.Context, _ [][]byte) {
+	n, err := c.table.Count(ctx)
+	if err != nil {
+		c.clientError(err)
+		return
+	}
+	c.out.int(n)
+}
+
 func (c *conn) cmdTime(ctx context.Context, _ [][]byte) {
 	now := time.Now()
 	c.out.array(2)

@@ -570,3 +570,38 @@ func byteArgs(args []string) [][]byte {
 	}
 	return out
 }
+
+func newCountCmd(stdout, stderr io.Writer) *cobra.Command {
+	var co clientOptions
+	cmd := &cobra.Command{
+		Use:   "count TABLE",
+		Short: "Print the number of live keys in a table",
+		Long: `Print the number of live keys in TABLE (Redis: DBSIZE). Every partition's
+master counts its own keys, so this takes time in proportion to the table's
+keys. With --json: {"table": ..., "keys": N}.`,
+		Example: "  zeppelin count users",
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(_ *cobra.Command, args []string) error {
+			what := "count " + args[0]
+			tbl, ctx, done, err := co.table(stderr, what, args[0])
+			if err != nil {
+				return err
+			}
+			defer done()
+			n, err := tbl.Count(ctx)
+			if err != nil {
+				return co.failure(what, err)
+			}
+			if co.json {
+				return writeJSON(stdout, struct {
+					Table string `json:"table"`
+					Keys  int64  `json:"keys"`
+				}{args[0], n})
+			}
+			_, err = fmt.Fprintln(stdout, n)
+			return err
+		},
+	}
+	co.register(cmd.Flags())
+	return cmd
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,28 @@ func TestOperatorCommands(t *testing.T) {
 		}
 		if r := run("get", "users", "bin"); r.stdout != "\xff\xfe\n" {
 			t.Errorf("get of a binary value printed %q", r.stdout)
+		}
+
+		countOf := func() int {
+			t.Helper()
+			r := run("count", "users")
+			n, err := strconv.Atoi(strings.TrimSpace(r.stdout))
+			if r.code != 0 || err != nil || n <= 0 {
+				t.Fatalf("count users: %+v", r)
+			}
+			return n
+		}
+		before := countOf()
+		ok("OK\n", "set", "users", "count-probe", "x")
+		if n := countOf(); n != before+1 {
+			t.Errorf("count after one more key: %d, want %d", n, before+1)
+		}
+		var cj struct {
+			Table string `json:"table"`
+			Keys  int    `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(run("count", "users", "--json").stdout), &cj); err != nil || cj.Table != "users" || cj.Keys != before+1 {
+			t.Errorf("count --json: %v %+v", err, cj)
 		}
 
 		// --json errors: JSON on stderr, the same exit status.

@@ -52,7 +52,7 @@ func policyOf(k wire.Kind) policy {
 		return policy{class: classHandshake}
 	case wire.KindMetaPull, wire.KindMetaStatus, wire.KindMetaMigrations, wire.KindNodeStatus, wire.KindServerStats:
 		return policy{class: classStatus}
-	case wire.KindRead, wire.KindList:
+	case wire.KindRead, wire.KindList, wire.KindCount:
 		return policy{class: classData, level: auth.LevelRead}
 	case wire.KindWrite, wire.KindWaitRepl:
 		return policy{class: classData, level: auth.LevelWrite}

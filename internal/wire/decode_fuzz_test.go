@@ -18,6 +18,7 @@ var decoders = []func([]byte) error{
 	decodeAs[MigrationsReply], decodeAs[NodeAdminRequest], decodeAs[NodeAdminReply], decodeAs[MemberChangeRequest],
 	decodeAs[MemberChangeReply], decodeAs[HandOffRequest], decodeAs[HandOffReply], decodeAs[WriteRequest],
 	decodeAs[WriteReply], decodeAs[ReadRequest], decodeAs[ReadReply], decodeAs[ListRequest], decodeAs[ListReply],
+	decodeAs[CountRequest], decodeAs[CountReply],
 	decodeAs[NotifyRequest], decodeAs[NodeStatusRequest], decodeAs[NodeStatusReply], decodeAs[WaitReplicasRequest],
 	decodeAs[WaitReplicasReply], decodeAs[HandshakeRequest], decodeAs[HandshakeReply], decodeAs[FetchRequest],
 	decodeAs[FetchReply], decodeAs[SnapBeginRequest], decodeAs[SnapBeginReply], decodeAs[SnapChunkRequest],
@@ -41,6 +42,7 @@ func FuzzDecodeMessages(f *testing.F) {
 		&WaitReplicasRequest{Table: 1, Epoch: 3, Seqs: []WaitSeq{{Partition: 1, Seq: 99}}, Replicas: 2, TimeoutMs: 100},
 		&HeartbeatRequest{Node: "n", Replicas: []ReplicaStatus{{Table: 1, Gen: 2, Slaves: []SlaveProgress{{Node: "s", Acked: 5}}}}},
 		&FetchRequest{},
+		&CountRequest{Table: 1, Epoch: 2, Partitions: []placement.PartitionID{0, 5}},
 		&Error{Code: CodeMoved, Msg: "moved", Addr: "x:1", Epoch: 2},
 	} {
 		b, err := Marshal(v)

@@ -41,6 +41,7 @@ const (
 	KindNodeStatus Kind = 33 // NodeStatusRequest → NodeStatusReply
 	KindNodeNotify Kind = 34 // NotifyRequest → EpochReply
 	KindWaitRepl   Kind = 35 // WaitReplicasRequest → WaitReplicasReply
+	KindCount      Kind = 36 // CountRequest → CountReply
 
 	// Replication (slave → master).
 	KindReplHandshake Kind = 40 // HandshakeRequest → HandshakeReply
@@ -80,6 +81,7 @@ var kindNames = map[Kind]string{
 	KindNodeStatus:      "node.status",
 	KindNodeNotify:      "node.notify",
 	KindWaitRepl:        "wait_replicas",
+	KindCount:           "count",
 	KindReplHandshake:   "repl.handshake",
 	KindReplFetch:       "repl.fetch",
 	KindSnapBegin:       "snap.begin",

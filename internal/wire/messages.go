@@ -643,6 +643,25 @@ type ListReply struct {
 	LeaseMs int64 `msgpack:"lm,omitempty"`
 }
 
+// CountRequest asks a master for the number of live keys of some of a
+// table's partitions.
+type CountRequest struct {
+	Table      placement.TableID       `msgpack:"t"`
+	Epoch      placement.Epoch         `msgpack:"e"`
+	Partitions []placement.PartitionID `msgpack:"p"`
+}
+
+// CountReply answers a CountRequest: one result per partition, in order.
+type CountReply struct {
+	Results []CountResult `msgpack:"r"`
+}
+
+// CountResult is one partition's key count, or why it has none.
+type CountResult struct {
+	Err  *Error `msgpack:"err,omitempty"`
+	Keys int64  `msgpack:"k,omitempty"`
+}
+
 // NotifyRequest tells a data node that the map has reached Epoch, so it
 // pulls it now instead of at its next heartbeat. A meta leader also
 // announces itself: Leader is its RPC address and Term its Raft term, so
