@@ -13,17 +13,10 @@ func (r *Replica) Count() (n int64, seq uint64, err error) {
 	now := r.s.now()
 	err = r.view(func(txn *badger.Txn, st *State) error {
 		n, seq = 0, st.Seq
-		dp := r.dataPrefix(st.DataInc)
-		o := badger.DefaultIteratorOptions
-		o.Prefix = dp
-		o.PrefetchValues = false
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.ValidForPrefix(dp); it.Next() {
-			item := it.Item()
+		return iterItems(txn, r.dataPrefix(st.DataInc), nil, func(item *badger.Item) (bool, error) {
 			if item.ExpiresAt() == 0 {
 				n++
-				continue
+				return true, nil
 			}
 			var exp int64
 			if err := item.Value(func(b []byte) error {
@@ -31,13 +24,13 @@ func (r *Replica) Count() (n int64, seq uint64, err error) {
 				exp, _, err = decodeValue(b)
 				return err
 			}); err != nil {
-				return err
+				return false, err
 			}
 			if live(exp, now) {
 				n++
 			}
-		}
-		return nil
+			return true, nil
+		})
 	})
 	if err != nil {
 		return 0, 0, r.wrapRead("count", err)

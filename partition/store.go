@@ -540,6 +540,12 @@ func (s *Store) runSync() {
 // not nil, in key order, until fn returns false. Keys are valid only during
 // the call.
 func iterKeys(txn *badger.Txn, prefix, start []byte, fn func(k []byte) (bool, error)) error {
+	return iterItems(txn, prefix, start, func(item *badger.Item) (bool, error) { return fn(item.Key()) })
+}
+
+// iterItems is iterKeys that passes the item: its key, version and expiry
+// without reading the value, which item.Value reads on demand.
+func iterItems(txn *badger.Txn, prefix, start []byte, fn func(item *badger.Item) (bool, error)) error {
 	o := badger.DefaultIteratorOptions
 	o.Prefix = prefix
 	o.PrefetchValues = false
@@ -549,7 +555,7 @@ func iterKeys(txn *badger.Txn, prefix, start []byte, fn func(k []byte) (bool, er
 		start = prefix
 	}
 	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
-		more, err := fn(it.Item().Key())
+		more, err := fn(it.Item())
 		if err != nil || !more {
 			return err
 		}
