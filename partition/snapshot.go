@@ -300,7 +300,15 @@ func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
 
 // FinishLoad completes a full sync: in one transaction the state becomes the
 // snapshot's (gen, seq) with its history, FirstSeq = seq+1 and no longer
-// Incomplete. Replication then continues from seq+1.
+// Incomplete. Replication then continues from seq+1. FinishLoad syncs the
+// store before it returns, whatever the durability policy, so that a
+// migration that hands the partition over once the copy is complete does
+// not depend on the next periodic sync. The state is written after the
+// last entry, and Badger replays a memtable's write-ahead log only up to
+// its first damaged entry, so a crash never leaves the state without the
+// entries of its own memtable. (Badger's sync covers the active memtable's
+// log only: entries in a memtable waiting for its flush are on disk once
+// it is flushed.)
 func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
 	if err := checkHistory(gen, seq, history); err != nil {
 		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
@@ -327,6 +335,13 @@ func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
+	}
+	if r.s.opts.Durability != DurabilityAlways {
+		if err := r.s.db.Sync(); err != nil {
+			// The state in memory stays Incomplete; the copy is loaded
+			// again, or found complete after a restart.
+			return fmt.Errorf("partition: finish load of %v: sync: %w", r.id, err)
+		}
 	}
 	r.setState(ws, 0)
 	return nil
