@@ -164,11 +164,42 @@ type snapSession struct {
 	ahead chan snapChunk
 }
 
-// snapChunk is one result of Snapshot.Next.
+// snapChunk is one result of Snapshot.Next or NextPacked: its entries are
+// in entries, or in packed when isPack is set.
 type snapChunk struct {
 	entries []wire.SnapEntry
+	packed  []byte
+	isPack  bool
 	done    bool
 	err     error
+}
+
+// readChunk reads the snapshot's next chunk, packed or not.
+func readChunk(snap *partition.Snapshot, maxBytes int, packed bool) (c snapChunk) {
+	c.isPack = packed
+	if packed {
+		c.packed, _, c.done, c.err = snap.NextPacked(maxBytes)
+	} else {
+		c.entries, c.done, c.err = snap.Next(maxBytes)
+	}
+	return c
+}
+
+// reply is the chunk as a reply in the form asked for.
+func (c snapChunk) reply(packed bool) (*wire.SnapChunkReply, error) {
+	switch {
+	case packed && !c.isPack:
+		return &wire.SnapChunkReply{Packed: wire.PackSnapEntries(c.entries), Done: c.done}, nil
+	case !packed && c.isPack:
+		entries, err := wire.UnpackSnapEntries(c.packed)
+		if err != nil {
+			return nil, err
+		}
+		return &wire.SnapChunkReply{Entries: entries, Done: c.done}, nil
+	case packed:
+		return &wire.SnapChunkReply{Packed: c.packed, Done: c.done}, nil
+	}
+	return &wire.SnapChunkReply{Entries: c.entries, Done: c.done}, nil
 }
 
 func (ss *snapshots) init() { ss.m = make(map[uint64]*snapSession) }
@@ -280,29 +311,29 @@ func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) 
 	sess.mu.Lock()
 	var c snapChunk
 	if sess.ahead != nil {
-		// Read ahead, sized by the request before (a slave asks for the
-		// same size throughout).
+		// Read ahead, sized and packed as the request before asked (a
+		// slave asks the same throughout).
 		c = <-sess.ahead
 		sess.ahead = nil
 	} else {
-		c.entries, c.done, c.err = sess.snap.Next(maxBytes)
+		c = readChunk(sess.snap, maxBytes, req.Packed)
 	}
 	if c.err == nil && !c.done {
 		// Read the next chunk while this one is encoded and sent, and the
 		// slave loads it. Should the session end first, Next fails on the
 		// closed snapshot or its chunk is dropped with the session.
 		ahead := make(chan snapChunk, 1)
-		snap := sess.snap
-		if s.group.Go(func() {
-			var n snapChunk
-			n.entries, n.done, n.err = snap.Next(maxBytes)
-			ahead <- n
-		}) {
+		snap, packed := sess.snap, req.Packed
+		if s.group.Go(func() { ahead <- readChunk(snap, maxBytes, packed) }) {
 			sess.ahead = ahead
 		}
 	}
 	sess.mu.Unlock()
-	entries, done, err := c.entries, c.done, c.err
+	done, err := c.done, c.err
+	var reply *wire.SnapChunkReply
+	if err == nil {
+		reply, err = c.reply(req.Packed)
+	}
 	if err != nil {
 		s.snaps.remove(req.ID)
 		return nil, s.partErr(ctx, err)
@@ -315,7 +346,7 @@ func (s *Server) handleSnapChunk(ctx context.Context, body []byte) (any, error) 
 		}
 		s.snaps.remove(req.ID)
 	}
-	return &wire.SnapChunkReply{Entries: entries, Done: done}, nil
+	return reply, nil
 }
 
 func (s *Server) handleSnapEnd(_ context.Context, body []byte) (any, error) {

@@ -200,9 +200,17 @@ func (r *replica) fullSync(ctx context.Context, addr string, gen uint64) error {
 		defer close(chunks)
 		for {
 			var chunk wire.SnapChunkReply
-			if err := call(fctx, wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: chunkBytes}, &chunk); err != nil {
+			if err := call(fctx, wire.KindSnapChunk, &wire.SnapChunkRequest{ID: begin.ID, MaxBytes: chunkBytes, Packed: true}, &chunk); err != nil {
 				fetchErr = fmt.Errorf("snapshot chunk: %w", err)
 				return
+			}
+			if chunk.Packed != nil {
+				// The entries alias the reply's one buffer.
+				var err error
+				if chunk.Entries, err = wire.UnpackSnapEntries(chunk.Packed); err != nil {
+					fetchErr = fmt.Errorf("snapshot chunk: %w", err)
+					return
+				}
 			}
 			select {
 			case chunks <- chunk.Entries:

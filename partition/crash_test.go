@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -21,12 +22,18 @@ import (
 const (
 	crashDirEnv = "ZEPPELIN_PARTITION_CRASH_DIR"
 	crashGenEnv = "ZEPPELIN_PARTITION_CRASH_GEN"
+	// crashLoadEnv makes the child load full-sync snapshots instead.
+	crashLoadEnv = "ZEPPELIN_PARTITION_CRASH_LOAD"
 )
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashDirEnv); dir != "" {
 		gen, _ := strconv.ParseUint(os.Getenv(crashGenEnv), 10, 64)
-		if err := crashChild(dir, gen); err != nil {
+		child := crashChild
+		if os.Getenv(crashLoadEnv) != "" {
+			child = crashLoadChild
+		}
+		if err := child(dir, gen); err != nil {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
 			os.Exit(2)
 		}
@@ -202,6 +209,132 @@ func checkOnlyCurrent(t *testing.T, s *Store, id ReplicaID, st State, markers ma
 		})
 		if err != nil {
 			t.Fatalf("%v: %v", id, err)
+		}
+	}
+}
+
+// The snapshot the load crash child loads, again and again, into replica
+// crashLoadReplica: crashLoadChunks chunks of crashLoadKeys entries.
+const (
+	crashLoadChunks = 8
+	crashLoadKeys   = 64
+)
+
+var crashLoadReplica = ReplicaID{9, 7}
+
+func crashLoadEntry(i int) wire.SnapEntry {
+	v := make([]byte, 1<<10)
+	binary.LittleEndian.PutUint64(v, uint64(i))
+	return wire.SnapEntry{Key: fmt.Appendf(nil, "k%06d", i), Value: v}
+}
+
+// crashLoadChild loads the snapshot into a slave replica over and over
+// until it is killed. It prints "ready" once the first load is under way.
+func crashLoadChild(dir string, _ uint64) error {
+	s, err := Open(Options{Dir: dir, Small: true})
+	if err != nil {
+		return err
+	}
+	r, err := s.Replica(crashLoadReplica.Table, crashLoadReplica.Partition)
+	if err != nil {
+		return err
+	}
+	for round := 0; ; round++ {
+		if err := r.BeginLoad(); err != nil {
+			return err
+		}
+		for c := range crashLoadChunks {
+			entries := make([]wire.SnapEntry, crashLoadKeys)
+			for j := range entries {
+				entries[j] = crashLoadEntry(c*crashLoadKeys + j)
+			}
+			if err := r.LoadChunk(entries); err != nil {
+				return err
+			}
+			if round == 0 && c == 2 {
+				fmt.Println("ready")
+			}
+		}
+		if err := r.FinishLoad(1, 100, []wire.GenStart{{Gen: 1, Seq: 1}}); err != nil {
+			return err
+		}
+	}
+}
+
+// A full sync killed at any point leaves the replica either complete, with
+// the whole snapshot, or Incomplete, in which case it loads again from
+// scratch; never a partial copy that claims to be complete.
+func TestCrashDuringLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	dir := t.TempDir()
+	delays := []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond}
+	for round, delay := range delays {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashGenEnv+"=1", crashLoadEnv+"=1")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if strings.TrimSpace(line) != "ready" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("round %d: child said %q (%v); stderr:\n%s", round, line, err, stderr.String())
+		}
+		time.Sleep(delay)
+		if err := cmd.Process.Kill(); err != nil { // SIGKILL
+			t.Fatal(err)
+		}
+		cmd.Wait()
+
+		s := openStore(t, testOptions(t, dir, nil))
+		r := replica(t, s, crashLoadReplica.Table, crashLoadReplica.Partition)
+		st := r.State()
+		found := st.Incomplete
+		if st.Incomplete {
+			wantErr(t, errOf(r.Get([]byte("k000000"))), ErrIncomplete)
+			if _, err := r.Snapshot(); err != ErrIncomplete {
+				t.Fatalf("round %d: Snapshot of an incomplete replica: %v", round, err)
+			}
+			// The next load starts over and completes.
+			if err := r.BeginLoad(); err != nil {
+				t.Fatal(err)
+			}
+			entries := make([]wire.SnapEntry, 0, crashLoadChunks*crashLoadKeys)
+			for i := range crashLoadChunks * crashLoadKeys {
+				entries = append(entries, crashLoadEntry(i))
+			}
+			if err := r.LoadChunk(entries); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.FinishLoad(1, 100, []wire.GenStart{{Gen: 1, Seq: 1}}); err != nil {
+				t.Fatal(err)
+			}
+			st = r.State()
+		}
+		if st.Incomplete || st.Gen != 1 || st.Seq != 100 || st.FirstSeq != 101 {
+			t.Fatalf("round %d: state %+v", round, st)
+		}
+		if n := countPrefix(t, s, r.dataPrefix(st.DataInc)); n != crashLoadChunks*crashLoadKeys {
+			t.Fatalf("round %d: complete replica holds %d keys, want %d", round, n, crashLoadChunks*crashLoadKeys)
+		}
+		for _, i := range []int{0, crashLoadKeys, crashLoadChunks*crashLoadKeys - 1} {
+			e := crashLoadEntry(i)
+			v, _, ok, err := r.Get(e.Key)
+			if err != nil || !ok || !bytes.Equal(v, e.Value) {
+				t.Fatalf("round %d: Get(%s) = %d bytes, %v", round, e.Key, len(v), err)
+			}
+		}
+		t.Logf("round %d (kill after ready+%v): found incomplete: %v", round, delay, found)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

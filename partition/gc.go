@@ -121,7 +121,11 @@ func (s *Store) collectMarker(m marker) error {
 // them when end is nil), at most gcBatchKeys per transaction. It returns
 // ErrClosed when the store stops meanwhile.
 func (s *Store) deletePrefix(prefix, end []byte) error {
-	start := prefix
+	return s.deleteRange(prefix, prefix, end)
+}
+
+// deleteRange is deletePrefix for the keys under prefix from start on.
+func (s *Store) deleteRange(prefix, start, end []byte) error {
 	for {
 		if s.stopping() {
 			return ErrClosed

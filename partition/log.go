@@ -213,17 +213,35 @@ func (r *Replica) Purge(p Retention, keepFrom uint64) (int, error) {
 		}
 	}
 	// Delete everything below FirstSeq, including leftovers of earlier
-	// purges that a crash interrupted.
+	// purges that a crash interrupted. The first purge of an incarnation
+	// scans it from its start; later ones start where the last one
+	// finished: the tombstones below stay in the LSM tree until compaction
+	// drops them, and skipping them costs a read of every block that held
+	// the deleted records.
 	r.mu.Lock()
 	cur := r.st
 	r.mu.Unlock()
 	if cur.LogInc == st.LogInc {
 		prefix := r.logPrefix(cur.LogInc)
-		if err := r.s.deletePrefix(prefix, binlog.LogKey(prefix, cur.FirstSeq)); err != nil {
+		start := prefix
+		if r.purged.inc == cur.LogInc && r.purged.seq > 0 {
+			if r.purged.seq >= cur.FirstSeq {
+				return removed, nil
+			}
+			start = binlog.LogKey(prefix, r.purged.seq)
+		}
+		if err := r.s.deleteRange(prefix, start, binlog.LogKey(prefix, cur.FirstSeq)); err != nil {
 			return removed, fmt.Errorf("partition: purge %v: %w", r.id, err)
 		}
+		r.purged = logMark{inc: cur.LogInc, seq: cur.FirstSeq}
 	}
 	return removed, nil
+}
+
+// logMark is a position in one incarnation of a replica's log.
+type logMark struct {
+	inc uint32
+	seq uint64
 }
 
 // moveFirstSeq commits FirstSeq = newFirst unless the log changed meanwhile;

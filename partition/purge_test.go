@@ -164,3 +164,42 @@ func TestPurgeCleansLeftovers(t *testing.T) {
 		t.Fatalf("%d log keys after cleanup, want 10", got)
 	}
 }
+
+// A purge starts where the one before finished, and still deletes every
+// record between there and the new FirstSeq, even those an interrupted
+// purge left behind.
+func TestPurgeResumes(t *testing.T) {
+	c := newClock()
+	s, r := newMaster(t, c)
+	lp := binlogPrefix(1, 0, r.State().LogInc)
+	writeN(t, r, 30, "v")
+	if n, err := r.Purge(Retention{MaxRecords: 20}, math.MaxUint64); err != nil || n != 10 {
+		t.Fatalf("Purge = %d %v, want 10", n, err)
+	}
+	if got := countPrefix(t, s, lp); got != 20 {
+		t.Fatalf("%d log keys, want 20", got)
+	}
+	// Interrupted after moving FirstSeq from 11 to 21.
+	if moved, err := r.moveFirstSeq(r.State(), 21, 0); err != nil || !moved {
+		t.Fatalf("moveFirstSeq: %v %v", moved, err)
+	}
+	writeN(t, r, 10, "v")
+	if n, err := r.Purge(Retention{MaxRecords: 15}, math.MaxUint64); err != nil || n != 5 {
+		t.Fatalf("Purge = %d %v, want 5", n, err)
+	}
+	st := r.State()
+	if st.FirstSeq != 26 || st.Seq != 40 {
+		t.Fatalf("state %+v", st)
+	}
+	if got := countPrefix(t, s, lp); got != 15 {
+		t.Fatalf("%d log keys, want 15", got)
+	}
+	readLog(t, s, r.ID(), st)
+	// Nothing to delete: the purge stops at once.
+	if n, err := r.Purge(Retention{MaxRecords: 15}, math.MaxUint64); err != nil || n != 0 {
+		t.Fatalf("Purge = %d %v, want 0", n, err)
+	}
+	if got := countPrefix(t, s, lp); got != 15 {
+		t.Fatalf("%d log keys, want 15", got)
+	}
+}

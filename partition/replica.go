@@ -32,6 +32,7 @@ type Replica struct {
 	roleMu     sync.Mutex // serializes Promote, Demote and shutdown
 	writeMu    sync.Mutex // held by every transaction that writes the state
 	purgeMu    sync.Mutex // one Purge at a time
+	purged     logMark    // where the log's keys are known deleted up to; guarded by purgeMu
 	closeOnce  sync.Once
 	kick       chan struct{}
 	snapsMu    sync.Mutex

@@ -121,54 +121,84 @@ func cmpU64(a, b uint64) int {
 // keys and values share a few large buffers, each slice capped at its own
 // length.
 func (sn *Snapshot) Next(maxBytes int) (entries []wire.SnapEntry, done bool, err error) {
-	sn.mu.Lock()
-	defer sn.mu.Unlock()
-	if sn.closed {
-		return nil, false, ErrClosed
-	}
-	if err := sn.r.s.acquire(); err != nil {
-		return nil, false, err
-	}
-	defer sn.r.s.release()
-	size := 0
 	var buf []byte
-	for ; sn.it.ValidForPrefix(sn.prefix); sn.it.Next() {
-		if size >= maxBytes && len(entries) > 0 {
-			return entries, false, nil
-		}
-		item := sn.it.Item()
-		k := item.Key()[len(sn.prefix):]
-		// The stored value is uvarint(expireAt) ‖ value: about ValueSize
-		// bytes land in buf, after the key.
-		if need := len(k) + int(item.ValueSize()); cap(buf)-len(buf) < need {
+	size := 0
+	done, err = sn.scan(maxBytes, func(k []byte, exp int64, v []byte) {
+		need := len(k) + len(v)
+		if cap(buf)-len(buf) < need {
 			buf = make([]byte, 0, max(need, min(maxBytes-size, snapBufBytes)))
 		}
+		size += need
 		start := len(buf)
 		buf = append(buf, k...)
-		var exp int64
-		err := item.Value(func(b []byte) error {
-			var v []byte
-			var err error
-			if exp, v, err = decodeValue(b); err == nil {
-				buf = append(buf, v...)
-			}
-			return err
-		})
-		if err != nil {
-			return nil, false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
-		}
-		if !live(exp, sn.now) {
-			buf = buf[:start]
-			continue
-		}
+		buf = append(buf, v...)
 		e := wire.SnapEntry{ExpireAt: exp}
 		e.Key = buf[start : start+len(k) : start+len(k)]
 		e.Value = buf[start+len(k) : len(buf) : len(buf)]
 		buf = buf[len(buf):]
 		entries = append(entries, e)
-		size += len(e.Key) + len(e.Value)
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	return entries, true, nil
+	return entries, done, nil
+}
+
+// NextPacked is Next returning the entries in the packed form of
+// wire.SnapChunkReply.Packed (wire.AppendSnapEntry), all in one buffer,
+// and their number: each value is copied once, from the store into the
+// buffer that goes to the network.
+func (sn *Snapshot) NextPacked(maxBytes int) (packed []byte, n int, done bool, err error) {
+	// One entry's framing is at most 3 uvarints; a chunk usually ends
+	// within an entry of maxBytes.
+	packed = make([]byte, 0, maxBytes+maxBytes/16+64<<10)
+	done, err = sn.scan(maxBytes, func(k []byte, exp int64, v []byte) {
+		packed = wire.AppendSnapEntry(packed, k, exp, v)
+		n++
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return packed, n, done, nil
+}
+
+// scan passes add the next live entries, in key order, until their keys
+// and values total maxBytes or more (at least one while any remain), and
+// reports whether the last one has been passed. The slices add gets are
+// valid only during the call.
+func (sn *Snapshot) scan(maxBytes int, add func(k []byte, exp int64, v []byte)) (done bool, err error) {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	if sn.closed {
+		return false, ErrClosed
+	}
+	if err := sn.r.s.acquire(); err != nil {
+		return false, err
+	}
+	defer sn.r.s.release()
+	size, n := 0, 0
+	for ; sn.it.ValidForPrefix(sn.prefix); sn.it.Next() {
+		if size >= maxBytes && n > 0 {
+			return false, nil
+		}
+		item := sn.it.Item()
+		k := item.Key()[len(sn.prefix):]
+		// The stored value is uvarint(expireAt) ‖ value.
+		err := item.Value(func(b []byte) error {
+			exp, v, err := decodeValue(b)
+			if err != nil || !live(exp, sn.now) {
+				return err
+			}
+			add(k, exp, v)
+			size += len(k) + len(v)
+			n++
+			return nil
+		})
+		if err != nil {
+			return false, fmt.Errorf("partition: snapshot of %v: %w", sn.r.id, err)
+		}
+	}
+	return true, nil
 }
 
 // Close releases the snapshot's transaction. It is idempotent.
@@ -300,7 +330,15 @@ func (r *Replica) LoadChunk(entries []wire.SnapEntry) error {
 
 // FinishLoad completes a full sync: in one transaction the state becomes the
 // snapshot's (gen, seq) with its history, FirstSeq = seq+1 and no longer
-// Incomplete. Replication then continues from seq+1.
+// Incomplete. Replication then continues from seq+1. FinishLoad syncs the
+// store before it returns, whatever the durability policy, so that a
+// migration that hands the partition over once the copy is complete does
+// not depend on the next periodic sync. The state is written after the
+// last entry, and Badger replays a memtable's write-ahead log only up to
+// its first damaged entry, so a crash never leaves the state without the
+// entries of its own memtable. (Badger's sync covers the active memtable's
+// log only: entries in a memtable waiting for its flush are on disk once
+// it is flushed.)
 func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
 	if err := checkHistory(gen, seq, history); err != nil {
 		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
@@ -327,6 +365,13 @@ func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
 	}
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
+	}
+	if r.s.opts.Durability != DurabilityAlways {
+		if err := r.s.db.Sync(); err != nil {
+			// The state in memory stays Incomplete; the copy is loaded
+			// again, or found complete after a restart.
+			return fmt.Errorf("partition: finish load of %v: sync: %w", r.id, err)
+		}
 	}
 	r.setState(ws, 0)
 	return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // HeaderSize is the size of a frame header: length, kind and request id.
@@ -101,9 +100,12 @@ func (fr *FrameReader) Next() (Frame, error) {
 	return f, nil
 }
 
-// readBody reads n bytes. Large bodies are read a megabyte at a time, so
-// what is allocated follows what actually arrives, not what a length
-// header claims.
+// readBody reads n bytes. A large body is read a megabyte at a time until
+// half of it has arrived, so what is allocated follows what actually
+// arrives (at most twice as much), not what a length header claims; then
+// the body itself is allocated, those pieces are copied into it and the
+// rest is read straight into it. Growing one buffer instead would copy
+// the body some twice over.
 func readBody(r io.Reader, n int) ([]byte, error) {
 	const step = 1 << 20
 	if n <= step {
@@ -111,14 +113,22 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 		_, err := io.ReadFull(r, body)
 		return body, err
 	}
-	body := make([]byte, 0, step)
-	for len(body) < n {
-		chunk := min(step, n-len(body))
-		body = slices.Grow(body, chunk)
-		if _, err := io.ReadFull(r, body[len(body):len(body)+chunk]); err != nil {
+	var pieces [][]byte
+	for got := 0; got < n/2; {
+		p := make([]byte, min(step, n/2-got))
+		if _, err := io.ReadFull(r, p); err != nil {
 			return nil, err
 		}
-		body = body[:len(body)+chunk]
+		pieces = append(pieces, p)
+		got += len(p)
+	}
+	body := make([]byte, n)
+	off := 0
+	for _, p := range pieces {
+		off += copy(body[off:], p)
+	}
+	if _, err := io.ReadFull(r, body[off:]); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"testing/iotest"
 
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
@@ -99,5 +100,24 @@ func TestHostileLengthAllocatesWhatArrives(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
 		t.Fatalf("a 10-byte body claiming 200 MiB allocated %d bytes", grew)
+	}
+}
+
+// Bodies of every size around the piece boundaries arrive whole, however
+// the reader splits them.
+func TestLargeBodies(t *testing.T) {
+	for _, n := range []int{1<<20 - 1, 1 << 20, 1<<20 + 1, 2<<20 + 3, 5<<20 + 7} {
+		body := make([]byte, n)
+		for i := range body {
+			body[i] = byte(i * 7 / 3)
+		}
+		frame := AppendFrame(nil, KindWrite, 9, body)
+		f, err := NewFrameReader(iotest.HalfReader(bytes.NewReader(frame)), 0).Next()
+		if err != nil || !bytes.Equal(f.Body, body) {
+			t.Fatalf("%d-byte body: %d bytes, %v", n, len(f.Body), err)
+		}
+		if _, err := NewFrameReader(bytes.NewReader(frame[:len(frame)-1]), 0).Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%d-byte body cut short: %v", n, err)
+		}
 	}
 }
