@@ -108,7 +108,7 @@ func (s *Server) serving1(table placement.TableID, part placement.PartitionID, e
 	if info.mapGen != p.Gen || (p.Master == self && info.role != wire.RoleMaster) {
 		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part), true
 	}
-	if r.part.State().Incomplete {
+	if r.part.Incomplete() {
 		return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self), false
 	}
 	if p.Master == self && write {

@@ -107,6 +107,15 @@ func (r *Replica) State() State {
 	return r.st.clone()
 }
 
+// Incomplete reports whether the replica's state is marked Incomplete (a
+// full sync has begun and not finished). It is State().Incomplete without
+// copying the state.
+func (r *Replica) Incomplete() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.Incomplete
+}
+
 // Close stops the replica's sequencer (queued writes fail with ErrClosed),
 // closes its snapshots, waits for writes in progress and removes it from the
 // store's cache; Store.Replica opens it afresh afterwards. It is idempotent.
@@ -248,8 +257,15 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 		st, ver := r.st, r.incVer
 		r.mu.Unlock()
 		txn := r.s.db.NewTransaction(false)
+		// The snapshot sees every record whose commit started before it
+		// opened: those that finished are in the state now, and the one in
+		// flight is in committing. Read committing first, once the
+		// snapshot is open: it is cleared only after the state has moved
+		// past it. The state is then read under the same lock that checks
+		// the incarnations.
+		seq := r.committing.Load()
 		r.mu.Lock()
-		same, closed := ver == r.incVer, r.closed
+		same, closed, last := ver == r.incVer, r.closed, r.st.Seq
 		r.mu.Unlock()
 		if closed {
 			txn.Discard()
@@ -259,14 +275,7 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 			txn.Discard()
 			continue
 		}
-		// The snapshot sees every record whose commit started before it
-		// opened: those that finished are in the state now, and the one in
-		// flight is in committing. Read committing first: it is cleared only
-		// after the state has moved past it.
-		seq := r.committing.Load()
-		r.mu.Lock()
-		st.Seq = max(st.Seq, r.st.Seq, seq)
-		r.mu.Unlock()
+		st.Seq = max(st.Seq, last, seq)
 		err := fn(txn, &st)
 		txn.Discard()
 		return err
