@@ -165,7 +165,7 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 		// caller has returned and reused its buffers: give it its own.
 		*resp.(*wire.WriteReply) = *s.write(ctx, cloneWrite(req.(*wire.WriteRequest)))
 	case wire.KindRead:
-		*resp.(*wire.ReadReply) = *s.read(ctx, req.(*wire.ReadRequest))
+		s.read(ctx, req.(*wire.ReadRequest), resp.(*wire.ReadReply))
 	case wire.KindList:
 		r, err := s.list(ctx, req.(*wire.ListRequest))
 		if err != nil {
@@ -353,12 +353,14 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.read(ctx, req), nil
+	reply := new(wire.ReadReply)
+	s.read(ctx, req, reply)
+	return reply, nil
 }
 
-// read reads every key of req, in order.
-func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadReply {
-	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
+// read reads every key of req, in order, into reply.
+func (s *Server) read(ctx context.Context, req *wire.ReadRequest, reply *wire.ReadReply) {
+	*reply = wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
 	kind := readKind(req.Op)
 	budget, size := s.replyBudget(), 0
 	for i, k := range req.Keys {
@@ -373,7 +375,7 @@ func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadRepl
 			for j := range reply.Results {
 				reply.Results[j] = wire.ReadResult{Err: werr}
 			}
-			return reply
+			return
 		}
 	}
 	// A read from a fenced master is good only while its lease holds (see
@@ -389,7 +391,6 @@ func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadRepl
 		}
 		reply.LeaseMs = leaseMs(left)
 	}
-	return reply
 }
 
 // replyBudget is the most value bytes one read reply carries: what an

@@ -23,6 +23,12 @@ type metrics struct {
 	ops      *prometheus.CounterVec
 
 	children sync.Map // childKey → *reqChildren
+	opCounts sync.Map // opKey → prometheus.Counter
+}
+
+type opKey struct {
+	op    wire.OpType
+	table placement.TableID
 }
 
 type childKey struct {
@@ -89,10 +95,17 @@ func (s *Server) observe(kind string, table placement.TableID, start time.Time, 
 	m.requests.WithLabelValues(kind, s.tableName(table), err.Code.String()).Inc()
 }
 
+// countOps counts ops applied on table, through counters cached per
+// operation and table (as observe caches its children).
 func (s *Server) countOps(table placement.TableID, ops []wire.Op) {
-	name := s.tableName(table)
+	m := s.metrics
 	for _, op := range ops {
-		s.metrics.ops.WithLabelValues(op.Type.String(), name).Inc()
+		k := opKey{op.Type, table}
+		v, ok := m.opCounts.Load(k)
+		if !ok {
+			v, _ = m.opCounts.LoadOrStore(k, m.ops.WithLabelValues(op.Type.String(), s.tableName(table)))
+		}
+		v.(prometheus.Counter).Inc()
 	}
 }
 
