@@ -178,8 +178,8 @@ func (t *Table) mread(ctx context.Context, op wire.ReadOp, keys [][]byte) ([]wir
 			return nil, fromWire(err)
 		}
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	out := make([]wire.ReadResult, len(keys))
 	err := t.multi(ctx, len(keys), keyPart(keys), func(i int) []byte { return keys[i] }, true,
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
@@ -252,8 +252,8 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 			return nil, fromWire(err)
 		}
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	out := make([]wire.OpResult, len(ops))
 	err := t.multi(ctx, len(ops), partOf, func(i int) []byte { return ops[i].Key }, t.repeatable(ctx, idempotent),
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
@@ -438,8 +438,8 @@ func (t *Table) MDelete(ctx context.Context, keys [][]byte) (int, error) {
 // Flush deletes every key of the table on every replica. Each partition is
 // emptied atomically and the flush is replicated like any write.
 func (t *Table) Flush(ctx context.Context) error {
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	m, err := t.c.mapFor(ctx)
 	if err != nil {
 		return err

@@ -96,8 +96,8 @@ func (c *Client) WaitReplicas(ctx context.Context, n int, timeout time.Duration)
 	if len(seqs) == 0 {
 		return 0, nil
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	if timeout > 0 {
 		// The reply must make it back before the caller's deadline.
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
