@@ -76,6 +76,12 @@ func (s *Server) tableName(id placement.TableID) string {
 // observe records one request of kind on table that started at start and
 // ended with err (nil for success).
 func (s *Server) observe(kind string, table placement.TableID, start time.Time, err *wire.Error) {
+	s.observeTook(kind, table, time.Since(start), err)
+}
+
+// observeTook records one request of kind on table that took took and
+// ended with err.
+func (s *Server) observeTook(kind string, table placement.TableID, took time.Duration, err *wire.Error) {
 	m := s.metrics
 	k := childKey{kind, table}
 	v, ok := m.children.Load(k)
@@ -87,7 +93,7 @@ func (s *Server) observe(kind string, table placement.TableID, start time.Time, 
 		})
 	}
 	c := v.(*reqChildren)
-	c.latency.Observe(time.Since(start).Seconds())
+	c.latency.Observe(took.Seconds())
 	if err == nil {
 		c.ok.Inc()
 		return
