@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
@@ -208,16 +207,20 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 	if len(req.Groups) == 1 {
 		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
 	} else {
-		// Groups of different partitions commit in parallel.
-		var wg sync.WaitGroup
+		// Groups of different partitions commit in parallel: each is
+		// queued with its partition's sequencer before any is waited for.
+		start := time.Now()
+		started := make([]startedGroup, len(req.Groups))
 		for i := range req.Groups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				reply.Groups[i] = s.writeGroup(ctx, req, &req.Groups[i])
-			}()
+			started[i] = s.startGroup(ctx, req, &req.Groups[i])
 		}
-		wg.Wait()
+		for i := range req.Groups {
+			reply.Groups[i] = s.finishGroup(ctx, started[i])
+			s.observe("write", req.Table, start, reply.Groups[i].Err)
+			if reply.Groups[i].Err == nil {
+				s.countOps(req.Table, req.Groups[i].Ops)
+			}
+		}
 	}
 	// Check the lease again now that the groups have committed: a master
 	// that was paused or cut off meanwhile may have been replaced, and
@@ -286,12 +289,26 @@ func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire
 }
 
 func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
+	return s.finishGroup(ctx, s.startGroup(ctx, req, g))
+}
+
+// startedGroup is a write group startGroup queued, or the error that
+// stopped it first.
+type startedGroup struct {
+	r    *replica
+	p    partition.Pending
+	werr *wire.Error
+}
+
+// startGroup checks write group g of req and queues it with its
+// partition's sequencer.
+func (s *Server) startGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) startedGroup {
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
-		return wire.GroupResult{Err: err}
+		return startedGroup{werr: err}
 	}
 	r, n, werr := s.serving(ctx, req.Table, g.Partition, req.Epoch, true, false)
 	if werr != nil {
-		return wire.GroupResult{Err: werr}
+		return startedGroup{werr: werr}
 	}
 	for _, op := range g.Ops {
 		var want placement.PartitionID
@@ -304,14 +321,28 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 			want = placement.PartitionOf(op.Key, n)
 		}
 		if want != g.Partition {
-			return wire.GroupResult{Err: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
+			return startedGroup{werr: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
 		}
 	}
 	if info := r.info.Load(); info.sync && len(info.inSync) < info.minInSync {
-		return wire.GroupResult{Err: s.errorf(wire.CodeNotEnoughReplicas, "table %d partition %d has %d in-sync replicas, fewer than its minimum of %d: nothing was written",
+		return startedGroup{werr: s.errorf(wire.CodeNotEnoughReplicas, "table %d partition %d has %d in-sync replicas, fewer than its minimum of %d: nothing was written",
 			req.Table, g.Partition, len(info.inSync), info.minInSync)}
 	}
-	res, seq, err := r.part.WriteSeq(ctx, g.Ops)
+	p, err := r.part.Submit(ctx, g.Ops)
+	if err != nil {
+		return startedGroup{werr: s.partErr(ctx, err)}
+	}
+	return startedGroup{r: r, p: p}
+}
+
+// finishGroup waits for a group startGroup queued and, on a sync table,
+// for its replication, and answers it.
+func (s *Server) finishGroup(ctx context.Context, sg startedGroup) wire.GroupResult {
+	if sg.werr != nil {
+		return wire.GroupResult{Err: sg.werr}
+	}
+	r := sg.r
+	res, seq, err := sg.p.Wait(ctx)
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) || seq == 0 {
