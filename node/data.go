@@ -392,26 +392,15 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 // read reads every key of req, in order, into reply.
 func (s *Server) read(ctx context.Context, req *wire.ReadRequest, reply *wire.ReadReply) {
 	*reply = wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
-	kind := readKind(req.Op)
-	budget, size := s.replyBudget(), 0
-	// One clock read per key: a key's time runs from the previous key's
-	// end.
-	start := time.Now()
-	for i, k := range req.Keys {
-		reply.Results[i] = s.read1(ctx, req, k)
-		end := time.Now()
-		s.observeTook(kind, req.Table, end.Sub(start), reply.Results[i].Err)
-		start = end
-		if size += len(reply.Results[i].Value) + 16; size > budget {
-			// Stop before the reply outgrows what one frame may carry (a
-			// hostile MGET of one large key repeated would otherwise hold
-			// thousands of copies).
-			werr := s.errorf(wire.CodeInvalid, "the values of these %d keys exceed %d bytes, the most one reply carries: ask for fewer keys at a time", len(req.Keys), budget)
-			for j := range reply.Results {
-				reply.Results[j] = wire.ReadResult{Err: werr}
-			}
-			return
+	if len(req.Keys) == 1 {
+		start := time.Now()
+		reply.Results[0] = s.read1(ctx, req, req.Keys[0])
+		s.observe(readKind(req.Op), req.Table, start, reply.Results[0].Err)
+		if len(reply.Results[0].Value)+16 > s.replyBudget() {
+			reply.Results[0] = wire.ReadResult{Err: s.tooLarge(1)}
 		}
+	} else {
+		s.readMany(ctx, req, reply)
 	}
 	// A read from a fenced master is good only while its lease holds (see
 	// write); reads a client allowed from slaves are stale by consent.
@@ -446,23 +435,107 @@ func readKind(op wire.ReadOp) string {
 	return "read"
 }
 
-func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
-	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
-		return wire.ReadResult{Err: err}
+// tooLarge is the error of every key of a read of n keys whose values
+// exceed what one reply carries.
+func (s *Server) tooLarge(n int) *wire.Error {
+	return s.errorf(wire.CodeInvalid, "the values of these %d keys exceed %d bytes, the most one reply carries: ask for fewer keys at a time", n, s.replyBudget())
+}
+
+// readMany reads the keys of req, two or more, from one snapshot of the
+// store (Store.GetMany). Every answer is checked as read1 checks it, and
+// waits for replication (sync tables) once the snapshot is closed.
+func (s *Server) readMany(ctx context.Context, req *wire.ReadRequest, reply *wire.ReadReply) {
+	kind := readKind(req.Op)
+	budget, size := s.replyBudget(), 0
+	type item struct {
+		i     int // index in req.Keys
+		r     *replica
+		took  time.Duration
+		value []byte
+		exp   int64
+		found bool
+		seq   uint64
+		err   error
 	}
-	r, n, werr := s.serving(ctx, req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	start := time.Now()
+	items := make([]item, 0, len(req.Keys))
+	parts := make([]*partition.Replica, 0, len(req.Keys))
+	keys := make([][]byte, 0, len(req.Keys))
+	for i, k := range req.Keys {
+		r, werr := s.readTarget(ctx, req, k)
+		if werr != nil {
+			reply.Results[i] = wire.ReadResult{Err: werr}
+			s.observe(kind, req.Table, start, werr)
+			size += 16
+			continue
+		}
+		items = append(items, item{i: i, r: r})
+		parts = append(parts, r.part)
+		keys = append(keys, k.Key)
+	}
+	// One clock read per key: a key's time runs from the previous key's
+	// end.
+	over := false
+	s.store.GetMany(parts, keys, func(j int, value []byte, exp int64, found bool, seq uint64, err error) bool {
+		if size += len(value) + 16; size > budget {
+			// Stop before the reply outgrows what one frame may carry (a
+			// hostile MGET of one large key repeated would otherwise hold
+			// thousands of copies).
+			over = true
+			return false
+		}
+		end := time.Now()
+		it := &items[j]
+		it.took, it.value, it.exp, it.found, it.seq, it.err = end.Sub(start), value, exp, found, seq, err
+		start = end
+		return true
+	})
+	if over {
+		werr := s.tooLarge(len(req.Keys))
+		for i := range reply.Results {
+			reply.Results[i] = wire.ReadResult{Err: werr}
+		}
+		return
+	}
+	for _, it := range items {
+		res := s.readResult(ctx, req, it.r, it.value, it.exp, it.found, it.seq, it.err)
+		reply.Results[it.i] = res
+		s.observeTook(kind, req.Table, it.took, res.Err)
+	}
+}
+
+func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
+	r, werr := s.readTarget(ctx, req, k)
 	if werr != nil {
 		return wire.ReadResult{Err: werr}
 	}
+	v, exp, found, seq, err := r.part.GetSeq(k.Key)
+	return s.readResult(ctx, req, r, v, exp, found, seq, err)
+}
+
+// readTarget checks key k of req and returns the replica to read it from.
+func (s *Server) readTarget(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) (*replica, *wire.Error) {
+	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
+		return nil, err
+	}
+	r, n, werr := s.serving(ctx, req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	if werr != nil {
+		return nil, werr
+	}
 	if placement.PartitionOf(k.Key, n) != k.Partition {
-		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)}
+		return nil, s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)
 	}
 	switch req.Op {
 	case wire.ReadGet, wire.ReadExists, wire.ReadTTL:
 	default:
-		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)}
+		return nil, s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)
 	}
-	v, exp, found, seq, err := r.part.GetSeq(k.Key)
+	return r, nil
+}
+
+// readResult answers one key of req from what r's GetSeq (or GetMany)
+// returned, once the data up to seq is replicated where it must be.
+func (s *Server) readResult(ctx context.Context, req *wire.ReadRequest, r *replica, v []byte, exp int64, found bool, seq uint64, err error) wire.ReadResult {
 	if err != nil {
 		return wire.ReadResult{Err: s.partErr(ctx, err)}
 	}
