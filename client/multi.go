@@ -86,25 +86,35 @@ func (t *Table) multi(ctx context.Context, n int, partOf func(i, nparts int) pla
 			b.parts = append(b.parts, part)
 		}
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for addr, b := range batches {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				itemErrs, err := send(ctx, addr, m, tbl, b.idxs, b.parts)
-				mu.Lock()
-				defer mu.Unlock()
-				for j, i := range b.idxs {
-					switch {
-					case err != nil:
-						errs[i] = err
-					case itemErrs != nil && itemErrs[j] != nil:
-						errs[i] = itemErrs[j]
-					}
+		run := func(addr string, b *nodeBatch) {
+			itemErrs, err := send(ctx, addr, m, tbl, b.idxs, b.parts)
+			mu.Lock()
+			defer mu.Unlock()
+			for j, i := range b.idxs {
+				switch {
+				case err != nil:
+					errs[i] = err
+				case itemErrs != nil && itemErrs[j] != nil:
+					errs[i] = itemErrs[j]
 				}
-			}()
+			}
 		}
-		wg.Wait()
+		if len(batches) == 1 {
+			// One node (always, in a one-node cluster): no goroutine.
+			for addr, b := range batches {
+				run(addr, b)
+			}
+		} else {
+			var wg sync.WaitGroup
+			for addr, b := range batches {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					run(addr, b)
+				}()
+			}
+			wg.Wait()
+		}
 
 		pending = pending[:0]
 		var sample error
