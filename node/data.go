@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -177,17 +176,36 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 	return true, nil
 }
 
-// cloneWrite deep-copies a write request's keys and values.
+// cloneWrite deep-copies a write request's keys and values, into one
+// buffer for all of them and one slice for all the operations.
 func cloneWrite(req *wire.WriteRequest) *wire.WriteRequest {
 	out := *req
+	nops, size := 0, 0
+	for _, g := range req.Groups {
+		nops += len(g.Ops)
+		for _, op := range g.Ops {
+			size += len(op.Key) + len(op.Value)
+		}
+	}
+	ops := make([]wire.Op, 0, nops)
+	buf := make([]byte, 0, size)
+	clone := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
 	out.Groups = make([]wire.WriteGroup, len(req.Groups))
 	for i, g := range req.Groups {
-		out.Groups[i] = wire.WriteGroup{Partition: g.Partition, Ops: make([]wire.Op, len(g.Ops))}
-		for j, op := range g.Ops {
-			op.Key = bytes.Clone(op.Key)
-			op.Value = bytes.Clone(op.Value)
-			out.Groups[i].Ops[j] = op
+		start := len(ops)
+		for _, op := range g.Ops {
+			op.Key = clone(op.Key)
+			op.Value = clone(op.Value)
+			ops = append(ops, op)
 		}
+		out.Groups[i] = wire.WriteGroup{Partition: g.Partition, Ops: ops[start:len(ops):len(ops)]}
 	}
 	return &out
 }
