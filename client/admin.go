@@ -44,8 +44,8 @@ func (c *Client) adminCall(ctx context.Context, leaderOnly bool, kind wire.Kind,
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	err := c.callMeta(ctx, leaderOnly, kind, req, resp)
 	var we *wire.Error
 	if errors.Is(err, ErrNoMeta) || !errors.As(err, &we) {
@@ -59,8 +59,8 @@ func (c *Client) adminCall(ctx context.Context, leaderOnly bool, kind wire.Kind,
 // here, so a failed pull is logged, not returned: the next call that needs
 // the new map pulls it again.
 func (c *Client) waitEpoch(ctx context.Context, e placement.Epoch) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	if m := c.cur.Load(); m != nil && m.Epoch >= e {
 		return
 	}
@@ -143,8 +143,8 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 
 // NodeStatus asks the data node at addr for its replicas' states.
 func (c *Client) NodeStatus(ctx context.Context, addr string) (*NodeReport, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	var reply wire.NodeStatusReply
 	if err := c.pool.Call(ctx, addr, wire.KindNodeStatus, &wire.NodeStatusRequest{}, &reply); err != nil {
 		var we *wire.Error

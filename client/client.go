@@ -281,15 +281,15 @@ func (c *Client) Table(name string) *Table {
 // Map returns the client's current cluster map, pulling it first if the
 // client has none. The returned map must not be modified.
 func (c *Client) Map(ctx context.Context) (*placement.Map, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	return c.mapFor(ctx)
 }
 
 // Refresh pulls the cluster map from the meta group now and returns it.
 func (c *Client) Refresh(ctx context.Context) (*placement.Map, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	var known placement.Epoch
 	if m := c.cur.Load(); m != nil {
 		known = m.Epoch
@@ -300,14 +300,19 @@ func (c *Client) Refresh(ctx context.Context) (*placement.Map, error) {
 	return c.cur.Load(), nil
 }
 
-func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+// withTimeout bounds a call by the client's timeout unless ctx has a
+// deadline of its own (then the *callCtx is nil). The caller releases it
+// when the call returns. Its timer is armed lazily: most calls never wait
+// on it.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, *callCtx) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
+		return ctx, nil
 	}
-	return context.WithTimeout(ctx, c.cfg.Timeout)
+	cc := newCallCtx(ctx, c.cfg.Timeout)
+	return cc, cc
 }
 
 func (c *Client) mapFor(ctx context.Context) (*placement.Map, error) {

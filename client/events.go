@@ -58,8 +58,8 @@ func eventsFromWire(source string, m *placement.Map, evs []wire.ServerEvent) []E
 // proposed (a meta leader's are the cluster's failovers, switchovers and
 // node state changes) and its replicas' full syncs.
 func (c *Client) Events(ctx context.Context, addr string, n int) ([]Event, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	var reply wire.ServerStatsReply
 	if err := c.call(ctx, addr, wire.KindServerStats, &wire.ServerStatsRequest{Events: max(n, 0)}, &reply); err != nil {
 		return nil, err

@@ -86,25 +86,35 @@ func (t *Table) multi(ctx context.Context, n int, partOf func(i, nparts int) pla
 			b.parts = append(b.parts, part)
 		}
 		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for addr, b := range batches {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				itemErrs, err := send(ctx, addr, m, tbl, b.idxs, b.parts)
-				mu.Lock()
-				defer mu.Unlock()
-				for j, i := range b.idxs {
-					switch {
-					case err != nil:
-						errs[i] = err
-					case itemErrs != nil && itemErrs[j] != nil:
-						errs[i] = itemErrs[j]
-					}
+		run := func(addr string, b *nodeBatch) {
+			itemErrs, err := send(ctx, addr, m, tbl, b.idxs, b.parts)
+			mu.Lock()
+			defer mu.Unlock()
+			for j, i := range b.idxs {
+				switch {
+				case err != nil:
+					errs[i] = err
+				case itemErrs != nil && itemErrs[j] != nil:
+					errs[i] = itemErrs[j]
 				}
-			}()
+			}
 		}
-		wg.Wait()
+		if len(batches) == 1 {
+			// One node (always, in a one-node cluster): no goroutine.
+			for addr, b := range batches {
+				run(addr, b)
+			}
+		} else {
+			var wg sync.WaitGroup
+			for addr, b := range batches {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					run(addr, b)
+				}()
+			}
+			wg.Wait()
+		}
 
 		pending = pending[:0]
 		var sample error
@@ -178,8 +188,8 @@ func (t *Table) mread(ctx context.Context, op wire.ReadOp, keys [][]byte) ([]wir
 			return nil, fromWire(err)
 		}
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	out := make([]wire.ReadResult, len(keys))
 	err := t.multi(ctx, len(keys), keyPart(keys), func(i int) []byte { return keys[i] }, true,
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
@@ -252,8 +262,8 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 			return nil, fromWire(err)
 		}
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	out := make([]wire.OpResult, len(ops))
 	err := t.multi(ctx, len(ops), partOf, func(i int) []byte { return ops[i].Key }, t.repeatable(ctx, idempotent),
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
@@ -438,8 +448,8 @@ func (t *Table) MDelete(ctx context.Context, keys [][]byte) (int, error) {
 // Flush deletes every key of the table on every replica. Each partition is
 // emptied atomically and the flush is replicated like any write.
 func (t *Table) Flush(ctx context.Context) error {
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	return t.eachPartition(ctx, true, func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
 		req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch, Groups: make([]wire.WriteGroup, len(idxs))}
 		for j := range idxs {
@@ -468,8 +478,8 @@ func (t *Table) Flush(ctx context.Context) error {
 // O(1)); the partitions are counted one after another, not in one
 // snapshot, so writes made meanwhile may or may not be in the total.
 func (t *Table) Count(ctx context.Context) (int64, error) {
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	var mu sync.Mutex
 	counts := make(map[placement.PartitionID]int64)
 	err := t.eachPartition(ctx, true, func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {

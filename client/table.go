@@ -25,8 +25,8 @@ func (t *Table) write(ctx context.Context, rk []byte, ops []wire.Op, idempotent 
 	if err := t.c.limits.CheckOps(ops); err != nil {
 		return nil, fromWire(err)
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	var out []wire.OpResult
 	err := t.c.do(ctx, t.repeatable(ctx, idempotent), func(m *placement.Map) error {
 		tbl := m.Table(t.name)
@@ -89,8 +89,8 @@ func (t *Table) read1(ctx context.Context, op wire.ReadOp, key []byte) (wire.Rea
 	if err := t.c.limits.CheckKey(key); err != nil {
 		return wire.ReadResult{}, fromWire(err)
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	var out wire.ReadResult
 	err := t.c.do(ctx, true, func(m *placement.Map) error {
 		tbl := m.Table(t.name)
@@ -282,8 +282,8 @@ func (t *Table) List(ctx context.Context, tag []byte, o ListOptions) (Page, erro
 	if err := t.c.limits.CheckMulti(o.Limit); err != nil {
 		return Page{}, fromWire(err)
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	var page Page
 	err := t.c.do(ctx, true, func(m *placement.Map) error {
 		tbl := m.Table(t.name)
@@ -319,8 +319,8 @@ func (t *Table) DeleteTag(ctx context.Context, tag []byte) (int, error) {
 	if len(tag) == 0 {
 		return 0, fmt.Errorf("%w: empty hashtag", ErrInvalid)
 	}
-	ctx, cancel := t.c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := t.c.withTimeout(ctx)
+	defer call.release()
 	total := 0
 	for {
 		res, err := t.write(ctx, tag, []wire.Op{{Type: wire.OpDeleteTag, Key: tag}}, true)

@@ -26,16 +26,15 @@ type writeKey struct {
 // NewWrites returns an empty write tracker.
 func NewWrites() *Writes { return &Writes{seqs: make(map[writeKey]uint64)} }
 
-func (w *Writes) note(table placement.TableID, part placement.PartitionID, seq uint64) {
+// noteLocked records a write of seq on a partition; w.mu is held.
+func (w *Writes) noteLocked(table placement.TableID, part placement.PartitionID, seq uint64) {
 	if seq == 0 {
 		return
 	}
-	w.mu.Lock()
 	k := writeKey{table, part}
 	if seq > w.seqs[k] {
 		w.seqs[k] = seq
 	}
-	w.mu.Unlock()
 }
 
 func (w *Writes) snapshot() map[writeKey]uint64 {
@@ -74,9 +73,11 @@ func (c *Client) writesOf(ctx context.Context) *Writes {
 // noteWrite records the seqs a write reply reports.
 func (c *Client) noteWrite(ctx context.Context, req *wire.WriteRequest, reply *wire.WriteReply) {
 	w := c.writesOf(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	for i, g := range reply.Groups {
 		if g.Err == nil && i < len(req.Groups) {
-			w.note(req.Table, req.Groups[i].Partition, g.Seq)
+			w.noteLocked(req.Table, req.Groups[i].Partition, g.Seq)
 		}
 	}
 }
@@ -96,8 +97,8 @@ func (c *Client) WaitReplicas(ctx context.Context, n int, timeout time.Duration)
 	if len(seqs) == 0 {
 		return 0, nil
 	}
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
+	ctx, call := c.withTimeout(ctx)
+	defer call.release()
 	if timeout > 0 {
 		// The reply must make it back before the caller's deadline.
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {

@@ -1,10 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
@@ -109,7 +107,7 @@ func (s *Server) serving1(table placement.TableID, part placement.PartitionID, e
 	if info.mapGen != p.Gen || (p.Master == self && info.role != wire.RoleMaster) {
 		return nil, 0, s.errorf(wire.CodeWait, "table %s partition %d is changing role", t.Name, part), true
 	}
-	if r.part.State().Incomplete {
+	if r.part.Incomplete() {
 		return nil, 0, s.errorf(wire.CodeUnavailable, "table %s partition %d: replica on %s holds no complete copy", t.Name, part, self), false
 	}
 	if p.Master == self && write {
@@ -166,7 +164,7 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 		// caller has returned and reused its buffers: give it its own.
 		*resp.(*wire.WriteReply) = *s.write(ctx, cloneWrite(req.(*wire.WriteRequest)))
 	case wire.KindRead:
-		*resp.(*wire.ReadReply) = *s.read(ctx, req.(*wire.ReadRequest))
+		s.read(ctx, req.(*wire.ReadRequest), resp.(*wire.ReadReply))
 	case wire.KindList:
 		r, err := s.list(ctx, req.(*wire.ListRequest))
 		if err != nil {
@@ -179,17 +177,36 @@ func (s *Server) ServeLocal(ctx context.Context, kind wire.Kind, req, resp any) 
 	return true, nil
 }
 
-// cloneWrite deep-copies a write request's keys and values.
+// cloneWrite deep-copies a write request's keys and values, into one
+// buffer for all of them and one slice for all the operations.
 func cloneWrite(req *wire.WriteRequest) *wire.WriteRequest {
 	out := *req
+	nops, size := 0, 0
+	for _, g := range req.Groups {
+		nops += len(g.Ops)
+		for _, op := range g.Ops {
+			size += len(op.Key) + len(op.Value)
+		}
+	}
+	ops := make([]wire.Op, 0, nops)
+	buf := make([]byte, 0, size)
+	clone := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
 	out.Groups = make([]wire.WriteGroup, len(req.Groups))
 	for i, g := range req.Groups {
-		out.Groups[i] = wire.WriteGroup{Partition: g.Partition, Ops: make([]wire.Op, len(g.Ops))}
-		for j, op := range g.Ops {
-			op.Key = bytes.Clone(op.Key)
-			op.Value = bytes.Clone(op.Value)
-			out.Groups[i].Ops[j] = op
+		start := len(ops)
+		for _, op := range g.Ops {
+			op.Key = clone(op.Key)
+			op.Value = clone(op.Value)
+			ops = append(ops, op)
 		}
+		out.Groups[i] = wire.WriteGroup{Partition: g.Partition, Ops: ops[start:len(ops):len(ops)]}
 	}
 	return &out
 }
@@ -209,16 +226,20 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 	if len(req.Groups) == 1 {
 		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
 	} else {
-		// Groups of different partitions commit in parallel.
-		var wg sync.WaitGroup
+		// Groups of different partitions commit in parallel: each is
+		// queued with its partition's sequencer before any is waited for.
+		start := time.Now()
+		started := make([]startedGroup, len(req.Groups))
 		for i := range req.Groups {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				reply.Groups[i] = s.writeGroup(ctx, req, &req.Groups[i])
-			}()
+			started[i] = s.startGroup(ctx, req, &req.Groups[i])
 		}
-		wg.Wait()
+		for i := range req.Groups {
+			reply.Groups[i] = s.finishGroup(ctx, started[i])
+			s.observe("write", req.Table, start, reply.Groups[i].Err)
+			if reply.Groups[i].Err == nil {
+				s.countOps(req.Table, req.Groups[i].Ops)
+			}
+		}
 	}
 	// Check the lease again now that the groups have committed: a master
 	// that was paused or cut off meanwhile may have been replaced, and
@@ -287,12 +308,26 @@ func (s *Server) writeGroup(ctx context.Context, req *wire.WriteRequest, g *wire
 }
 
 func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) wire.GroupResult {
+	return s.finishGroup(ctx, s.startGroup(ctx, req, g))
+}
+
+// startedGroup is a write group startGroup queued, or the error that
+// stopped it first.
+type startedGroup struct {
+	r    *replica
+	p    partition.Pending
+	werr *wire.Error
+}
+
+// startGroup checks write group g of req and queues it with its
+// partition's sequencer.
+func (s *Server) startGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) startedGroup {
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
-		return wire.GroupResult{Err: err}
+		return startedGroup{werr: err}
 	}
 	r, n, werr := s.serving(ctx, req.Table, g.Partition, req.Epoch, true, false)
 	if werr != nil {
-		return wire.GroupResult{Err: werr}
+		return startedGroup{werr: werr}
 	}
 	for _, op := range g.Ops {
 		var want placement.PartitionID
@@ -305,14 +340,28 @@ func (s *Server) writeGroup1(ctx context.Context, req *wire.WriteRequest, g *wir
 			want = placement.PartitionOf(op.Key, n)
 		}
 		if want != g.Partition {
-			return wire.GroupResult{Err: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
+			return startedGroup{werr: s.errorf(wire.CodeInvalid, "key %q belongs to partition %d, not %d", op.Key, want, g.Partition)}
 		}
 	}
 	if info := r.info.Load(); info.sync && len(info.inSync) < info.minInSync {
-		return wire.GroupResult{Err: s.errorf(wire.CodeNotEnoughReplicas, "table %d partition %d has %d in-sync replicas, fewer than its minimum of %d: nothing was written",
+		return startedGroup{werr: s.errorf(wire.CodeNotEnoughReplicas, "table %d partition %d has %d in-sync replicas, fewer than its minimum of %d: nothing was written",
 			req.Table, g.Partition, len(info.inSync), info.minInSync)}
 	}
-	res, seq, err := r.part.WriteSeq(ctx, g.Ops)
+	p, err := r.part.Submit(ctx, g.Ops)
+	if err != nil {
+		return startedGroup{werr: s.partErr(ctx, err)}
+	}
+	return startedGroup{r: r, p: p}
+}
+
+// finishGroup waits for a group startGroup queued and, on a sync table,
+// for its replication, and answers it.
+func (s *Server) finishGroup(ctx context.Context, sg startedGroup) wire.GroupResult {
+	if sg.werr != nil {
+		return wire.GroupResult{Err: sg.werr}
+	}
+	r := sg.r
+	res, seq, err := sg.p.Wait(ctx)
 	if err != nil {
 		var we *wire.Error
 		if !errors.As(err, &we) || seq == 0 {
@@ -354,28 +403,23 @@ func (s *Server) handleRead(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.read(ctx, req), nil
+	reply := new(wire.ReadReply)
+	s.read(ctx, req, reply)
+	return reply, nil
 }
 
-// read reads every key of req, in order.
-func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadReply {
-	reply := &wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
-	kind := readKind(req.Op)
-	budget, size := s.replyBudget(), 0
-	for i, k := range req.Keys {
+// read reads every key of req, in order, into reply.
+func (s *Server) read(ctx context.Context, req *wire.ReadRequest, reply *wire.ReadReply) {
+	*reply = wire.ReadReply{Results: make([]wire.ReadResult, len(req.Keys))}
+	if len(req.Keys) == 1 {
 		start := time.Now()
-		reply.Results[i] = s.read1(ctx, req, k)
-		s.observe(kind, req.Table, start, reply.Results[i].Err)
-		if size += len(reply.Results[i].Value) + 16; size > budget {
-			// Stop before the reply outgrows what one frame may carry (a
-			// hostile MGET of one large key repeated would otherwise hold
-			// thousands of copies).
-			werr := s.errorf(wire.CodeInvalid, "the values of these %d keys exceed %d bytes, the most one reply carries: ask for fewer keys at a time", len(req.Keys), budget)
-			for j := range reply.Results {
-				reply.Results[j] = wire.ReadResult{Err: werr}
-			}
-			return reply
+		reply.Results[0] = s.read1(ctx, req, req.Keys[0])
+		s.observe(readKind(req.Op), req.Table, start, reply.Results[0].Err)
+		if len(reply.Results[0].Value)+16 > s.replyBudget() {
+			reply.Results[0] = wire.ReadResult{Err: s.tooLarge(1)}
 		}
+	} else {
+		s.readMany(ctx, req, reply)
 	}
 	// A read from a fenced master is good only while its lease holds (see
 	// write); reads a client allowed from slaves are stale by consent.
@@ -390,7 +434,6 @@ func (s *Server) read(ctx context.Context, req *wire.ReadRequest) *wire.ReadRepl
 		}
 		reply.LeaseMs = leaseMs(left)
 	}
-	return reply
 }
 
 // replyBudget is the most value bytes one read reply carries: what an
@@ -411,23 +454,107 @@ func readKind(op wire.ReadOp) string {
 	return "read"
 }
 
-func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
-	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
-		return wire.ReadResult{Err: err}
+// tooLarge is the error of every key of a read of n keys whose values
+// exceed what one reply carries.
+func (s *Server) tooLarge(n int) *wire.Error {
+	return s.errorf(wire.CodeInvalid, "the values of these %d keys exceed %d bytes, the most one reply carries: ask for fewer keys at a time", n, s.replyBudget())
+}
+
+// readMany reads the keys of req, two or more, from one snapshot of the
+// store (Store.GetMany). Every answer is checked as read1 checks it, and
+// waits for replication (sync tables) once the snapshot is closed.
+func (s *Server) readMany(ctx context.Context, req *wire.ReadRequest, reply *wire.ReadReply) {
+	kind := readKind(req.Op)
+	budget, size := s.replyBudget(), 0
+	type item struct {
+		i     int // index in req.Keys
+		r     *replica
+		took  time.Duration
+		value []byte
+		exp   int64
+		found bool
+		seq   uint64
+		err   error
 	}
-	r, n, werr := s.serving(ctx, req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	start := time.Now()
+	items := make([]item, 0, len(req.Keys))
+	parts := make([]*partition.Replica, 0, len(req.Keys))
+	keys := make([][]byte, 0, len(req.Keys))
+	for i, k := range req.Keys {
+		r, werr := s.readTarget(ctx, req, k)
+		if werr != nil {
+			reply.Results[i] = wire.ReadResult{Err: werr}
+			s.observe(kind, req.Table, start, werr)
+			size += 16
+			continue
+		}
+		items = append(items, item{i: i, r: r})
+		parts = append(parts, r.part)
+		keys = append(keys, k.Key)
+	}
+	// One clock read per key: a key's time runs from the previous key's
+	// end.
+	over := false
+	s.store.GetMany(parts, keys, func(j int, value []byte, exp int64, found bool, seq uint64, err error) bool {
+		if size += len(value) + 16; size > budget {
+			// Stop before the reply outgrows what one frame may carry (a
+			// hostile MGET of one large key repeated would otherwise hold
+			// thousands of copies).
+			over = true
+			return false
+		}
+		end := time.Now()
+		it := &items[j]
+		it.took, it.value, it.exp, it.found, it.seq, it.err = end.Sub(start), value, exp, found, seq, err
+		start = end
+		return true
+	})
+	if over {
+		werr := s.tooLarge(len(req.Keys))
+		for i := range reply.Results {
+			reply.Results[i] = wire.ReadResult{Err: werr}
+		}
+		return
+	}
+	for _, it := range items {
+		res := s.readResult(ctx, req, it.r, it.value, it.exp, it.found, it.seq, it.err)
+		reply.Results[it.i] = res
+		s.observeTook(kind, req.Table, it.took, res.Err)
+	}
+}
+
+func (s *Server) read1(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) wire.ReadResult {
+	r, werr := s.readTarget(ctx, req, k)
 	if werr != nil {
 		return wire.ReadResult{Err: werr}
 	}
+	v, exp, found, seq, err := r.part.GetSeq(k.Key)
+	return s.readResult(ctx, req, r, v, exp, found, seq, err)
+}
+
+// readTarget checks key k of req and returns the replica to read it from.
+func (s *Server) readTarget(ctx context.Context, req *wire.ReadRequest, k wire.KeyRef) (*replica, *wire.Error) {
+	if err := s.cfg.Limits.CheckKey(k.Key); err != nil {
+		return nil, err
+	}
+	r, n, werr := s.serving(ctx, req.Table, k.Partition, req.Epoch, false, req.AllowSlave)
+	if werr != nil {
+		return nil, werr
+	}
 	if placement.PartitionOf(k.Key, n) != k.Partition {
-		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)}
+		return nil, s.errorf(wire.CodeInvalid, "key %q does not belong to partition %d", k.Key, k.Partition)
 	}
 	switch req.Op {
 	case wire.ReadGet, wire.ReadExists, wire.ReadTTL:
 	default:
-		return wire.ReadResult{Err: s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)}
+		return nil, s.errorf(wire.CodeInvalid, "unknown read operation %d", req.Op)
 	}
-	v, exp, found, seq, err := r.part.GetSeq(k.Key)
+	return r, nil
+}
+
+// readResult answers one key of req from what r's GetSeq (or GetMany)
+// returned, once the data up to seq is replicated where it must be.
+func (s *Server) readResult(ctx context.Context, req *wire.ReadRequest, r *replica, v []byte, exp int64, found bool, seq uint64, err error) wire.ReadResult {
 	if err != nil {
 		return wire.ReadResult{Err: s.partErr(ctx, err)}
 	}

@@ -23,6 +23,12 @@ type metrics struct {
 	ops      *prometheus.CounterVec
 
 	children sync.Map // childKey → *reqChildren
+	opCounts sync.Map // opKey → prometheus.Counter
+}
+
+type opKey struct {
+	op    wire.OpType
+	table placement.TableID
 }
 
 type childKey struct {
@@ -70,6 +76,12 @@ func (s *Server) tableName(id placement.TableID) string {
 // observe records one request of kind on table that started at start and
 // ended with err (nil for success).
 func (s *Server) observe(kind string, table placement.TableID, start time.Time, err *wire.Error) {
+	s.observeTook(kind, table, time.Since(start), err)
+}
+
+// observeTook records one request of kind on table that took took and
+// ended with err.
+func (s *Server) observeTook(kind string, table placement.TableID, took time.Duration, err *wire.Error) {
 	m := s.metrics
 	k := childKey{kind, table}
 	v, ok := m.children.Load(k)
@@ -81,7 +93,7 @@ func (s *Server) observe(kind string, table placement.TableID, start time.Time, 
 		})
 	}
 	c := v.(*reqChildren)
-	c.latency.Observe(time.Since(start).Seconds())
+	c.latency.Observe(took.Seconds())
 	if err == nil {
 		c.ok.Inc()
 		return
@@ -89,10 +101,17 @@ func (s *Server) observe(kind string, table placement.TableID, start time.Time, 
 	m.requests.WithLabelValues(kind, s.tableName(table), err.Code.String()).Inc()
 }
 
+// countOps counts ops applied on table, through counters cached per
+// operation and table (as observe caches its children).
 func (s *Server) countOps(table placement.TableID, ops []wire.Op) {
-	name := s.tableName(table)
+	m := s.metrics
 	for _, op := range ops {
-		s.metrics.ops.WithLabelValues(op.Type.String(), name).Inc()
+		k := opKey{op.Type, table}
+		v, ok := m.opCounts.Load(k)
+		if !ok {
+			v, _ = m.opCounts.LoadOrStore(k, m.ops.WithLabelValues(op.Type.String(), s.tableName(table)))
+		}
+		v.(prometheus.Counter).Inc()
 	}
 }
 

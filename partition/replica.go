@@ -108,6 +108,15 @@ func (r *Replica) State() State {
 	return r.st.clone()
 }
 
+// Incomplete reports whether the replica's state is marked Incomplete (a
+// full sync has begun and not finished). It is State().Incomplete without
+// copying the state.
+func (r *Replica) Incomplete() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st.Incomplete
+}
+
 // Close stops the replica's sequencer (queued writes fail with ErrClosed),
 // closes its snapshots, waits for writes in progress and removes it from the
 // store's cache; Store.Replica opens it afresh afterwards. It is idempotent.
@@ -249,8 +258,15 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 		st, ver := r.st, r.incVer
 		r.mu.Unlock()
 		txn := r.s.db.NewTransaction(false)
+		// The snapshot sees every record whose commit started before it
+		// opened: those that finished are in the state now, and the one in
+		// flight is in committing. Read committing first, once the
+		// snapshot is open: it is cleared only after the state has moved
+		// past it. The state is then read under the same lock that checks
+		// the incarnations.
+		seq := r.committing.Load()
 		r.mu.Lock()
-		same, closed := ver == r.incVer, r.closed
+		same, closed, last := ver == r.incVer, r.closed, r.st.Seq
 		r.mu.Unlock()
 		if closed {
 			txn.Discard()
@@ -260,14 +276,7 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 			txn.Discard()
 			continue
 		}
-		// The snapshot sees every record whose commit started before it
-		// opened: those that finished are in the state now, and the one in
-		// flight is in committing. Read committing first: it is cleared only
-		// after the state has moved past it.
-		seq := r.committing.Load()
-		r.mu.Lock()
-		st.Seq = max(st.Seq, r.st.Seq, seq)
-		r.mu.Unlock()
+		st.Seq = max(st.Seq, last, seq)
 		err := fn(txn, &st)
 		txn.Discard()
 		return err
@@ -320,6 +329,135 @@ func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, 
 		return nil, 0, false, 0, r.wrapRead("get", err)
 	}
 	return value, expireAt, found, seq, nil
+}
+
+// GetMany reads keys[i] from reps[i] for every i, as GetSeq would, but
+// from one snapshot of the store (one Badger read transaction) for all
+// of them rather than one per key. Every replica must belong to s; one
+// may appear many times. fn gets each key's answer, seq being that of its
+// replica as of the snapshot, and reports whether to go on: it is called
+// once per key until it returns false, in the order of keys, except that
+// the keys of a replica whose incarnations changed while the snapshot
+// opened come last, each read afresh by GetSeq. fn runs while the
+// snapshot is open and must not block.
+func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []byte, expireAt int64, found bool, seq uint64, err error) bool) {
+	type snap struct {
+		r     *Replica
+		st    State
+		ver   uint64
+		err   error
+		stale bool // the incarnations changed: read on its own
+	}
+	now := s.now()
+	snaps := make([]snap, 0, 16)
+	slot := make([]int, len(reps))
+	var index map[*Replica]int // once there are many replicas
+	for i, r := range reps {
+		j := -1
+		if index != nil {
+			if k, ok := index[r]; ok {
+				j = k
+			}
+		} else {
+			for k := range snaps {
+				if snaps[k].r == r {
+					j = k
+					break
+				}
+			}
+		}
+		if j < 0 {
+			j = len(snaps)
+			snaps = append(snaps, snap{r: r})
+			if index != nil {
+				index[r] = j
+			} else if len(snaps) > 16 {
+				index = make(map[*Replica]int, 2*len(snaps))
+				for k := range snaps {
+					index[snaps[k].r] = k
+				}
+			}
+		}
+		slot[i] = j
+	}
+	more, stale := func() (more, stale bool) {
+		if err := s.acquire(); err != nil {
+			for i := range keys {
+				if !fn(i, nil, 0, false, 0, err) {
+					return false, false
+				}
+			}
+			return false, false
+		}
+		defer s.release()
+		for j := range snaps {
+			sn := &snaps[j]
+			r := sn.r
+			r.mu.Lock()
+			switch {
+			case r.closed:
+				sn.err = ErrClosed
+			case r.st.Incomplete:
+				sn.err = ErrIncomplete
+			}
+			sn.st, sn.ver = r.st, r.incVer
+			r.mu.Unlock()
+		}
+		txn := s.db.NewTransaction(false)
+		defer txn.Discard()
+		for j := range snaps {
+			// As in view: committing once the snapshot is open, then the
+			// state under the lock that checks the incarnations.
+			sn := &snaps[j]
+			if sn.err != nil {
+				continue
+			}
+			r := sn.r
+			seq := r.committing.Load()
+			r.mu.Lock()
+			same, closed, last := sn.ver == r.incVer, r.closed, r.st.Seq
+			r.mu.Unlock()
+			switch {
+			case closed:
+				sn.err = ErrClosed
+			case !same:
+				sn.stale = true
+			default:
+				sn.st.Seq = max(sn.st.Seq, last, seq)
+			}
+		}
+		more = true
+		for i, key := range keys {
+			sn := &snaps[slot[i]]
+			switch {
+			case sn.err != nil:
+				more = fn(i, nil, 0, false, 0, sn.err)
+			case sn.stale:
+				stale = true
+			default:
+				v, exp, found, err := getLive(txn, sn.r.dataPrefix(sn.st.DataInc), key, now)
+				if err != nil {
+					v, exp, found, err = nil, 0, false, sn.r.wrapRead("get", err)
+				}
+				more = fn(i, v, exp, found, sn.st.Seq, err)
+			}
+			if !more {
+				break
+			}
+		}
+		return more, stale
+	}()
+	if !more || !stale {
+		return
+	}
+	for i, key := range keys {
+		if sn := &snaps[slot[i]]; sn.stale {
+			v, exp, found, seq, err := sn.r.GetSeq(key)
+			if !fn(i, v, exp, found, seq, err) {
+				return
+			}
+		}
+	}
 }
 
 // TTL returns key's remaining time to live in milliseconds, -1 when it has

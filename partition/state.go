@@ -1,7 +1,9 @@
 package partition
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 
@@ -67,12 +69,70 @@ func (st State) clone() State {
 	return st
 }
 
+// marshal encodes st as msgpack.Marshal does (a map of the fields by their
+// tags, in declaration order, integers at their full width), without
+// reflection: every commit writes the state.
 func (st State) marshal() ([]byte, error) {
-	b, err := msgpack.Marshal(&st)
-	if err != nil {
-		return nil, fmt.Errorf("partition: encode state: %w", err)
+	b := make([]byte, 0, 64+23*len(st.History))
+	fields := 5
+	if len(st.History) > 0 {
+		fields++
+	}
+	if st.Incomplete {
+		fields++
+	}
+	b = append(b, 0x80|byte(fields)) // fixmap
+	b = appendKey(b, "g")
+	b = appendUint64(b, st.Gen)
+	b = appendKey(b, "q")
+	b = appendUint64(b, st.Seq)
+	b = appendKey(b, "f")
+	b = appendUint64(b, st.FirstSeq)
+	if len(st.History) > 0 {
+		b = appendKey(b, "h")
+		switch h := len(st.History); {
+		case h < 16:
+			b = append(b, 0x90|byte(h)) // fixarray
+		case h <= math.MaxUint16:
+			b = append(b, 0xdc)
+			b = binary.BigEndian.AppendUint16(b, uint16(h))
+		case h <= math.MaxUint32:
+			b = append(b, 0xdd)
+			b = binary.BigEndian.AppendUint32(b, uint32(h))
+		default:
+			return nil, fmt.Errorf("partition: encode state: history of %d generations", h)
+		}
+		for _, g := range st.History {
+			b = append(b, 0x82) // fixmap of 2
+			b = appendKey(b, "g")
+			b = appendUint64(b, g.Gen)
+			b = appendKey(b, "s")
+			b = appendUint64(b, g.Seq)
+		}
+	}
+	b = appendKey(b, "di")
+	b = append(b, 0xce) // uint32
+	b = binary.BigEndian.AppendUint32(b, st.DataInc)
+	b = appendKey(b, "li")
+	b = append(b, 0xce)
+	b = binary.BigEndian.AppendUint32(b, st.LogInc)
+	if st.Incomplete {
+		b = appendKey(b, "i")
+		b = append(b, 0xc3) // true
 	}
 	return b, nil
+}
+
+// appendKey appends a short map key (a fixstr).
+func appendKey(b []byte, k string) []byte {
+	b = append(b, 0xa0|byte(len(k)))
+	return append(b, k...)
+}
+
+// appendUint64 appends n as a msgpack uint64.
+func appendUint64(b []byte, n uint64) []byte {
+	b = append(b, 0xcf)
+	return binary.BigEndian.AppendUint64(b, n)
 }
 
 func unmarshalState(b []byte) (State, error) {

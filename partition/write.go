@@ -143,22 +143,39 @@ func (r *Replica) Write(ctx context.Context, ops []wire.Op) ([]wire.OpResult, er
 // does for a group that failed on its own terms, such as an increment of a
 // value that is not an integer: its error reflects the data up to seq).
 func (r *Replica) WriteSeq(ctx context.Context, ops []wire.Op) ([]wire.OpResult, uint64, error) {
-	size, err := r.validate(ops)
+	p, err := r.Submit(ctx, ops)
 	if err != nil {
 		return nil, 0, err
 	}
+	return p.Wait(ctx)
+}
+
+// Pending is a write group Submit queued with the replica's sequencer.
+type Pending struct{ req *request }
+
+// Submit queues ops as one atomic group, as WriteSeq does, and returns
+// without waiting for the commit: Wait on the result does, and returns
+// what WriteSeq would have. A caller writing to several replicas submits
+// to each before waiting, so their sequencers commit in parallel without
+// a goroutine per group. Errors before the group is queued (invalid ops,
+// ctx already done, ErrNotMaster, ErrClosed) are returned here.
+func (r *Replica) Submit(ctx context.Context, ops []wire.Op) (Pending, error) {
+	size, err := r.validate(ops)
+	if err != nil {
+		return Pending{}, err
+	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, err
+		return Pending{}, err
 	}
 	req := &request{ops: ops, size: size, done: make(chan outcome, 1)}
 	r.mu.Lock()
 	switch {
 	case r.closed:
 		r.mu.Unlock()
-		return nil, 0, ErrClosed
+		return Pending{}, ErrClosed
 	case !r.master:
 		r.mu.Unlock()
-		return nil, 0, ErrNotMaster
+		return Pending{}, ErrNotMaster
 	}
 	r.pending = append(r.pending, req)
 	r.mu.Unlock()
@@ -166,6 +183,15 @@ func (r *Replica) WriteSeq(ctx context.Context, ops []wire.Op) ([]wire.OpResult,
 	case r.kick <- struct{}{}:
 	default:
 	}
+	return Pending{req: req}, nil
+}
+
+// Wait waits for the group to be applied and returns its results and seq
+// as WriteSeq does. If ctx ends first, Wait returns ctx.Err(): a group
+// still queued then is never applied, one the sequencer has taken is
+// applied without its results. Call it once.
+func (p Pending) Wait(ctx context.Context) ([]wire.OpResult, uint64, error) {
+	req := p.req
 	select {
 	case o := <-req.done:
 		if o.err != nil {

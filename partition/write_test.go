@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -274,6 +275,12 @@ func TestReadSeqCoversCommitInFlight(t *testing.T) {
 	if err != nil || lseq < 2 {
 		t.Fatalf("ListSeq during the commit: seq %d, %v", lseq, err)
 	}
+	r.s.GetMany([]*Replica{r, r}, [][]byte{[]byte("k"), []byte("k")}, func(i int, v []byte, _ int64, found bool, seq uint64, err error) bool {
+		if err != nil || !found || string(v) != "new" || seq < 2 {
+			t.Errorf("GetMany key %d during the commit: %q, found %v, seq %d, %v", i, v, found, seq, err)
+		}
+		return true
+	})
 	r.testHookCommitted = nil
 	unblock()
 	if err := <-done; err != nil {
@@ -281,5 +288,53 @@ func TestReadSeqCoversCommitInFlight(t *testing.T) {
 	}
 	if _, _, _, seq, err := r.GetSeq([]byte("k")); err != nil || seq != 2 {
 		t.Fatalf("GetSeq after the commit: seq %d, %v", seq, err)
+	}
+}
+
+// TestGetMany reads keys of several replicas from one snapshot: each
+// answer is GetSeq's, in the order of the keys, until fn stops it.
+func TestGetMany(t *testing.T) {
+	c := newClock()
+	s, a := newMaster(t, c)
+	b := replica(t, s, 1, 1)
+	if err := b.Promote(1); err != nil {
+		t.Fatal(err)
+	}
+	closed := replica(t, s, 2, 0)
+	write(t, a, set("x", "ax"), set("y", "ay"))
+	write(t, a, setTTL("t", "soon", 10))
+	write(t, b, set("x", "bx"))
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(10) // "t" expires
+	reps := []*Replica{a, b, a, closed, b, a}
+	keys := [][]byte{[]byte("x"), []byte("x"), []byte("y"), []byte("x"), []byte("nope"), []byte("t")}
+	type answer struct {
+		v     string
+		found bool
+		seq   uint64
+		err   error
+	}
+	want := []answer{{"ax", true, 2, nil}, {"bx", true, 1, nil}, {"ay", true, 2, nil}, {"", false, 0, ErrClosed}, {"", false, 1, nil}, {"", false, 2, nil}}
+	var got []answer
+	var order []int
+	s.GetMany(reps, keys, func(i int, v []byte, _ int64, found bool, seq uint64, err error) bool {
+		order = append(order, i)
+		got = append(got, answer{string(v), found, seq, err})
+		return true
+	})
+	if !reflect.DeepEqual(order, []int{0, 1, 2, 3, 4, 5}) {
+		t.Fatalf("answered keys in order %v", order)
+	}
+	for i := range want {
+		if got[i].v != want[i].v || got[i].found != want[i].found || got[i].seq != want[i].seq || !errors.Is(got[i].err, want[i].err) {
+			t.Errorf("key %d (%s of %v): got %+v, want %+v", i, keys[i], reps[i].ID(), got[i], want[i])
+		}
+	}
+	n := 0
+	s.GetMany(reps, keys, func(int, []byte, int64, bool, uint64, error) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Fatalf("fn called %d times after asking to stop at the second key", n)
 	}
 }
