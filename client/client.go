@@ -30,6 +30,8 @@ type Client struct {
 	// each within its own deadline.
 	flightMu sync.Mutex
 	flight   *pullFlight
+	// testHookJoined, when set, runs when a refresh joins another's pull.
+	testHookJoined func()
 
 	// writes tracks the client's writes for WaitReplicas.
 	writes *Writes
@@ -339,59 +341,82 @@ type pullFlight struct {
 // answers with an older map. A caller that finds a pull in progress waits
 // for it (or for its own ctx) instead of starting another.
 func (c *Client) refresh(ctx context.Context, seen, want placement.Epoch) error {
-	if m := c.cur.Load(); m != nil && m.Epoch > seen && m.Epoch >= want {
-		return nil
-	}
-	c.flightMu.Lock()
-	if f := c.flight; f != nil {
-		c.flightMu.Unlock()
-		select {
-		case <-f.done:
-			return f.err
-		case <-ctx.Done():
-			return ctx.Err()
+	for {
+		if m := c.cur.Load(); m != nil && m.Epoch > seen && m.Epoch >= want {
+			return nil
 		}
+		c.flightMu.Lock()
+		if f := c.flight; f != nil {
+			c.flightMu.Unlock()
+			if h := c.testHookJoined; h != nil {
+				h()
+			}
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if f.err != nil {
+				return f.err
+			}
+			// That pull may have wanted less than this caller (an older
+			// epoch, or any map a lagging member had): look again, and
+			// pull for this caller when it still falls short.
+			if m := c.cur.Load(); m != nil && m.Epoch >= want {
+				return nil
+			}
+			continue
+		}
+		f := &pullFlight{done: make(chan struct{})}
+		c.flight = f
+		c.flightMu.Unlock()
+		f.err = c.pull(ctx, want)
+		c.flightMu.Lock()
+		c.flight = nil
+		c.flightMu.Unlock()
+		close(f.done)
+		return f.err
 	}
-	f := &pullFlight{done: make(chan struct{})}
-	c.flight = f
-	c.flightMu.Unlock()
-	f.err = c.pull(ctx, want)
-	c.flightMu.Lock()
-	c.flight = nil
-	c.flightMu.Unlock()
-	close(f.done)
-	return f.err
 }
 
 // pull fetches the map from the meta group, from the leader when a member
 // answers with one older than want.
 func (c *Client) pull(ctx context.Context, want placement.Epoch) error {
 	for _, leaderOnly := range []bool{false, true} {
-		var known placement.Epoch
-		if m := c.cur.Load(); m != nil {
-			known = m.Epoch
-		}
-		var reply wire.PullReply
-		if err := c.callMeta(ctx, leaderOnly, wire.KindMetaPull, &wire.PullRequest{Known: known}, &reply); err != nil {
+		if err := c.pullOnce(ctx, leaderOnly); err != nil {
 			return err
-		}
-		if reply.Map != nil {
-			for {
-				cur := c.cur.Load()
-				if cur != nil && reply.Map.Epoch <= cur.Epoch {
-					break
-				}
-				if c.cur.CompareAndSwap(cur, reply.Map) {
-					c.meta.SetMembers(reply.Map.Meta)
-					break
-				}
-			}
 		}
 		if m := c.cur.Load(); m != nil && m.Epoch >= want {
 			return nil
 		}
 	}
 	return nil
+}
+
+// pullOnce asks one meta member (the leader when leaderOnly) for a map
+// newer than the client's and installs it.
+func (c *Client) pullOnce(ctx context.Context, leaderOnly bool) error {
+	var known placement.Epoch
+	if m := c.cur.Load(); m != nil {
+		known = m.Epoch
+	}
+	var reply wire.PullReply
+	if err := c.callMeta(ctx, leaderOnly, wire.KindMetaPull, &wire.PullRequest{Known: known}, &reply); err != nil {
+		return err
+	}
+	if reply.Map == nil {
+		return nil
+	}
+	for {
+		cur := c.cur.Load()
+		if cur != nil && reply.Map.Epoch <= cur.Epoch {
+			return nil
+		}
+		if c.cur.CompareAndSwap(cur, reply.Map) {
+			c.meta.SetMembers(reply.Map.Meta)
+			return nil
+		}
+	}
 }
 
 // seedWait bounds how long a call to the meta group waits while the client
@@ -522,12 +547,13 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 				return r.refresh(ctx, m.Epoch, we.Epoch, false)
 			}
 			if we.Code == wire.CodeTableNotFound && we.Epoch == m.Epoch {
-				// The node and we agree: the table is gone.
+				// The node and we agree: the table is gone, unless both
+				// lag behind the leader.
 				if r.triedTable {
 					return false, fromWire(we)
 				}
 				r.triedTable = true
-				return r.refresh(ctx, m.Epoch, 0, false)
+				return r.refreshFromLeader(ctx)
 			}
 			// The node lags behind our map: give it a moment.
 			return true, nil
@@ -553,11 +579,13 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 		}
 		return false, fromWire(we)
 	case errors.Is(err, errTableMissing):
+		// Only the leader's map tells: a member may lag behind a table
+		// just created.
 		if r.triedTable {
 			return false, fmt.Errorf("%w: %s", ErrTableNotFound, tableOf(err))
 		}
 		r.triedTable = true
-		return r.refresh(ctx, m.Epoch, 0, false)
+		return r.refreshFromLeader(ctx)
 	case errors.Is(err, errNoMaster), errors.Is(err, rpc.ErrNotSent):
 		return r.refresh(ctx, m.Epoch, 0, true)
 	case errors.Is(err, rpc.ErrConnLost):
@@ -580,7 +608,11 @@ func (r *retrier) classify(ctx context.Context, m *placement.Map, err error) (wa
 // the next attempt back off; it ends the call when the client is closed or
 // no seed led to a meta member (waiting longer would not help).
 func (r *retrier) refresh(ctx context.Context, seen, want placement.Epoch, wait bool) (bool, error) {
-	err := r.c.refresh(ctx, seen, want)
+	return r.refreshed(r.c.refresh(ctx, seen, want), wait)
+}
+
+// refreshed turns the outcome of a map refresh into classify's answer.
+func (r *retrier) refreshed(err error, wait bool) (bool, error) {
 	switch {
 	case err == nil:
 		r.refreshErr = nil
@@ -592,6 +624,11 @@ func (r *retrier) refresh(ctx context.Context, seen, want placement.Epoch, wait 
 	}
 	r.refreshErr = err
 	return true, nil
+}
+
+// refreshFromLeader is refresh from the meta leader's own map.
+func (r *retrier) refreshFromLeader(ctx context.Context) (bool, error) {
+	return r.refreshed(r.c.pullOnce(ctx, true), false)
 }
 
 // pause waits before the next attempt when wait is set, with exponential
