@@ -59,6 +59,7 @@ type serveOptions struct {
 	binlogMaxAge         time.Duration
 	binlogHardMaxRecords int
 	binlogHardMaxBytes   sizeValue
+	binlogSoloMaxBytes   sizeValue
 
 	maxKeySize   sizeValue
 	maxValueSize sizeValue
@@ -177,6 +178,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.binlogHardMaxRecords, "binlog-hard-max-records", d.Retention.HardMaxRecords, "hard cap on binlog records per replica, enforced even against a lagging slave (0: none)")
 	o.binlogHardMaxBytes = sizeValue(d.Retention.HardMaxBytes)
 	fs.Var(&o.binlogHardMaxBytes, "binlog-hard-max-bytes", "hard cap on binlog bytes per replica, enforced even against a lagging slave (0: none)")
+	o.binlogSoloMaxBytes = sizeValue(d.Retention.SoloMaxBytes)
+	fs.Var(&o.binlogSoloMaxBytes, "binlog-solo-max-bytes", "soft limit on binlog bytes kept by the master of a partition of a replication-1 table with no slave or learner, when below --binlog-max-bytes: slaves added later start with a full sync (0: --binlog-max-bytes)")
 
 	o.maxKeySize = sizeValue(d.Limits.MaxKeySize)
 	fs.Var(&o.maxKeySize, "max-key-size", "largest key accepted")
@@ -217,6 +220,7 @@ func (o *serveOptions) applyTuning(fs *pflag.FlagSet, cfg *zeppelin.Config) {
 	set("binlog-max-age", func() { cfg.Retention.MaxAge = o.binlogMaxAge })
 	set("binlog-hard-max-records", func() { cfg.Retention.HardMaxRecords = o.binlogHardMaxRecords })
 	set("binlog-hard-max-bytes", func() { cfg.Retention.HardMaxBytes = int64(o.binlogHardMaxBytes) })
+	set("binlog-solo-max-bytes", func() { cfg.Retention.SoloMaxBytes = int64(o.binlogSoloMaxBytes) })
 	set("max-key-size", func() { cfg.Limits.MaxKeySize = int(o.maxKeySize) })
 	set("max-value-size", func() { cfg.Limits.MaxValueSize = int(o.maxValueSize) })
 	set("max-batch-ops", func() { cfg.Limits.MaxBatchOps = o.maxBatchOps })
@@ -533,6 +537,7 @@ type fileConfig struct {
 	BinlogMaxAge         string `json:"binlog-max-age"`
 	BinlogHardMaxRecords int    `json:"binlog-hard-max-records"`
 	BinlogHardMaxBytes   string `json:"binlog-hard-max-bytes"`
+	BinlogSoloMaxBytes   string `json:"binlog-solo-max-bytes"`
 
 	MaxKeySize   string `json:"max-key-size"`
 	MaxValueSize string `json:"max-value-size"`
@@ -565,7 +570,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 
 		BinlogMaxRecords: cfg.Retention.MaxRecords, BinlogMaxBytes: size(cfg.Retention.MaxBytes),
 		BinlogMaxAge: cfg.Retention.MaxAge.String(), BinlogHardMaxRecords: cfg.Retention.HardMaxRecords,
-		BinlogHardMaxBytes: size(cfg.Retention.HardMaxBytes),
+		BinlogHardMaxBytes: size(cfg.Retention.HardMaxBytes), BinlogSoloMaxBytes: size(cfg.Retention.SoloMaxBytes),
 
 		MaxKeySize: size(int64(cfg.Limits.MaxKeySize)), MaxValueSize: size(int64(cfg.Limits.MaxValueSize)),
 		MaxBatchOps: cfg.Limits.MaxBatchOps, MaxMultiKeys: cfg.Limits.MaxMultiKeys,
