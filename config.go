@@ -129,16 +129,18 @@ type Config struct {
 	// 16 MiB, 1 h, 64 MiB, 1 MiB). A connected slave holds the soft limits
 	// back; the hard caps are enforced even then.
 	Retention Retention
-	// MemoryBudget bounds the memory the data store keeps on its own (its
-	// block cache, memtables and the buffers their flushes build tables
-	// in); default 256 MiB, DefaultLocalConfig 128 MiB, at least 24 MiB
-	// (the largest group of writes a replica commits at once is 15% of a
-	// memtable: 4.9 MiB at the default, 2.4 MiB at 128 MiB). It does not
-	// count the operating system's page cache, through which tables on
-	// disk are read, nor the Go runtime's headroom above live memory (a
-	// program embedding the store sets that with GOGC or GOMEMLIMIT;
-	// "zeppelin serve" sets a soft memory limit from --memory-budget).
-	// See docs/performance.md.
+	// MemoryBudget is the memory the data store keeps on its own (its
+	// block cache, memtables and the buffers flushes and compactions
+	// build tables in); default 128 MiB, DefaultLocalConfig 64 MiB, at
+	// least 24 MiB (the largest group of writes a replica commits at once
+	// is 15% of a memtable: 1.2 MiB at the default, 600 KiB at 64 MiB).
+	// It sizes Badger (docs/storage.md) and is a target, not a hard
+	// bound: the whole process's live heap measured 1.0–1.2 times it
+	// under a write-heavy load of compressible values. It does not count the operating system's page
+	// cache, through which tables on disk are read, nor the Go runtime's
+	// headroom above live memory (a program embedding the store sets that
+	// with GOGC or GOMEMLIMIT; "zeppelin serve" sets a soft memory limit
+	// of the budget plus 64 MiB). See docs/performance.md.
 	MemoryBudget int64
 	// UncompressedTables stores the data store's tables uncompressed and
 	// reads them from their mappings without a block cache, the memtables

@@ -169,7 +169,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Var(o.durability, "durability", "when writes reach the disk: always (fsync before acknowledging), interval (fsync every second), none (leave it to the OS)")
 
 	o.memoryBudget = sizeValue(d.MemoryBudget)
-	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and their flushes; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to twice it plus 64 MiB (--local default: 128MiB)")
+	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 64 MiB (--local default: 64MiB)")
 	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
@@ -590,15 +590,19 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 	return f
 }
 
-// setMemoryLimit sets the Go runtime's soft memory limit to twice the
-// store's memory budget plus 64 MiB, unless GOMEMLIMIT is set: Badger
-// builds its tables in garbage-collected buffers, and without a limit the
-// heap grows to twice its live size between collections. The process is
+// setMemoryLimit sets the Go runtime's soft memory limit to the store's
+// memory budget plus 64 MiB for the rest of the server, unless GOMEMLIMIT
+// is set: Badger builds its tables in garbage-collected buffers, and
+// without a limit the heap grows to twice its live size between
+// collections (with a limit of twice the budget, it did). The process is
 // the server's own, so a process-wide setting is right here (an embedding
 // program makes this choice itself).
 func setMemoryLimit(budget int64) {
 	if os.Getenv("GOMEMLIMIT") != "" || budget <= 0 {
 		return
 	}
-	debug.SetMemoryLimit(2*budget + 64<<20)
+	debug.SetMemoryLimit(memoryLimit(budget))
 }
+
+// memoryLimit is the soft memory limit serve sets for a memory budget.
+func memoryLimit(budget int64) int64 { return budget + 64<<20 }

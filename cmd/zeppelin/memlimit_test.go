@@ -1,0 +1,21 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/zeppelin-kv/zeppelin/partition"
+)
+
+// TestMemoryLimit checks serve's soft memory limit: the budget plus 64 MiB
+// for the rest of the server (192 MiB with the default budget).
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct{ budget, want int64 }{
+		{partition.DefaultMemoryBudget, 192 << 20},
+		{partition.SmallMemoryBudget, 128 << 20},
+		{1 << 30, 1<<30 + 64<<20},
+	} {
+		if got := memoryLimit(tc.budget); got != tc.want {
+			t.Errorf("budget %d: limit %d, want %d", tc.budget, got, tc.want)
+		}
+	}
+}
