@@ -124,9 +124,9 @@ type Config struct {
 	// Durability is the data node's fsync policy (default interval).
 	Durability Durability
 	// Retention bounds every replica's binlog (defaults: 64 MiB and 24 h
-	// per replica, hard cap 512 MiB, 1 MiB for the master of a partition
+	// per replica, hard cap 512 MiB, 16 MiB for the master of a partition
 	// of a replication-1 table with no slave or learner; DefaultLocalConfig:
-	// 16 MiB, 1 h, 64 MiB, 1 MiB). A connected slave holds the soft limits
+	// 16 MiB, 1 h, 64 MiB, 4 MiB). A connected slave holds the soft limits
 	// back; the hard caps are enforced even then.
 	Retention Retention
 	// MemoryBudget is the memory the data store keeps on its own (its
@@ -268,7 +268,7 @@ func DefaultConfig(dir string) Config {
 		Weight:            1,
 		Durability:        DurabilityInterval,
 		MemoryBudget:      partition.DefaultMemoryBudget,
-		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20, SoloMaxBytes: 1 << 20},
+		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20, SoloMaxBytes: 16 << 20},
 		Limits:            client.DefaultLimits(),
 		HeartbeatInterval: time.Second,
 		DownTimeout:       5 * time.Second,
@@ -292,7 +292,7 @@ func DefaultLocalConfig(dir string) Config {
 	c.DownTimeout = time.Second
 	c.MasterLease = 700 * time.Millisecond
 	c.RaftRTT = 5 * time.Millisecond
-	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20, SoloMaxBytes: 1 << 20}
+	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20, SoloMaxBytes: 4 << 20}
 	c.Expert.SmallFootprint = true
 	c.MemoryBudget = partition.SmallMemoryBudget
 	return c
