@@ -131,9 +131,9 @@ type Config struct {
 	Retention Retention
 	// MemoryBudget is the memory the data store keeps on its own (its
 	// block cache, memtables and the buffers flushes and compactions
-	// build tables in); default 128 MiB, DefaultLocalConfig 64 MiB, at
+	// build tables in); default 128 MiB (DefaultLocalConfig too), at
 	// least 24 MiB (the largest group of writes a replica commits at once
-	// is 15% of a memtable: 1.2 MiB at the default, 600 KiB at 64 MiB).
+	// is 15% of a memtable: 2.4 MiB at the default, 600 KiB at 24 MiB).
 	// It sizes Badger (docs/storage.md) and is a target, not a hard
 	// bound: the whole process's live heap measured 1.0–1.2 times it
 	// under a write-heavy load of compressible values. It does not count the operating system's page

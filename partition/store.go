@@ -50,18 +50,17 @@ const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxTagDelete = 10_000
 	// DefaultMemoryBudget is Options.MemoryBudget's default: a 32 MiB
-	// block cache, three 8 MiB memtables, and the buffers flushes and
+	// block cache, three 16 MiB memtables, and the buffers flushes and
 	// compactions build tables in.
 	DefaultMemoryBudget = 128 << 20
-	// SmallMemoryBudget is Options.MemoryBudget's default with Small: a
-	// 16 MiB block cache and three 4 MiB memtables.
-	SmallMemoryBudget = 64 << 20
+	// SmallMemoryBudget is Options.MemoryBudget's default with Small, the
+	// same as DefaultMemoryBudget (Small keeps value log files small).
+	SmallMemoryBudget = 128 << 20
 	// MinMemoryBudget is the smallest memory budget: three 4 MiB
 	// memtables (and a 6 MiB block cache). The largest group of writes a
-	// replica commits at once is 15% of a memtable: about 600 KiB at
-	// SmallMemoryBudget and below, 1.2 MiB at DefaultMemoryBudget (values
-	// past the value threshold are kept in Badger's value log and count
-	// little).
+	// replica commits at once is 15% of a memtable: about 600 KiB here,
+	// 2.4 MiB at DefaultMemoryBudget (values past the value threshold are
+	// kept in Badger's value log and count little).
 	MinMemoryBudget = 24 << 20
 )
 
@@ -80,7 +79,7 @@ type badgerSizing struct {
 // sizeBadger splits a memory budget (at least MinMemoryBudget) into
 // Badger's block cache (a quarter, none with uncompressed tables) and
 // three memtables (one being filled, up to two waiting for their flush) of
-// a twelfth of the rest each; what remains is for the buffers tables are
+// a sixth of the rest each; what remains is for the buffers tables are
 // built in. A flush builds its level-0 table from a whole memtable, and
 // with compression a table builder holds every block twice (uncompressed,
 // and a worst-case-sized buffer for its compressed copy), in buffers that
@@ -102,7 +101,7 @@ func sizeBadger(budget int64, uncompressed bool) badgerSizing {
 	if uncompressed {
 		mem, z.blockCache = budget, 0
 	}
-	z.memtable = max(mem/12, 4<<20)
+	z.memtable = max(mem/6, 4<<20)
 	z.baseTable = min(max(budget/256, 256<<10), 2<<20)
 	return z
 }

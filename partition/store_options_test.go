@@ -15,16 +15,16 @@ func TestSizeBadger(t *testing.T) {
 		// Below the minimum: the minimum's.
 		{0, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 4, baseTable: 256 << 10}},
 		{MinMemoryBudget, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 6 << 20, baseTable: 256 << 10}},
-		{SmallMemoryBudget, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 16 << 20, baseTable: 256 << 10}},
-		{DefaultMemoryBudget, false, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
-		{DefaultMemoryBudget, true, badgerSizing{memtable: DefaultMemoryBudget / 12, memtables: 3, baseTable: 512 << 10}},
-		{1 << 30, false, badgerSizing{memtable: 64 << 20, memtables: 3, blockCache: 256 << 20, baseTable: 2 << 20}},
+		{64 << 20, false, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 16 << 20, baseTable: 256 << 10}},
+		{DefaultMemoryBudget, false, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, true, badgerSizing{memtable: DefaultMemoryBudget / 6, memtables: 3, baseTable: 512 << 10}},
+		{1 << 30, false, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 256 << 20, baseTable: 2 << 20}},
 	} {
 		if got := sizeBadger(tc.budget, tc.uncompressed); got != tc.want {
 			t.Errorf("budget %d, uncompressed %v: %+v, want %+v", tc.budget, tc.uncompressed, got, tc.want)
 		}
 	}
-	// What the budget is made of: the block cache, and twelve memtables'
+	// What the budget is made of: the block cache, and six memtables'
 	// worth of memtable arenas and table builders.
 	for _, budget := range []int64{MinMemoryBudget, SmallMemoryBudget, DefaultMemoryBudget, 1 << 30} {
 		for _, u := range []bool{false, true} {
@@ -32,7 +32,7 @@ func TestSizeBadger(t *testing.T) {
 			if z.memtable < 4<<20 {
 				t.Errorf("budget %d: memtables of %d bytes, below 4 MiB", budget, z.memtable)
 			}
-			if used := z.blockCache + 12*z.memtable; budget > 48<<20 && used > budget {
+			if used := z.blockCache + 6*z.memtable; budget > 48<<20 && used > budget {
 				t.Errorf("budget %d, uncompressed %v: block cache and memtables take %d", budget, u, used)
 			}
 		}

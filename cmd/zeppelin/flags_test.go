@@ -114,8 +114,7 @@ func TestConfigFile(t *testing.T) {
 	want := map[string]any{
 		"node-id": "n2", "rpc-addr": "127.0.0.1:7002", "gossip-addr": "off", "meta-id": 2.0,
 		"zone": "z1", "weight": 3.0, "durability": "always", "binlog-max-bytes": "32MiB", "binlog-solo-max-bytes": "4MiB",
-		// --local's memory budget.
-		"memory-budget":  "64MiB",
+		"memory-budget":  "128MiB",
 		"max-value-size": "1MiB", "heartbeat-interval": "150ms", "local": true,
 		"resp-addr": "127.0.0.1:6380", "log-format": "json",
 		// --local gives the fast down timeout of DefaultLocalConfig.

@@ -11,7 +11,7 @@ import (
 func TestMemoryLimit(t *testing.T) {
 	for _, tc := range []struct{ budget, want int64 }{
 		{partition.DefaultMemoryBudget, 192 << 20},
-		{partition.SmallMemoryBudget, 128 << 20},
+		{64 << 20, 128 << 20},
 		{1 << 30, 1<<30 + 64<<20},
 	} {
 		if got := memoryLimit(tc.budget); got != tc.want {

@@ -169,7 +169,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Var(o.durability, "durability", "when writes reach the disk: always (fsync before acknowledging), interval (fsync every second), none (leave it to the OS)")
 
 	o.memoryBudget = sizeValue(d.MemoryBudget)
-	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 64 MiB (--local default: 64MiB)")
+	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 64 MiB (the same with --local)")
 	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
