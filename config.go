@@ -140,7 +140,7 @@ type Config struct {
 	// cache, through which tables on disk are read, nor the Go runtime's
 	// headroom above live memory (a program embedding the store sets that
 	// with GOGC or GOMEMLIMIT; "zeppelin serve" sets a soft memory limit
-	// of the budget plus 64 MiB). See docs/performance.md.
+	// of the budget plus 96 MiB). See docs/performance.md.
 	MemoryBudget int64
 	// UncompressedTables stores the data store's tables uncompressed and
 	// reads them from their mappings without a block cache, the memtables
