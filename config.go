@@ -124,20 +124,23 @@ type Config struct {
 	// Durability is the data node's fsync policy (default interval).
 	Durability Durability
 	// Retention bounds every replica's binlog (defaults: 64 MiB and 24 h
-	// per replica, hard cap 512 MiB; DefaultLocalConfig: 16 MiB, 1 h, 64
-	// MiB). A connected slave holds the soft limits back; the hard caps
-	// are enforced even then.
+	// per replica, hard cap 512 MiB, 16 MiB for the master of a partition
+	// of a replication-1 table with no slave or learner; DefaultLocalConfig:
+	// 16 MiB, 1 h, 64 MiB, 4 MiB). A connected slave holds the soft limits
+	// back; the hard caps are enforced even then.
 	Retention Retention
-	// MemoryBudget bounds the memory the data store keeps on its own (its
-	// block cache, memtables and the buffers their flushes build tables
-	// in); default 256 MiB, DefaultLocalConfig 128 MiB, at least 24 MiB
-	// (the largest group of writes a replica commits at once is 15% of a
-	// memtable: 4.9 MiB at the default, 2.4 MiB at 128 MiB). It does not
-	// count the operating system's page cache, through which tables on
-	// disk are read, nor the Go runtime's headroom above live memory (a
-	// program embedding the store sets that with GOGC or GOMEMLIMIT;
-	// "zeppelin serve" sets a soft memory limit from --memory-budget).
-	// See docs/performance.md.
+	// MemoryBudget is the memory the data store keeps on its own (its
+	// block cache, memtables and the buffers flushes and compactions
+	// build tables in); default 128 MiB (DefaultLocalConfig too), at
+	// least 24 MiB (the largest group of writes a replica commits at once
+	// is 15% of a memtable: 2.4 MiB at the default, 600 KiB at 24 MiB).
+	// It sizes Badger (docs/storage.md) and is a target, not a hard
+	// bound: the whole process's live heap measured 1.0–1.2 times it
+	// under a write-heavy load of compressible values. It does not count the operating system's page
+	// cache, through which tables on disk are read, nor the Go runtime's
+	// headroom above live memory (a program embedding the store sets that
+	// with GOGC or GOMEMLIMIT; "zeppelin serve" sets a soft memory limit
+	// of the budget plus 96 MiB). See docs/performance.md.
 	MemoryBudget int64
 	// UncompressedTables stores the data store's tables uncompressed and
 	// reads them from their mappings without a block cache, the memtables
@@ -265,7 +268,7 @@ func DefaultConfig(dir string) Config {
 		Weight:            1,
 		Durability:        DurabilityInterval,
 		MemoryBudget:      partition.DefaultMemoryBudget,
-		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20},
+		Retention:         Retention{MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, HardMaxBytes: 512 << 20, SoloMaxBytes: 16 << 20},
 		Limits:            client.DefaultLimits(),
 		HeartbeatInterval: time.Second,
 		DownTimeout:       5 * time.Second,
@@ -289,7 +292,7 @@ func DefaultLocalConfig(dir string) Config {
 	c.DownTimeout = time.Second
 	c.MasterLease = 700 * time.Millisecond
 	c.RaftRTT = 5 * time.Millisecond
-	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20}
+	c.Retention = Retention{MaxBytes: 16 << 20, MaxAge: time.Hour, HardMaxBytes: 64 << 20, SoloMaxBytes: 4 << 20}
 	c.Expert.SmallFootprint = true
 	c.MemoryBudget = partition.SmallMemoryBudget
 	return c
@@ -433,7 +436,7 @@ func (c Config) Validate() error {
 		add("MemoryBudget %d is below the smallest, %d bytes (0 for the default)", c.MemoryBudget, partition.MinMemoryBudget)
 	}
 	if c.Retention.MaxRecords < 0 || c.Retention.MaxBytes < 0 || c.Retention.MaxAge < 0 ||
-		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 {
+		c.Retention.HardMaxRecords < 0 || c.Retention.HardMaxBytes < 0 || c.Retention.SoloMaxBytes < 0 {
 		add("retention must not be negative: %+v", c.Retention)
 	}
 	errs = append(errs, c.validateSecurity()...)

@@ -308,8 +308,11 @@ func (s *Server) maintenanceLoop(ctx context.Context) {
 
 func (s *Server) purge() {
 	for _, r := range s.replicaList() {
-		keep := r.keepFrom()
-		if _, err := r.part.Purge(s.cfg.Retention, keep); err != nil && !errors.Is(err, partition.ErrClosed) && !errors.Is(err, partition.ErrIncomplete) {
+		keep, ret := r.keepFrom(), s.cfg.Retention
+		if r.solo() {
+			ret = ret.Solo()
+		}
+		if _, err := r.part.Purge(ret, keep); err != nil && !errors.Is(err, partition.ErrClosed) && !errors.Is(err, partition.ErrIncomplete) {
 			s.log.Warn("node: binlog purge failed", "table", s.tableName(r.key.table), "partition", r.key.part, "err", err)
 		}
 	}

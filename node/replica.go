@@ -32,6 +32,8 @@ type roleInfo struct {
 	sync      bool
 	inSync    []placement.NodeID
 	minInSync int
+	// replication is the table's replication factor.
+	replication int
 }
 
 // replica is the node's handle on one partition replica.
@@ -91,6 +93,7 @@ func (r *replica) update(ctx context.Context, t *placement.Table, p *placement.P
 		stuck:  p.State == placement.PartitionStuck,
 		fenced: t.Fenced || t.Mode == placement.ModeSync, epoch: m.Epoch,
 		sync: t.Mode == placement.ModeSync, inSync: slices.Clone(p.InSync), minInSync: t.MinInSync,
+		replication: t.Replication,
 	}
 	defer r.settleInSync(info)
 	old := r.info.Load()
@@ -213,6 +216,14 @@ func (r *replica) settleInSync(info *roleInfo) {
 		}
 	}
 	r.wakeLocked()
+}
+
+// solo reports whether the replica is a master that no slave can continue
+// from: its table has replication factor 1 and the partition lists no slave
+// or learner. Such a master keeps its binlog within Retention.Solo.
+func (r *replica) solo() bool {
+	info := r.info.Load()
+	return info.role == wire.RoleMaster && info.replication == 1 && len(info.slaves) == 0 && len(info.learners) == 0
 }
 
 // keepFrom returns the oldest seq a connected slave still needs: the binlog

@@ -123,6 +123,24 @@ type Retention struct {
 	// even against keepFrom; the slaves concerned then need a full sync.
 	HardMaxRecords int
 	HardMaxBytes   int64
+	// SoloMaxBytes, when positive, is the soft byte limit (instead of a
+	// larger or unlimited MaxBytes) for the log of a master that no slave
+	// can continue from: the master of a partition of a table of
+	// replication factor 1 that has no slave or learner. Its log serves
+	// only slaves added later (a raised replication factor, a move), and
+	// those start with a full sync whose snapshot's successors are kept
+	// for them; MaxAge and the hard caps apply as usual. Purge does not
+	// look at it: the data node passes Solo() for such a master.
+	SoloMaxBytes int64
+}
+
+// Solo returns the retention of a master no slave can continue from: p with
+// MaxBytes lowered to SoloMaxBytes when that is set and smaller.
+func (p Retention) Solo() Retention {
+	if p.SoloMaxBytes > 0 && (p.MaxBytes <= 0 || p.SoloMaxBytes < p.MaxBytes) {
+		p.MaxBytes = p.SoloMaxBytes
+	}
+	return p
 }
 
 // Purge removes the oldest records while the log exceeds a soft limit of p,

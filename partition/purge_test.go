@@ -203,3 +203,37 @@ func TestPurgeResumes(t *testing.T) {
 		t.Fatalf("%d log keys, want 15", got)
 	}
 }
+
+func TestPurgeSoloRetention(t *testing.T) {
+	for _, tc := range []struct{ in, want Retention }{
+		{Retention{MaxBytes: 64 << 20, SoloMaxBytes: 1 << 20}, Retention{MaxBytes: 1 << 20, SoloMaxBytes: 1 << 20}},
+		{Retention{SoloMaxBytes: 1 << 20}, Retention{MaxBytes: 1 << 20, SoloMaxBytes: 1 << 20}},                    // MaxBytes unlimited
+		{Retention{MaxBytes: 1 << 10, SoloMaxBytes: 1 << 20}, Retention{MaxBytes: 1 << 10, SoloMaxBytes: 1 << 20}}, // already smaller
+		{Retention{MaxBytes: 64 << 20, MaxAge: time.Hour}, Retention{MaxBytes: 64 << 20, MaxAge: time.Hour}},       // unset
+	} {
+		if got := tc.in.Solo(); got != tc.want {
+			t.Errorf("%+v.Solo() = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+
+	// A solo master's log is purged down to SoloMaxBytes, keepFrom still
+	// holding it back.
+	_, r := newMaster(t, newClock())
+	writeN(t, r, 50, strings.Repeat("x", 1000))
+	r.mu.Lock()
+	per := r.logBytes / 50
+	r.mu.Unlock()
+	ret := Retention{MaxBytes: 64 << 20, SoloMaxBytes: 10 * per}
+	if n, err := r.Purge(ret, math.MaxUint64); err != nil || n != 0 {
+		t.Fatalf("Purge with MaxBytes = %d %v, want nothing removed", n, err)
+	}
+	if n, err := r.Purge(ret.Solo(), 31); err != nil || n != 30 {
+		t.Fatalf("Purge solo held back at 31 = %d %v, want 30", n, err)
+	}
+	if n, err := r.Purge(ret.Solo(), math.MaxUint64); err != nil || n != 10 {
+		t.Fatalf("Purge solo = %d %v, want 10", n, err)
+	}
+	if st := r.State(); st.FirstSeq != 41 || st.Seq != 50 {
+		t.Fatalf("after the solo purge: first %d seq %d, want 41 and 50", st.FirstSeq, st.Seq)
+	}
+}

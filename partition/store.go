@@ -49,30 +49,61 @@ func (d Durability) String() string {
 const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxTagDelete = 10_000
-	// DefaultMemoryBudget is Options.MemoryBudget's default: a 64 MiB
-	// block cache and three 32 MiB memtables.
-	DefaultMemoryBudget = 256 << 20
-	// SmallMemoryBudget is Options.MemoryBudget's default with Small: a
-	// 32 MiB block cache and three 16 MiB memtables.
+	// DefaultMemoryBudget is Options.MemoryBudget's default: a 32 MiB
+	// block cache, three 16 MiB memtables, and the buffers flushes and
+	// compactions build tables in.
+	DefaultMemoryBudget = 128 << 20
+	// SmallMemoryBudget is Options.MemoryBudget's default with Small, the
+	// same as DefaultMemoryBudget (Small keeps value log files small).
 	SmallMemoryBudget = 128 << 20
 	// MinMemoryBudget is the smallest memory budget: three 4 MiB
 	// memtables (and a 6 MiB block cache). The largest group of writes a
 	// replica commits at once is 15% of a memtable: about 600 KiB here,
-	// 2.4 MiB at SmallMemoryBudget and 4.9 MiB at DefaultMemoryBudget
-	// (values past the value threshold are kept in Badger's value log and
-	// count little).
+	// 2.4 MiB at DefaultMemoryBudget (values past the value threshold are
+	// kept in Badger's value log and count little).
 	MinMemoryBudget = 24 << 20
 )
 
-// memtableSizing splits a memory budget into Badger memtables: three of
-// them (one being filled, up to two waiting for their flush), each about
-// budget/5.9 once Badger's arena overhead (a memtable's arena is 1.3× its
-// size) and the flush's table buffer (twice a memtable) are counted.
-func memtableSizing(budget int64) (size int64, n int) {
+// badgerSizing is what a memory budget buys in Badger.
+type badgerSizing struct {
+	// memtable is the size of each of memtables memtables.
+	memtable  int64
+	memtables int
+	// blockCache is the block cache's size (0 with uncompressed tables).
+	blockCache int64
+	// baseTable is the target size of a table in Badger's base level
+	// (BaseTableSize); deeper levels double it per level.
+	baseTable int64
+}
+
+// sizeBadger splits a memory budget (at least MinMemoryBudget) into
+// Badger's block cache (a quarter, none with uncompressed tables) and
+// three memtables (one being filled, up to two waiting for their flush) of
+// a sixth of the rest each; what remains is for the buffers tables are
+// built in. A flush builds its level-0 table from a whole memtable, and
+// with compression a table builder holds every block twice (uncompressed,
+// and a worst-case-sized buffer for its compressed copy), in buffers that
+// double as they fill and that Badger pools (up to eight) and hands from
+// flushes to compactions, each running compaction keeping up to about ten
+// builders while their tables are written.
+//
+// Badger closes a compressed table when its compressed size reaches the
+// level's table size, so the uncompressed data a builder holds is that
+// size times the compression ratio: the base level's tables are a 256th of
+// the budget (512 KiB at the default, between 256 KiB and Badger's default
+// 2 MiB), or compactions of compressible values build tables in tens of
+// megabytes of buffers each, several at once. docs/storage.md has the
+// measurements.
+func sizeBadger(budget int64, uncompressed bool) badgerSizing {
 	budget = max(budget, MinMemoryBudget)
-	const memtables = 3
-	size = budget * 10 / (memtables*13 + 2*10)
-	return max(size, 4<<20), memtables
+	z := badgerSizing{memtables: 3, blockCache: budget / 4}
+	mem := budget - z.blockCache
+	if uncompressed {
+		mem, z.blockCache = budget, 0
+	}
+	z.memtable = max(mem/6, 4<<20)
+	z.baseTable = min(max(budget/256, 256<<10), 2<<20)
+	return z
 }
 
 // Options configures a Store.
@@ -84,12 +115,13 @@ type Options struct {
 	// SyncInterval is the longest time between fsyncs with
 	// DurabilityInterval; default DefaultSyncInterval.
 	SyncInterval time.Duration
-	// MemoryBudget bounds what the store keeps in memory on its own:
-	// Badger's memtables (being filled, and waiting to be flushed) and the
-	// buffer each flush builds its table in. Default DefaultMemoryBudget;
-	// at least MinMemoryBudget. Tables on disk are read through the
-	// operating system's page cache (mapped, uncompressed), which the
-	// budget does not count and the kernel reclaims under pressure. See
+	// MemoryBudget is what the store keeps in memory on its own: Badger's
+	// block cache, memtables (being filled, and waiting to be flushed) and
+	// the buffers flushes and compactions build tables in. It sizes Badger
+	// and is a target for the store's live heap, not a hard bound. Default
+	// DefaultMemoryBudget; at least MinMemoryBudget. Tables on disk are read
+	// through the operating system's page cache (mapped), which the budget
+	// does not count and the kernel reclaims under pressure. See
 	// docs/storage.md.
 	MemoryBudget int64
 	// Uncompressed stores tables without compression and reads them
@@ -103,7 +135,7 @@ type Options struct {
 	Uncompressed bool
 	// Small selects test and demo sizing: a SmallMemoryBudget unless
 	// MemoryBudget says otherwise, small value log files and fewer
-	// compaction goroutines.
+	// goroutines for Badger's batch operations.
 	Small bool
 	// Logger receives Badger's warnings and errors and the store's own;
 	// nil discards them.
@@ -178,36 +210,40 @@ func Open(o Options) (*Store, error) {
 			o.MemoryBudget = SmallMemoryBudget
 		}
 	}
-	memBudget, blockCache, compression := o.MemoryBudget*3/4, o.MemoryBudget/4, options.Snappy
+	z, compression := sizeBadger(o.MemoryBudget, o.Uncompressed), options.Snappy
 	if o.Uncompressed {
-		memBudget, blockCache, compression = o.MemoryBudget, int64(0), options.None
+		compression = options.None
 	}
-	memtable, memtables := memtableSizing(memBudget)
 	// With Uncompressed, blocks are read straight from the mapped tables
 	// and there is no block cache; otherwise a block is decompressed into
 	// the cache on a miss. Table indexes and Bloom filters stay in memory
 	// (IndexCacheSize 0), so a lookup touches one data block per level at
-	// most.
+	// most. Level 0 takes eight tables before compacting them into the
+	// base level (small memtables make small level-0 tables, and each
+	// level-0 compaction rewrites the overlapping base level) and stalls
+	// writes at twenty. Two compactors run at once: each holds up to about
+	// ten table builders while their tables are written.
 	bo := badger.DefaultOptions(o.Dir).
 		WithLogger(badgerLogger{logger}).
 		WithDetectConflicts(false).
 		WithSyncWrites(o.Durability == DurabilityAlways).
 		WithMetricsEnabled(false).
 		WithCompression(compression).
-		WithBlockCacheSize(blockCache).
+		WithBlockCacheSize(z.blockCache).
 		WithIndexCacheSize(0).
-		WithMemTableSize(memtable).
-		WithNumMemtables(memtables).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(12).
+		WithMemTableSize(z.memtable).
+		WithNumMemtables(z.memtables).
+		WithBaseTableSize(z.baseTable).
+		WithNumLevelZeroTables(8).
+		WithNumLevelZeroTablesStall(20).
+		WithNumCompactors(2).
 		// A memtable's largest batch is 15% of it, and a write holds its
 		// value twice (the data and the binlog record): values up to half
 		// of that, at most 1 MiB, stay in the LSM tree, larger ones go to
 		// the value log, so that any single write fits in one batch.
-		WithValueThreshold(min(int64(1<<20), memtable*15/200-1024))
+		WithValueThreshold(min(int64(1<<20), z.memtable*15/200-1024))
 	if o.Small {
 		bo = bo.WithValueLogFileSize(64 << 20).
-			WithNumCompactors(2).
 			WithNumGoroutines(2)
 	}
 	db, err := badger.Open(bo)

@@ -6,22 +6,35 @@ import (
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 )
 
-func TestMemtableSizing(t *testing.T) {
+func TestSizeBadger(t *testing.T) {
 	for _, tc := range []struct {
-		budget, size int64
+		budget       int64
+		uncompressed bool
+		want         badgerSizing
 	}{
-		{0, 4 << 20},               // below the minimum: the minimum's
-		{MinMemoryBudget, 4 << 20}, // 24 MiB: three of 4 MiB
-		{DefaultMemoryBudget, DefaultMemoryBudget * 10 / 59},
-		{1 << 30, (1 << 30) * 10 / 59},
+		// Below the minimum: the minimum's.
+		{0, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 4, baseTable: 256 << 10}},
+		{MinMemoryBudget, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 6 << 20, baseTable: 256 << 10}},
+		{64 << 20, false, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 16 << 20, baseTable: 256 << 10}},
+		{DefaultMemoryBudget, false, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, true, badgerSizing{memtable: DefaultMemoryBudget / 6, memtables: 3, baseTable: 512 << 10}},
+		{1 << 30, false, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 256 << 20, baseTable: 2 << 20}},
 	} {
-		size, n := memtableSizing(tc.budget)
-		if n != 3 || size < tc.size-1<<20 || size > tc.size+1<<20 {
-			t.Errorf("budget %d: %d memtables of %d bytes, want 3 of about %d", tc.budget, n, size, tc.size)
+		if got := sizeBadger(tc.budget, tc.uncompressed); got != tc.want {
+			t.Errorf("budget %d, uncompressed %v: %+v, want %+v", tc.budget, tc.uncompressed, got, tc.want)
 		}
-		// What the budget covers: the memtables' arenas and a flush buffer.
-		if used := int64(n)*size*13/10 + 2*size; tc.budget >= MinMemoryBudget && used > tc.budget {
-			t.Errorf("budget %d: memtables and flush use %d", tc.budget, used)
+	}
+	// What the budget is made of: the block cache, and six memtables'
+	// worth of memtable arenas and table builders.
+	for _, budget := range []int64{MinMemoryBudget, SmallMemoryBudget, DefaultMemoryBudget, 1 << 30} {
+		for _, u := range []bool{false, true} {
+			z := sizeBadger(budget, u)
+			if z.memtable < 4<<20 {
+				t.Errorf("budget %d: memtables of %d bytes, below 4 MiB", budget, z.memtable)
+			}
+			if used := z.blockCache + 6*z.memtable; budget > 48<<20 && used > budget {
+				t.Errorf("budget %d, uncompressed %v: block cache and memtables take %d", budget, u, used)
+			}
 		}
 	}
 }

@@ -102,6 +102,7 @@ func TestConfigFile(t *testing.T) {
 		"weight": 3,
 		"durability": "always",
 		"binlog-max-bytes": "32MiB",
+		"binlog-solo-max-bytes": "4MiB",
 		"max-value-size": 1048576,
 		"heartbeat-interval": "150ms",
 		"local": true,
@@ -112,7 +113,8 @@ func TestConfigFile(t *testing.T) {
 	got := dryRun(t, "--config", file)
 	want := map[string]any{
 		"node-id": "n2", "rpc-addr": "127.0.0.1:7002", "gossip-addr": "off", "meta-id": 2.0,
-		"zone": "z1", "weight": 3.0, "durability": "always", "binlog-max-bytes": "32MiB",
+		"zone": "z1", "weight": 3.0, "durability": "always", "binlog-max-bytes": "32MiB", "binlog-solo-max-bytes": "4MiB",
+		"memory-budget":  "128MiB",
 		"max-value-size": "1MiB", "heartbeat-interval": "150ms", "local": true,
 		"resp-addr": "127.0.0.1:6380", "log-format": "json",
 		// --local gives the fast down timeout of DefaultLocalConfig.

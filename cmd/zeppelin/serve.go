@@ -59,6 +59,7 @@ type serveOptions struct {
 	binlogMaxAge         time.Duration
 	binlogHardMaxRecords int
 	binlogHardMaxBytes   sizeValue
+	binlogSoloMaxBytes   sizeValue
 
 	maxKeySize   sizeValue
 	maxValueSize sizeValue
@@ -168,7 +169,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.Var(o.durability, "durability", "when writes reach the disk: always (fsync before acknowledging), interval (fsync every second), none (leave it to the OS)")
 
 	o.memoryBudget = sizeValue(d.MemoryBudget)
-	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and their flushes; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to twice it plus 64 MiB (--local default: 128MiB)")
+	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 96 MiB (the same with --local)")
 	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
@@ -177,6 +178,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.binlogHardMaxRecords, "binlog-hard-max-records", d.Retention.HardMaxRecords, "hard cap on binlog records per replica, enforced even against a lagging slave (0: none)")
 	o.binlogHardMaxBytes = sizeValue(d.Retention.HardMaxBytes)
 	fs.Var(&o.binlogHardMaxBytes, "binlog-hard-max-bytes", "hard cap on binlog bytes per replica, enforced even against a lagging slave (0: none)")
+	o.binlogSoloMaxBytes = sizeValue(d.Retention.SoloMaxBytes)
+	fs.Var(&o.binlogSoloMaxBytes, "binlog-solo-max-bytes", "soft limit on binlog bytes kept by the master of a partition of a replication-1 table with no slave or learner, when below --binlog-max-bytes: slaves added later start with a full sync (0: --binlog-max-bytes)")
 
 	o.maxKeySize = sizeValue(d.Limits.MaxKeySize)
 	fs.Var(&o.maxKeySize, "max-key-size", "largest key accepted")
@@ -217,6 +220,7 @@ func (o *serveOptions) applyTuning(fs *pflag.FlagSet, cfg *zeppelin.Config) {
 	set("binlog-max-age", func() { cfg.Retention.MaxAge = o.binlogMaxAge })
 	set("binlog-hard-max-records", func() { cfg.Retention.HardMaxRecords = o.binlogHardMaxRecords })
 	set("binlog-hard-max-bytes", func() { cfg.Retention.HardMaxBytes = int64(o.binlogHardMaxBytes) })
+	set("binlog-solo-max-bytes", func() { cfg.Retention.SoloMaxBytes = int64(o.binlogSoloMaxBytes) })
 	set("max-key-size", func() { cfg.Limits.MaxKeySize = int(o.maxKeySize) })
 	set("max-value-size", func() { cfg.Limits.MaxValueSize = int(o.maxValueSize) })
 	set("max-batch-ops", func() { cfg.Limits.MaxBatchOps = o.maxBatchOps })
@@ -533,6 +537,7 @@ type fileConfig struct {
 	BinlogMaxAge         string `json:"binlog-max-age"`
 	BinlogHardMaxRecords int    `json:"binlog-hard-max-records"`
 	BinlogHardMaxBytes   string `json:"binlog-hard-max-bytes"`
+	BinlogSoloMaxBytes   string `json:"binlog-solo-max-bytes"`
 
 	MaxKeySize   string `json:"max-key-size"`
 	MaxValueSize string `json:"max-value-size"`
@@ -565,7 +570,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 
 		BinlogMaxRecords: cfg.Retention.MaxRecords, BinlogMaxBytes: size(cfg.Retention.MaxBytes),
 		BinlogMaxAge: cfg.Retention.MaxAge.String(), BinlogHardMaxRecords: cfg.Retention.HardMaxRecords,
-		BinlogHardMaxBytes: size(cfg.Retention.HardMaxBytes),
+		BinlogHardMaxBytes: size(cfg.Retention.HardMaxBytes), BinlogSoloMaxBytes: size(cfg.Retention.SoloMaxBytes),
 
 		MaxKeySize: size(int64(cfg.Limits.MaxKeySize)), MaxValueSize: size(int64(cfg.Limits.MaxValueSize)),
 		MaxBatchOps: cfg.Limits.MaxBatchOps, MaxMultiKeys: cfg.Limits.MaxMultiKeys,
@@ -585,15 +590,21 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 	return f
 }
 
-// setMemoryLimit sets the Go runtime's soft memory limit to twice the
-// store's memory budget plus 64 MiB, unless GOMEMLIMIT is set: Badger
-// builds its tables in garbage-collected buffers, and without a limit the
-// heap grows to twice its live size between collections. The process is
+// setMemoryLimit sets the Go runtime's soft memory limit to the store's
+// memory budget plus 96 MiB for the rest of the server and the collector's
+// headroom, unless GOMEMLIMIT is set: Badger builds its tables in
+// garbage-collected buffers, and without a limit the heap grows to twice
+// its live size between collections (with a limit of twice the budget, it
+// did). With only 64 MiB over the budget the collector ran so often that
+// writes slowed to about 0.6 of their speed (docs/performance.md). The process is
 // the server's own, so a process-wide setting is right here (an embedding
 // program makes this choice itself).
 func setMemoryLimit(budget int64) {
 	if os.Getenv("GOMEMLIMIT") != "" || budget <= 0 {
 		return
 	}
-	debug.SetMemoryLimit(2*budget + 64<<20)
+	debug.SetMemoryLimit(memoryLimit(budget))
 }
+
+// memoryLimit is the soft memory limit serve sets for a memory budget.
+func memoryLimit(budget int64) int64 { return budget + 96<<20 }
