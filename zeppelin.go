@@ -584,8 +584,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// without a meta quorum (the whole cluster stopping, say) the
 		// partitions fail over after DownTimeout anyway.
 		hctx, cancel := context.WithTimeout(ctx, 2*s.cfg.DownTimeout)
-		var reply wire.HandOffReply
-		err := s.metaCall.Call(hctx, true, wire.KindMetaHandOff, &wire.HandOffRequest{Node: placement.NodeID(s.nodeID)}, &reply)
+		reply, err := s.handOff(hctx)
 		cancel()
 		switch {
 		case err != nil:
@@ -600,6 +599,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	return s.Close()
+}
+
+// handOffRounds bounds the hand-off requests of one Shutdown.
+const handOffRounds = 4
+
+// handOff asks the meta leader to move this node's master roles to caught-up
+// slaves. The leader judges slaves by their last heartbeats, so a slave that
+// has just caught up (or a node started a moment ago) may not count yet:
+// roles it could not move are asked for again after two heartbeats, a few
+// times, within ctx. The reply counts every role moved and lists those kept.
+func (s *Server) handOff(ctx context.Context) (wire.HandOffReply, error) {
+	var total wire.HandOffReply
+	for round := 0; ; round++ {
+		var reply wire.HandOffReply
+		if err := s.metaCall.Call(ctx, true, wire.KindMetaHandOff, &wire.HandOffRequest{Node: placement.NodeID(s.nodeID)}, &reply); err != nil {
+			if round > 0 {
+				return total, nil // keep the last round's answer
+			}
+			return total, err
+		}
+		total.Moved += reply.Moved
+		total.Failed = reply.Failed
+		if len(reply.Failed) == 0 || round == handOffRounds-1 {
+			return total, nil
+		}
+		t := time.NewTimer(2 * s.cfg.HeartbeatInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return total, nil
+		case <-t.C:
+		}
+	}
 }
 
 // mastersWithSlaves reports whether, by the node's map, it masters a
