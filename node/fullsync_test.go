@@ -111,13 +111,7 @@ func TestFullSyncInManyChunks(t *testing.T) {
 // chunk is being read ahead: the session goes, and asking for more is
 // refused.
 func TestSnapSessionEndsWithChunkReadAhead(t *testing.T) {
-	p := placement.Partition{ID: 0, Master: "a", Slaves: []placement.NodeID{"b"}, Gen: 1}
-	meta := &fakeMeta{leader: mapWith(4, false, p)}
-	s := startNode(t, t.TempDir(), meta)
-	eventually(t, "master", func() bool {
-		r := s.replica(rkey{1, 0})
-		return r != nil && r.info.Load().role == wire.RoleMaster
-	})
+	s := startSnapMaster(t)
 	for i := range 100 {
 		if werr := write(t, s, fmt.Sprintf("k%03d", i), "value"); werr != nil {
 			t.Fatalf("write: %v", werr)
@@ -172,13 +166,7 @@ func TestSnapSessionEndsWithChunkReadAhead(t *testing.T) {
 // versions do (and a chunk read ahead in the other form): every key comes
 // once, in order, with its value, and the last chunk says so.
 func TestSnapChunksPackedOrNot(t *testing.T) {
-	p := placement.Partition{ID: 0, Master: "a", Slaves: []placement.NodeID{"b"}, Gen: 1}
-	meta := &fakeMeta{leader: mapWith(4, false, p)}
-	s := startNode(t, t.TempDir(), meta)
-	eventually(t, "master", func() bool {
-		r := s.replica(rkey{1, 0})
-		return r != nil && r.info.Load().role == wire.RoleMaster
-	})
+	s := startSnapMaster(t)
 	const keys = 100
 	value := func(i int) string { return fmt.Sprintf("value %d", i) }
 	for i := range keys {
@@ -246,4 +234,18 @@ func TestSnapChunksPackedOrNot(t *testing.T) {
 	if got != keys {
 		t.Fatalf("%d keys, want %d", got, keys)
 	}
+}
+
+// startSnapMaster starts a node that masters partition 0 of table 1 with a
+// slave "b", and waits until it does.
+func startSnapMaster(t *testing.T) *Server {
+	t.Helper()
+	p := placement.Partition{ID: 0, Master: "a", Slaves: []placement.NodeID{"b"}, Gen: 1}
+	meta := &fakeMeta{leader: mapWith(4, false, p)}
+	s := startNode(t, t.TempDir(), meta)
+	eventually(t, "master", func() bool {
+		r := s.replica(rkey{1, 0})
+		return r != nil && r.info.Load().role == wire.RoleMaster
+	})
+	return s
 }

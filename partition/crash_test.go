@@ -111,28 +111,7 @@ func TestCrashConsistency(t *testing.T) {
 	var lastSeq uint64
 	for round, delay := range delays {
 		gen := uint64(round + 1)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashGenEnv+"="+strconv.FormatUint(gen, 10))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if strings.TrimSpace(line) != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child said %q (%v); stderr:\n%s", round, line, err, stderr.String())
-		}
-		time.Sleep(delay)
-		if err := cmd.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		cmd.Wait()
+		killChild(t, round, delay, crashDirEnv+"="+dir, crashGenEnv+"="+strconv.FormatUint(gen, 10))
 
 		total := checkCrashedStore(t, dir, gen)
 		if total <= lastSeq {
@@ -271,28 +250,7 @@ func TestCrashDuringLoad(t *testing.T) {
 	dir := t.TempDir()
 	delays := []time.Duration{0, 5 * time.Millisecond, 20 * time.Millisecond, 60 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond}
 	for round, delay := range delays {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashGenEnv+"=1", crashLoadEnv+"=1")
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if strings.TrimSpace(line) != "ready" {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("round %d: child said %q (%v); stderr:\n%s", round, line, err, stderr.String())
-		}
-		time.Sleep(delay)
-		if err := cmd.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		cmd.Wait()
+		killChild(t, round, delay, crashDirEnv+"="+dir, crashGenEnv+"=1", crashLoadEnv+"=1")
 
 		s := openStore(t, testOptions(t, dir, nil))
 		r := replica(t, s, crashLoadReplica.Table, crashLoadReplica.Partition)
@@ -337,4 +295,32 @@ func TestCrashDuringLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// killChild starts this test binary as a crash child with env added, waits
+// until it says "ready", lets it run for delay and kills it (SIGKILL).
+func killChild(t *testing.T, round int, delay time.Duration, env ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("round %d: child said %q (%v); stderr:\n%s", round, line, err, stderr.String())
+	}
+	time.Sleep(delay)
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	cmd.Wait()
 }
