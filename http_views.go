@@ -287,7 +287,9 @@ func (s *Server) gather(ctx context.Context, withSeries bool) *snapshot {
 	for _, addr := range addrs {
 		if addr == s.advertise {
 			st := s.serverStats(req)
+			mu.Lock() // the probes started above write the map too
 			snap.stats[addr] = &st
+			mu.Unlock()
 			continue
 		}
 		wg.Go(func() {
