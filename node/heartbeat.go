@@ -38,15 +38,21 @@ func (s *Server) register(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, max(5*s.cfg.HeartbeatInterval, time.Second))
 	defer cancel()
 	req := &wire.RegisterRequest{Node: s.self(), LeaseMs: s.cfg.MasterLease.Milliseconds(), HeartbeatMs: s.cfg.HeartbeatInterval.Milliseconds()}
-	if err := s.cfg.Meta.Register(cctx, req); err != nil {
+	epoch, err := s.cfg.Meta.Register(cctx, req)
+	if err != nil {
 		if ctx.Err() == nil {
 			s.registerFailed(err)
 		}
 		return
 	}
 	s.regFailedSince, s.regWarned = time.Time{}, time.Time{}
+	// A map older than the registration describes the node as it was
+	// before it registered: with a new store, say, it would still name
+	// this node master of partitions whose data the old store took along
+	// (the registration fails them over). Such a map is never applied.
+	s.regEpoch.Store(uint64(epoch))
 	s.registered.Store(true)
-	s.requestPull(0)
+	s.requestPull(epoch)
 	s.checkReady()
 	// Heartbeat right away: it starts the lease.
 	s.heartbeat(ctx)

@@ -159,6 +159,11 @@ func (s *Server) pull(ctx context.Context, want placement.Epoch) error {
 			return err
 		}
 		if m != nil && m.Epoch > known {
+			if uint64(m.Epoch) < s.regEpoch.Load() {
+				// A lagging member's map from before the registration:
+				// ask the leader.
+				continue
+			}
 			s.applyMap(ctx, m)
 			known = m.Epoch
 		}

@@ -22,9 +22,12 @@ type rpcMeta struct {
 	attempt time.Duration
 }
 
-func (r rpcMeta) Register(ctx context.Context, req *wire.RegisterRequest) error {
+func (r rpcMeta) Register(ctx context.Context, req *wire.RegisterRequest) (placement.Epoch, error) {
 	var reply wire.RegisterReply
-	return r.mc.CallBounded(ctx, r.attempt, false, wire.KindMetaRegister, req, &reply)
+	if err := r.mc.CallBounded(ctx, r.attempt, false, wire.KindMetaRegister, req, &reply); err != nil {
+		return 0, err
+	}
+	return reply.Epoch, nil
 }
 
 func (r rpcMeta) Heartbeat(ctx context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error) {

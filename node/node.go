@@ -20,8 +20,9 @@ import (
 
 // MetaClient is what a node needs from the meta group.
 type MetaClient interface {
-	// Register adds or updates the node in the map.
-	Register(ctx context.Context, req *wire.RegisterRequest) error
+	// Register adds or updates the node in the map and returns the epoch
+	// of the map that committed it.
+	Register(ctx context.Context, req *wire.RegisterRequest) (placement.Epoch, error)
 	// Heartbeat reports to the meta leader; only the leader answers.
 	Heartbeat(ctx context.Context, req *wire.HeartbeatRequest) (*wire.HeartbeatReply, error)
 	// Pull returns the map when it is newer than known, else nil. With
@@ -127,6 +128,9 @@ type Server struct {
 	fresh atomic.Bool
 	// registered is set once the meta group accepted the registration.
 	registered atomic.Bool
+	// regEpoch is the epoch of the map that committed the last
+	// registration; older maps are not applied.
+	regEpoch atomic.Uint64
 	// regFailedSince and regWarned are when registration started failing
 	// and when that was last logged at WARN (heartbeat loop only).
 	regFailedSince, regWarned time.Time

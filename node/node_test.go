@@ -22,9 +22,14 @@ type fakeMeta struct {
 	follower *placement.Map
 	epoch    placement.Epoch // what heartbeats answer (leader's epoch when 0)
 	gate     chan struct{}   // when set, Pull waits for it to close
+	regEpoch placement.Epoch // what registrations answer
 }
 
-func (f *fakeMeta) Register(context.Context, *wire.RegisterRequest) error { return nil }
+func (f *fakeMeta) Register(context.Context, *wire.RegisterRequest) (placement.Epoch, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.regEpoch, nil
+}
 
 func (f *fakeMeta) LeaderHint(string, uint64) {}
 
@@ -215,5 +220,26 @@ func TestNewReplicaOfFreshPartitionIsComplete(t *testing.T) {
 	eventually(t, "replica", func() bool { return s.replica(rkey{1, 0}) != nil })
 	if st := s.replica(rkey{1, 0}).status(); st.Incomplete {
 		t.Fatalf("a new slave replica of a fresh partition reports %+v, want complete", st)
+	}
+}
+
+// A node that registers (with a new store, say) must not act on a map from
+// before its registration, which a lagging meta member may still serve:
+// there it masters partitions the registration has just failed over, and
+// an empty replica promoted from it would hand its slaves nothing to copy.
+func TestMapOlderThanRegistrationIgnored(t *testing.T) {
+	old := mapWith(8, false, placement.Partition{ID: 0, Master: "a", Slaves: []placement.NodeID{"b"}, Gen: 1})
+	cur := mapWith(9, false, placement.Partition{ID: 0, Master: "b", Slaves: []placement.NodeID{"a"}, Gen: 2})
+	meta := &fakeMeta{leader: cur, follower: old, regEpoch: 9}
+	s := startNode(t, t.TempDir(), meta)
+	if e := s.Epoch(); e != 9 {
+		t.Fatalf("ready at epoch %d, want the registration's 9", e)
+	}
+	r := s.replica(rkey{1, 0})
+	if r == nil || r.info.Load().role != wire.RoleSlave {
+		t.Fatalf("partition 0 is not a slave here: %+v", r)
+	}
+	if _, master := r.part.IsMaster(); master {
+		t.Fatal("the replica was promoted from the map before the registration")
 	}
 }
