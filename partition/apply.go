@@ -115,6 +115,11 @@ type appender struct {
 	ws    State // the State as of the records appended so far
 	n     int   // records appended
 	added int64 // log bytes appended
+	// keys are the keys the records set or delete in the replica's
+	// current data incarnation, for the read cache; once a record clears
+	// it (cleared), the rest go to a new incarnation no reader has seen.
+	keys    [][]byte
+	cleared bool
 }
 
 // newAppender starts a transaction that appends to a replica whose state is
@@ -134,6 +139,16 @@ func (a *appender) append(rec binlog.Record, raw []byte) error {
 	if rec.Gen != ws.Gen || len(ws.History) == 0 {
 		ws.History = append(ws.History, GenStart{Gen: rec.Gen, Seq: rec.Seq})
 		ws.Gen = rec.Gen
+	}
+	if a.r.s.cache != nil && !a.cleared {
+		for i := range rec.Effects {
+			e := &rec.Effects[i]
+			if e.Kind == binlog.EffectClear {
+				a.cleared = true
+				break
+			}
+			a.keys = append(a.keys, e.Key)
+		}
 	}
 	if err := a.r.applyEffects(a.txn, ws, rec.Effects); err != nil {
 		return err
@@ -162,6 +177,10 @@ func (a *appender) commit() error {
 	}
 	a.r.committing.Store(a.ws.Seq)
 	defer a.r.committing.Store(0)
+	// The read cache forgets the keys before Badger's commit and counts
+	// the commit until the state is installed (cache.go).
+	a.r.cacheBeginCommit(a.keys)
+	defer a.r.cacheEndCommit()
 	if err := a.txn.Commit(); err != nil {
 		return err
 	}

@@ -46,12 +46,21 @@ type Replica struct {
 	// testHookCommitted, when set, runs after a record transaction commits
 	// in Badger and before the replica's state follows it.
 	testHookCommitted func()
+	// testHookFill, when set, runs in a read between reading Badger and
+	// filling the read cache with the answer.
+	testHookFill func()
 
 	// committing is the seq of the last record of the transaction being
 	// committed, stored before Badger's commit starts and cleared after the
 	// state follows it. A reader whose snapshot opened during the commit may
 	// already see the records, so it reports at least this seq.
 	committing atomic.Uint64
+
+	// cacheGen and cacheWriting are the replica's side of the read
+	// cache's protocol (cache.go): the commits that have finished, and
+	// whether one is in progress.
+	cacheGen     atomic.Uint64
+	cacheWriting atomic.Int32
 
 	mu sync.Mutex // guards the fields below
 	st State      // written with writeMu and mu held
@@ -65,6 +74,10 @@ type Replica struct {
 	pending  []*request
 	seqStop  chan struct{} // non-nil while a sequencer runs
 	seqCh    chan struct{} // closed and replaced when Seq changes or on close
+	// cacheTag keys the replica's entries in the store's read cache; it
+	// changes with DataInc and Incomplete. Written with writeMu and mu
+	// held.
+	cacheTag uint64
 }
 
 func newReplica(s *Store, id ReplicaID, st State) *Replica {
@@ -79,6 +92,7 @@ func newReplica(s *Store, id ReplicaID, st State) *Replica {
 		snaps:     make(map[*Snapshot]struct{}),
 		st:        st,
 		seqCh:     make(chan struct{}),
+		cacheTag:  s.cache.newTag(),
 	}
 }
 
@@ -175,6 +189,9 @@ func (r *Replica) setState(st State, logDelta int64) {
 	if st.DataInc != old.DataInc || st.LogInc != old.LogInc || st.FirstSeq != old.FirstSeq {
 		r.incVer++
 	}
+	if st.DataInc != old.DataInc || st.Incomplete != old.Incomplete {
+		r.cacheTag = r.s.cache.newTag()
+	}
 	if st.Seq != old.Seq && !r.closed {
 		close(r.seqCh)
 		r.seqCh = make(chan struct{})
@@ -241,6 +258,12 @@ func recordSize(item *badger.Item) int64 {
 // in-memory state has moved off it, so the snapshot never sees a
 // half-deleted incarnation.
 func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
+	return r.viewTicket(func(txn *badger.Txn, st *State, _ cacheTicket) error { return fn(txn, st) })
+}
+
+// viewTicket is view that also hands fn the ticket to fill the read cache
+// with what it reads.
+func (r *Replica) viewTicket(fn func(txn *badger.Txn, st *State, t cacheTicket) error) error {
 	if err := r.s.acquire(); err != nil {
 		return err
 	}
@@ -255,8 +278,9 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 			r.mu.Unlock()
 			return ErrIncomplete
 		}
-		st, ver := r.st, r.incVer
+		st, ver, tag := r.st, r.incVer, r.cacheTag
 		r.mu.Unlock()
+		t := cacheTicket{tag: tag, gen: r.cacheGen.Load()}
 		txn := r.s.db.NewTransaction(false)
 		// The snapshot sees every record whose commit started before it
 		// opened: those that finished are in the state now, and the one in
@@ -277,7 +301,7 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 			continue
 		}
 		st.Seq = max(st.Seq, last, seq)
-		err := fn(txn, &st)
+		err := fn(txn, &st, t)
 		txn.Discard()
 		return err
 	}
@@ -286,25 +310,51 @@ func (r *Replica) view(fn func(txn *badger.Txn, st *State) error) error {
 // getLive reads userKey from the data incarnation of prefix; found is false
 // when the key is missing or expired at now. The value is a copy.
 func getLive(txn *badger.Txn, prefix, userKey []byte, now int64) (value []byte, expireAt int64, found bool, err error) {
+	a, err := getAnswer(txn, prefix, userKey)
+	if err != nil || !a.found || !live(a.exp, now) {
+		return nil, 0, false, err
+	}
+	return a.value, a.exp, true, nil
+}
+
+// getAnswer reads userKey from the data incarnation of prefix as it is
+// stored, expired or not; found is false when it is missing. The value is
+// a copy.
+func getAnswer(txn *badger.Txn, prefix, userKey []byte) (cacheAnswer, error) {
 	item, err := txn.Get(withSuffix(prefix, userKey))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, 0, false, nil
+		return cacheAnswer{}, nil
 	}
 	if err != nil {
-		return nil, 0, false, err
+		return cacheAnswer{}, err
 	}
 	b, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, 0, false, err
+		return cacheAnswer{}, err
 	}
 	exp, v, err := decodeValue(b)
 	if err != nil {
+		return cacheAnswer{}, err
+	}
+	return cacheAnswer{value: v, exp: exp, found: true}, nil
+}
+
+// getCaching reads key as getLive does from the snapshot t was taken for,
+// whose state is st, and fills the read cache with the answer.
+func (r *Replica) getCaching(txn *badger.Txn, st *State, t cacheTicket, key []byte, now int64) (value []byte, expireAt int64, found bool, err error) {
+	a, err := getAnswer(txn, r.dataPrefix(st.DataInc), key)
+	if err != nil {
 		return nil, 0, false, err
 	}
-	if !live(exp, now) {
+	a.seq = st.Seq
+	if h := r.testHookFill; h != nil {
+		h()
+	}
+	r.cacheFill(t, key, a)
+	if !a.found || !live(a.exp, now) {
 		return nil, 0, false, nil
 	}
-	return v, exp, true, nil
+	return a.value, a.exp, true, nil
 }
 
 // Get returns key's value and absolute expiry (Unix ms, 0 = none). found is
@@ -320,9 +370,12 @@ func (r *Replica) Get(key []byte) (value []byte, expireAt int64, found bool, err
 // seq.
 func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, seq uint64, err error) {
 	now := r.s.now()
-	err = r.view(func(txn *badger.Txn, st *State) error {
+	if value, expireAt, found, seq, ok := r.cachedGet(key, now); ok {
+		return value, expireAt, found, seq, nil
+	}
+	err = r.viewTicket(func(txn *badger.Txn, st *State, t cacheTicket) error {
 		seq = st.Seq
-		value, expireAt, found, err = getLive(txn, r.dataPrefix(st.DataInc), key, now)
+		value, expireAt, found, err = r.getCaching(txn, st, t, key, now)
 		return err
 	})
 	if err != nil {
@@ -336,23 +389,44 @@ func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, 
 // of them rather than one per key. Every replica must belong to s; one
 // may appear many times. fn gets each key's answer, seq being that of its
 // replica as of the snapshot, and reports whether to go on: it is called
-// once per key until it returns false, in the order of keys, except that
-// the keys of a replica whose incarnations changed while the snapshot
-// opened come last, each read afresh by GetSeq. fn runs while the
-// snapshot is open and must not block.
+// once per key until it returns false, first for the keys the read cache
+// answers, then for the others in the order of keys, except that the keys
+// of a replica whose incarnations changed while the snapshot opened come
+// last, each read afresh by GetSeq. fn runs while the snapshot is open and
+// must not block.
 func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []byte, expireAt int64, found bool, seq uint64, err error) bool) {
+	now := s.now()
+	miss := make([]int, 0, len(keys)) // the keys the cache did not answer
+	for i, key := range keys {
+		if v, exp, found, seq, ok := reps[i].cachedGet(key, now); ok {
+			if !fn(i, v, exp, found, seq, nil) {
+				return
+			}
+			continue
+		}
+		miss = append(miss, i)
+	}
+	if len(miss) > 0 {
+		s.getSnapshot(reps, keys, miss, now, fn)
+	}
+}
+
+// getSnapshot is GetMany's read of keys[i] for every i in miss, from one
+// snapshot.
+func (s *Store) getSnapshot(reps []*Replica, keys [][]byte, miss []int, now int64, fn func(i int, value []byte, expireAt int64, found bool, seq uint64, err error) bool) {
 	type snap struct {
 		r     *Replica
 		st    State
 		ver   uint64
+		t     cacheTicket
 		err   error
 		stale bool // the incarnations changed: read on its own
 	}
-	now := s.now()
 	snaps := make([]snap, 0, 16)
-	slot := make([]int, len(reps))
-	var index map[*Replica]int // once there are many replicas
-	for i, r := range reps {
+	slot := make([]int, len(miss)) // miss[n]'s replica is snaps[slot[n]]
+	var index map[*Replica]int     // once there are many replicas
+	for n, i := range miss {
+		r := reps[i]
 		j := -1
 		if index != nil {
 			if k, ok := index[r]; ok {
@@ -378,11 +452,11 @@ func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []b
 				}
 			}
 		}
-		slot[i] = j
+		slot[n] = j
 	}
 	more, stale := func() (more, stale bool) {
 		if err := s.acquire(); err != nil {
-			for i := range keys {
+			for _, i := range miss {
 				if !fn(i, nil, 0, false, 0, err) {
 					return false, false
 				}
@@ -400,8 +474,10 @@ func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []b
 			case r.st.Incomplete:
 				sn.err = ErrIncomplete
 			}
-			sn.st, sn.ver = r.st, r.incVer
+			sn.st, sn.ver, sn.t.tag = r.st, r.incVer, r.cacheTag
 			r.mu.Unlock()
+			// As in viewTicket: the generation before the snapshot opens.
+			sn.t.gen = r.cacheGen.Load()
 		}
 		txn := s.db.NewTransaction(false)
 		defer txn.Discard()
@@ -427,15 +503,15 @@ func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []b
 			}
 		}
 		more = true
-		for i, key := range keys {
-			sn := &snaps[slot[i]]
+		for n, i := range miss {
+			sn := &snaps[slot[n]]
 			switch {
 			case sn.err != nil:
 				more = fn(i, nil, 0, false, 0, sn.err)
 			case sn.stale:
 				stale = true
 			default:
-				v, exp, found, err := getLive(txn, sn.r.dataPrefix(sn.st.DataInc), key, now)
+				v, exp, found, err := sn.r.getCaching(txn, &sn.st, sn.t, keys[i], now)
 				if err != nil {
 					v, exp, found, err = nil, 0, false, sn.r.wrapRead("get", err)
 				}
@@ -450,9 +526,9 @@ func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []b
 	if !more || !stale {
 		return
 	}
-	for i, key := range keys {
-		if sn := &snaps[slot[i]]; sn.stale {
-			v, exp, found, seq, err := sn.r.GetSeq(key)
+	for n, i := range miss {
+		if sn := &snaps[slot[n]]; sn.stale {
+			v, exp, found, seq, err := sn.r.GetSeq(keys[i])
 			if !fn(i, v, exp, found, seq, err) {
 				return
 			}

@@ -71,13 +71,17 @@ type badgerSizing struct {
 	memtables int
 	// blockCache is the block cache's size (0 with uncompressed tables).
 	blockCache int64
+	// readCache is the size of the store's own read cache (cache.go); 0
+	// for none.
+	readCache int64
 	// baseTable is the target size of a table in Badger's base level
 	// (BaseTableSize); deeper levels double it per level.
 	baseTable int64
 }
 
-// sizeBadger splits a memory budget (at least MinMemoryBudget) into
-// Badger's block cache (a quarter, none with uncompressed tables) and
+// sizeBadger splits a memory budget (at least MinMemoryBudget) into the
+// store's read cache and Badger's block cache (a quarter between them, an
+// eighth each by default, no block cache with uncompressed tables) and
 // three memtables (one being filled, up to two waiting for their flush) of
 // a sixth of the rest each; what remains is for the buffers tables are
 // built in. A flush builds its level-0 table from a whole memtable, and
@@ -87,6 +91,11 @@ type badgerSizing struct {
 // flushes to compactions, each running compaction keeping up to about ten
 // builders while their tables are written.
 //
+// readCache is Options.ReadCacheSize: 0 for the default, negative for no
+// read cache (the block cache keeps the whole quarter), positive for that
+// many bytes, of which up to an eighth of the budget comes out of the
+// block cache's share and the rest is on top of the budget.
+//
 // Badger closes a compressed table when its compressed size reaches the
 // level's table size, so the uncompressed data a builder holds is that
 // size times the compression ratio: the base level's tables are a 256th of
@@ -94,12 +103,19 @@ type badgerSizing struct {
 // 2 MiB), or compactions of compressible values build tables in tens of
 // megabytes of buffers each, several at once. docs/storage.md has the
 // measurements.
-func sizeBadger(budget int64, uncompressed bool) badgerSizing {
+func sizeBadger(budget int64, uncompressed bool, readCache int64) badgerSizing {
 	budget = max(budget, MinMemoryBudget)
-	z := badgerSizing{memtables: 3, blockCache: budget / 4}
-	mem := budget - z.blockCache
+	switch {
+	case readCache == 0:
+		readCache = budget / 8
+	case readCache < 0:
+		readCache = 0
+	}
+	share := budget / 4 // the caches'
+	z := badgerSizing{memtables: 3, readCache: readCache, blockCache: share - min(readCache, budget/8)}
+	mem := budget - share
 	if uncompressed {
-		mem, z.blockCache = budget, 0
+		mem, z.blockCache = budget-min(readCache, budget/8), 0
 	}
 	z.memtable = max(mem/6, 4<<20)
 	z.baseTable = min(max(budget/256, 256<<10), 2<<20)
@@ -133,6 +149,15 @@ type Options struct {
 	// compaction bandwidth for compressible values, which can leave a
 	// write-heavy store behind.
 	Uncompressed bool
+	// ReadCacheSize is the size of the store's cache of point-read
+	// answers (value, expiry or "not found"), which serves a hot key's
+	// read without searching Badger's memtables and levels. 0 means an
+	// eighth of MemoryBudget, taken from the block cache's quarter;
+	// negative disables it. A positive size counts against MemoryBudget
+	// up to an eighth of it (the block cache shrinks by as much) and adds
+	// to it beyond. Writes keep it exact: they never fill it and remove
+	// the keys they change before their commit.
+	ReadCacheSize int64
 	// Small selects test and demo sizing: a SmallMemoryBudget unless
 	// MemoryBudget says otherwise, small value log files and fewer
 	// goroutines for Badger's batch operations.
@@ -178,6 +203,9 @@ type Store struct {
 	closeMu  sync.RWMutex
 	dbClosed bool
 
+	// cache holds recent point-read answers; nil without one.
+	cache *readCache
+
 	gcWake chan struct{}
 	// group runs the collector and the periodic fsync; its quit channel
 	// closes when Close begins.
@@ -210,7 +238,7 @@ func Open(o Options) (*Store, error) {
 			o.MemoryBudget = SmallMemoryBudget
 		}
 	}
-	z, compression := sizeBadger(o.MemoryBudget, o.Uncompressed), options.Snappy
+	z, compression := sizeBadger(o.MemoryBudget, o.Uncompressed, o.ReadCacheSize), options.Snappy
 	if o.Uncompressed {
 		compression = options.None
 	}
@@ -258,6 +286,7 @@ func Open(o Options) (*Store, error) {
 		txnEntries: db.MaxBatchCount(),
 		replicas:   make(map[ReplicaID]*Replica),
 		gcWake:     make(chan struct{}, 1),
+		cache:      newReadCache(z.readCache),
 	}
 	s.quit = s.group.Done()
 	s.batchBytes = int(min(s.txnBytes/4, 4<<20))

@@ -10,29 +10,36 @@ func TestSizeBadger(t *testing.T) {
 	for _, tc := range []struct {
 		budget       int64
 		uncompressed bool
+		readCache    int64
 		want         badgerSizing
 	}{
 		// Below the minimum: the minimum's.
-		{0, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 4, baseTable: 256 << 10}},
-		{MinMemoryBudget, false, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 6 << 20, baseTable: 256 << 10}},
-		{64 << 20, false, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 16 << 20, baseTable: 256 << 10}},
-		{DefaultMemoryBudget, false, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
-		{DefaultMemoryBudget, true, badgerSizing{memtable: DefaultMemoryBudget / 6, memtables: 3, baseTable: 512 << 10}},
-		{1 << 30, false, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 256 << 20, baseTable: 2 << 20}},
+		{0, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 8, readCache: MinMemoryBudget / 8, baseTable: 256 << 10}},
+		{MinMemoryBudget, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 3 << 20, readCache: 3 << 20, baseTable: 256 << 10}},
+		{64 << 20, false, 0, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 8 << 20, readCache: 8 << 20, baseTable: 256 << 10}},
+		{DefaultMemoryBudget, false, 0, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 16 << 20, readCache: 16 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, true, 0, badgerSizing{memtable: (DefaultMemoryBudget - 16<<20) / 6, memtables: 3, readCache: 16 << 20, baseTable: 512 << 10}},
+		{1 << 30, false, 0, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 128 << 20, readCache: 128 << 20, baseTable: 2 << 20}},
+		// No read cache: the block cache keeps the quarter.
+		{DefaultMemoryBudget, false, -1, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, true, -1, badgerSizing{memtable: DefaultMemoryBudget / 6, memtables: 3, baseTable: 512 << 10}},
+		// A set size: up to an eighth of the budget from the block cache.
+		{DefaultMemoryBudget, false, 4 << 20, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 28 << 20, readCache: 4 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, false, 64 << 20, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 16 << 20, readCache: 64 << 20, baseTable: 512 << 10}},
 	} {
-		if got := sizeBadger(tc.budget, tc.uncompressed); got != tc.want {
-			t.Errorf("budget %d, uncompressed %v: %+v, want %+v", tc.budget, tc.uncompressed, got, tc.want)
+		if got := sizeBadger(tc.budget, tc.uncompressed, tc.readCache); got != tc.want {
+			t.Errorf("budget %d, uncompressed %v, read cache %d: %+v, want %+v", tc.budget, tc.uncompressed, tc.readCache, got, tc.want)
 		}
 	}
-	// What the budget is made of: the block cache, and six memtables'
-	// worth of memtable arenas and table builders.
+	// What the budget is made of: the caches, and six memtables' worth of
+	// memtable arenas and table builders.
 	for _, budget := range []int64{MinMemoryBudget, SmallMemoryBudget, DefaultMemoryBudget, 1 << 30} {
 		for _, u := range []bool{false, true} {
-			z := sizeBadger(budget, u)
+			z := sizeBadger(budget, u, 0)
 			if z.memtable < 4<<20 {
 				t.Errorf("budget %d: memtables of %d bytes, below 4 MiB", budget, z.memtable)
 			}
-			if used := z.blockCache + 6*z.memtable; budget > 48<<20 && used > budget {
+			if used := z.blockCache + z.readCache + 6*z.memtable; budget > 48<<20 && used > budget {
 				t.Errorf("budget %d, uncompressed %v: block cache and memtables take %d", budget, u, used)
 			}
 		}

@@ -1,0 +1,320 @@
+package partition
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
+)
+
+// cacheHits returns the store's read cache hits and entries.
+func cacheHits(s *Store) (uint64, int) {
+	h, _, n, _ := s.cache.stats()
+	return h, n
+}
+
+// TestReadCacheBounded fills a small cache far past its size: it stays
+// within its bytes, keeps answering what it holds, and refuses values
+// larger than maxCachedValue.
+func TestReadCacheBounded(t *testing.T) {
+	c := newReadCache(256 << 10)
+	always := func() bool { return true }
+	v := make([]byte, 100)
+	for i := range 20000 {
+		c.fill(cacheKey(nil, 1, []byte("k"+strconv.Itoa(i))), cacheAnswer{value: v, found: true, seq: uint64(i)}, always)
+	}
+	_, _, n, bytes := c.stats()
+	if bytes > 256<<10 || n == 0 {
+		t.Fatalf("after 20000 fills of a 256 KiB cache: %d entries, %d bytes", n, bytes)
+	}
+	last := cacheKey(nil, 1, []byte("k19999"))
+	if a, ok := c.get(last); !ok || a.seq != 19999 || len(a.value) != 100 {
+		t.Fatalf("the last fill: %+v, %v", a, ok)
+	}
+	c.remove(last)
+	if _, ok := c.get(last); ok {
+		t.Fatal("a removed entry still answers")
+	}
+	// Refilling a key replaces its entry.
+	k := cacheKey(nil, 2, []byte("x"))
+	c.fill(k, cacheAnswer{value: []byte("a"), found: true}, always)
+	c.fill(k, cacheAnswer{found: false, seq: 7}, always)
+	if a, ok := c.get(k); !ok || a.found || a.seq != 7 {
+		t.Fatalf("refilled entry: %+v, %v", a, ok)
+	}
+	// A refused fill and an oversized value leave nothing.
+	c.fill(cacheKey(nil, 2, []byte("no")), cacheAnswer{found: true}, func() bool { return false })
+	c.fill(cacheKey(nil, 2, []byte("big")), cacheAnswer{value: make([]byte, maxCachedValue+1), found: true}, always)
+	for _, k := range []string{"no", "big"} {
+		if _, ok := c.get(cacheKey(nil, 2, []byte(k))); ok {
+			t.Errorf("%s was cached", k)
+		}
+	}
+	// A hit's value is a copy.
+	c.fill(k, cacheAnswer{value: []byte("abc"), found: true}, always)
+	a, _ := c.get(k)
+	a.value[0] = 'X'
+	if b, _ := c.get(k); string(b.value) != "abc" {
+		t.Fatalf("changing a hit's value changed the entry: %q", b.value)
+	}
+	if newReadCache(0) != nil || newReadCache(-1) != nil {
+		t.Fatal("a cache of no size exists")
+	}
+}
+
+// TestReadCacheFollowsWrites reads keys through the cache across every
+// kind of change: sets, deletes, expiry, flush, a slave's Apply, a full
+// sync and a reopened replica. Every read answers what Badger holds.
+func TestReadCacheFollowsWrites(t *testing.T) {
+	c := newClock()
+	s, m := newMaster(t, c)
+	write(t, m, set("a", "1"), setTTL("t", "x", 50))
+	wantValue(t, m, "a", "1")
+	wantAbsent(t, m, "nope")
+	h0, _ := cacheHits(s)
+	wantValue(t, m, "a", "1")
+	wantAbsent(t, m, "nope")
+	if h, _ := cacheHits(s); h != h0+2 {
+		t.Fatalf("second reads of a and nope: %d hits, want %d", h-h0, 2)
+	}
+	write(t, m, set("a", "2"), set("nope", "now"))
+	wantValue(t, m, "a", "2")
+	wantValue(t, m, "nope", "now")
+	write(t, m, del("a"))
+	wantAbsent(t, m, "a")
+	write(t, m, incr("n", 5))
+	wantValue(t, m, "n", "5")
+	write(t, m, incr("n", 5))
+	wantValue(t, m, "n", "10")
+	// Expiry: a cached value stops answering when its time is up.
+	wantValue(t, m, "t", "x")
+	wantValue(t, m, "t", "x")
+	c.Advance(50)
+	wantAbsent(t, m, "t")
+	// A flush moves the replica to a new incarnation.
+	wantValue(t, m, "n", "10")
+	write(t, m, wire.Op{Type: wire.OpFlush})
+	wantAbsent(t, m, "n")
+	wantAbsent(t, m, "nope")
+	write(t, m, set("n", "after"))
+	wantValue(t, m, "n", "after")
+
+	// A slave: Apply and a full sync keep its reads exact.
+	ss := openStore(t, testOptions(t, t.TempDir(), c))
+	sl := replica(t, ss, 1, 0)
+	catchUp(t, m, sl, 1<<20)
+	wantValue(t, sl, "n", "after")
+	wantAbsent(t, sl, "a")
+	write(t, m, set("n", "later"), set("a", "back"))
+	catchUp(t, m, sl, 1<<20)
+	wantValue(t, sl, "n", "later")
+	wantValue(t, sl, "a", "back")
+	write(t, m, set("n", "synced"), del("a"))
+	fullSync(t, m, sl)
+	wantValue(t, sl, "n", "synced")
+	wantAbsent(t, sl, "a")
+	// A reopened replica reads afresh.
+	if err := sl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sl = replica(t, ss, 1, 0)
+	wantValue(t, sl, "n", "synced")
+
+	// GetMany answers from the cache and from Badger alike.
+	write(t, m, set("g1", "v1"), set("g2", "v2"))
+	wantValue(t, m, "g1", "v1")
+	keys := [][]byte{[]byte("g1"), []byte("g2"), []byte("g3")}
+	want := []string{"v1", "v2", ""}
+	for round := range 2 {
+		n := 0
+		s.GetMany([]*Replica{m, m, m}, keys, func(i int, v []byte, _ int64, found bool, _ uint64, err error) bool {
+			n++
+			if err != nil || string(v) != want[i] || found != (want[i] != "") {
+				t.Errorf("round %d: GetMany key %s: %q, %v, %v", round, keys[i], v, found, err)
+			}
+			return true
+		})
+		if n != 3 {
+			t.Fatalf("round %d: %d answers", round, n)
+		}
+	}
+}
+
+// TestReadCacheStaleFill holds a read between its Badger read and its fill
+// while a write to the same key commits: the fill must be refused, or the
+// cache would answer the old value after the write was acknowledged.
+func TestReadCacheStaleFill(t *testing.T) {
+	for _, many := range []bool{false, true} {
+		t.Run(fmt.Sprintf("GetMany=%v", many), func(t *testing.T) {
+			s, m := newMaster(t, newClock())
+			write(t, m, set("k", "old"))
+			read, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			m.testHookFill = func() {
+				once.Do(func() { close(read); <-release })
+			}
+			got := make(chan string, 1)
+			go func() {
+				if many {
+					s.GetMany([]*Replica{m}, [][]byte{[]byte("k")}, func(_ int, v []byte, _ int64, _ bool, _ uint64, _ error) bool {
+						got <- string(v)
+						return true
+					})
+					return
+				}
+				v, _, _, _ := m.Get([]byte("k"))
+				got <- string(v)
+			}()
+			<-read
+			write(t, m, set("k", "new"))
+			close(release)
+			if v := <-got; v != "old" {
+				t.Fatalf("the held read answered %q, want the value of its snapshot", v)
+			}
+			wantValue(t, m, "k", "new")
+			wantValue(t, m, "k", "new")
+		})
+	}
+}
+
+// TestReadCacheCommitWindow reads while a commit is between Badger's
+// commit and the replica's state: reads see the new value, nothing is
+// cached meanwhile, and the value stays right afterwards.
+func TestReadCacheCommitWindow(t *testing.T) {
+	s, m := newMaster(t, newClock())
+	write(t, m, set("k", "old"))
+	wantValue(t, m, "k", "old") // cached
+	in, out := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m.testHookCommitted = func() { once.Do(func() { close(in); <-out }) }
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Write(context.Background(), []wire.Op{set("k", "new")})
+		done <- err
+	}()
+	<-in
+	_, n0 := cacheHits(s)
+	for range 3 {
+		wantValue(t, m, "k", "new")
+	}
+	if _, n := cacheHits(s); n > n0 {
+		t.Fatalf("%d entries were cached during a commit", n-n0)
+	}
+	close(out)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m.testHookCommitted = nil
+	wantValue(t, m, "k", "new")
+	wantValue(t, m, "k", "new")
+}
+
+// TestReadCacheLinearizable races readers against writers on a few keys
+// of one replica, through Get and GetMany, and checks the history with
+// porcupine: a cached answer must be one a read of Badger could give at
+// some moment of the call.
+func TestReadCacheLinearizable(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	s, m := newMaster(t, newClock())
+	const keys, clients, opsEach = 3, 8, 400
+	var (
+		mu   sync.Mutex
+		hist []porcupine.Operation
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	now := func() int64 { return int64(time.Since(start)) }
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(id)))
+			for range opsEach {
+				k := "k" + strconv.Itoa(rng.IntN(keys))
+				in := cacheLinInput{key: k}
+				call := now()
+				var out int64
+				switch rng.IntN(4) {
+				case 0:
+					in.write, in.value = true, next.Add(1)
+					if _, err := m.Write(context.Background(), []wire.Op{set(k, strconv.FormatInt(in.value, 10))}); err != nil {
+						t.Error(err)
+						return
+					}
+				case 1:
+					s.GetMany([]*Replica{m, m}, [][]byte{[]byte(k), []byte(k)}, func(i int, v []byte, _ int64, _ bool, _ uint64, err error) bool {
+						if err != nil {
+							t.Error(err)
+						}
+						if i == 0 {
+							out, _ = strconv.ParseInt(string(v), 10, 64)
+						}
+						return true
+					})
+				default:
+					v, _, _, err := m.Get([]byte(k))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					out, _ = strconv.ParseInt(string(v), 10, 64)
+				}
+				ret := now()
+				mu.Lock()
+				hist = append(hist, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if h, _ := cacheHits(s); h == 0 {
+		t.Fatal("no read was answered by the cache")
+	}
+	if res := porcupine.CheckOperations(cacheLinModel, hist); !res {
+		t.Fatalf("seed %d: the history of %d operations is not linearizable", seed, len(hist))
+	}
+}
+
+type cacheLinInput struct {
+	key   string
+	write bool
+	value int64
+}
+
+// cacheLinModel is a register per key holding the last value written (0
+// for none).
+var cacheLinModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Input.(cacheLinInput).key
+			by[k] = append(by[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(by))
+		for _, ops := range by {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return int64(0) },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(cacheLinInput)
+		if in.write {
+			return true, in.value
+		}
+		return output.(int64) == state.(int64), state
+	},
+	Equal: func(a, b any) bool { return a == b },
+}
