@@ -152,6 +152,16 @@ type Config struct {
 	// on compaction. It applies to tables written from then on. See
 	// docs/performance.md.
 	UncompressedTables bool
+	// ReadCacheSize is the size of the data store's cache of point-read
+	// answers (value, expiry or "not found"), which answers a hot key's
+	// GET without searching Badger's memtables and levels. 0 (the
+	// default) is an eighth of MemoryBudget, taken from the block cache's
+	// quarter; negative turns it off; a positive size takes up to an
+	// eighth of MemoryBudget from the block cache and adds the rest to
+	// the memory the store keeps. Writes keep it exact: they remove the
+	// keys they change before their commit, and a read fills it only when
+	// no write has begun since its snapshot. See docs/storage.md.
+	ReadCacheSize int64
 	// Limits bound what one request may carry (defaults: key ≤ 60 KiB,
 	// value ≤ 16 MiB, batch ≤ 10,000 ops, multi-key ≤ 10,000 keys).
 	Limits Limits

@@ -226,6 +226,16 @@ func TestMetricsAndStatusEndpoint(t *testing.T) {
 		}
 		metricValue(t, body, "zeppelin_store_keys_estimate")
 		metricValue(t, body, "zeppelin_store_level_tables", `level="0"`)
+		// Every point read asks the read cache first.
+		memberGets := metricValue(t, body, "zeppelin_node_requests_total", `kind="get"`, `table="m"`, `result="ok"`)
+		asked := metricValue(t, body, "zeppelin_store_read_cache_hits_total") + metricValue(t, body, "zeppelin_store_read_cache_misses_total")
+		if asked < memberGets {
+			t.Errorf("member %d: the read cache was asked %v times for %v gets", i, asked, memberGets)
+		}
+		if memberGets > 0 && metricValue(t, body, "zeppelin_store_read_cache_entries") <= 0 {
+			t.Errorf("member %d: the read cache holds nothing after %v gets", i, memberGets)
+		}
+		metricValue(t, body, "zeppelin_store_read_cache_bytes")
 	}
 	if writes != 300 || gets != 300 {
 		t.Errorf("nodes counted %v writes and %v gets, want 300 each", writes, gets)

@@ -154,11 +154,20 @@ var (
 		"Hits of Badger's table index cache (absent when indexes stay in memory).", nil, nil)
 	descIndexCacheMisses = prometheus.NewDesc("zeppelin_store_index_cache_misses_total",
 		"Misses of Badger's table index cache (absent when indexes stay in memory).", nil, nil)
+	descReadCacheHits = prometheus.NewDesc("zeppelin_store_read_cache_hits_total",
+		"Point reads the store's read cache answered (absent when it is off).", nil, nil)
+	descReadCacheMisses = prometheus.NewDesc("zeppelin_store_read_cache_misses_total",
+		"Point reads the store's read cache did not answer (absent when it is off).", nil, nil)
+	descReadCacheEntries = prometheus.NewDesc("zeppelin_store_read_cache_entries",
+		"Answers the store's read cache holds (absent when it is off).", nil, nil)
+	descReadCacheBytes = prometheus.NewDesc("zeppelin_store_read_cache_bytes",
+		"Memory the store's read cache's answers take, approximately (absent when it is off).", nil, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreDisk, descStoreLSM, descStoreVlog, descStoreKeys, descStoreLevelTables,
-		descStoreLevelBytes, descBlockCacheHits, descBlockCacheMisses, descIndexCacheHits, descIndexCacheMisses} {
+		descStoreLevelBytes, descBlockCacheHits, descBlockCacheMisses, descIndexCacheHits, descIndexCacheMisses,
+		descReadCacheHits, descReadCacheMisses, descReadCacheEntries, descReadCacheBytes} {
 		ch <- d
 	}
 }
@@ -180,7 +189,14 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStoreLevelTables, int64(l.tables), lv)
 		gauge(descStoreLevelBytes, l.bytes, lv)
 	}
-	db := c.s.node.Store().DB()
+	store := c.s.node.Store()
+	if rc, ok := store.ReadCacheStats(); ok {
+		ch <- prometheus.MustNewConstMetric(descReadCacheHits, prometheus.CounterValue, float64(rc.Hits))
+		ch <- prometheus.MustNewConstMetric(descReadCacheMisses, prometheus.CounterValue, float64(rc.Misses))
+		gauge(descReadCacheEntries, int64(rc.Entries))
+		gauge(descReadCacheBytes, rc.Bytes)
+	}
+	db := store.DB()
 	if m := db.BlockCacheMetrics(); m != nil {
 		ch <- prometheus.MustNewConstMetric(descBlockCacheHits, prometheus.CounterValue, float64(m.Hits()))
 		ch <- prometheus.MustNewConstMetric(descBlockCacheMisses, prometheus.CounterValue, float64(m.Misses()))

@@ -316,12 +316,13 @@ func singleRaftAddr(dir, configured string, rpcAddr net.Addr) (string, error) {
 func (s *Server) startData() error {
 	cfg := s.cfg
 	store, err := partition.Open(partition.Options{
-		Dir:          filepath.Join(cfg.Dir, "data"),
-		Durability:   cfg.Durability,
-		Small:        cfg.Expert.SmallFootprint,
-		MemoryBudget: cfg.MemoryBudget,
-		Uncompressed: cfg.UncompressedTables,
-		Logger:       s.log,
+		Dir:           filepath.Join(cfg.Dir, "data"),
+		Durability:    cfg.Durability,
+		Small:         cfg.Expert.SmallFootprint,
+		MemoryBudget:  cfg.MemoryBudget,
+		Uncompressed:  cfg.UncompressedTables,
+		ReadCacheSize: cfg.ReadCacheSize,
+		Logger:        s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("zeppelin: open store: %w", err)

@@ -296,3 +296,25 @@ func (r *Replica) cacheEndCommit() {
 	r.cacheGen.Add(1)
 	r.cacheWriting.Add(-1)
 }
+
+// ReadCacheStats are a store's read cache figures.
+type ReadCacheStats struct {
+	Hits, Misses uint64 // point reads it answered, and those it did not
+	Entries      int    // answers held
+	Bytes        int64  // what they take, approximately
+	Limit        int64  // its size
+}
+
+// ReadCacheStats returns the read cache's figures; ok is false when the
+// store has none.
+func (s *Store) ReadCacheStats() (st ReadCacheStats, ok bool) {
+	c := s.cache
+	if c == nil {
+		return ReadCacheStats{}, false
+	}
+	st.Hits, st.Misses, st.Entries, st.Bytes = c.stats()
+	for i := range c.shards {
+		st.Limit += c.shards[i].limit
+	}
+	return st, true
+}

@@ -75,6 +75,42 @@ func (s *sizeValue) String() string {
 	return strconv.FormatInt(v, 10)
 }
 
+// cacheSizeValue is a sizeValue that also takes "off" (stored as -1) and
+// "auto" (0, the default sizing).
+type cacheSizeValue int64
+
+var _ pflag.Value = (*cacheSizeValue)(nil)
+
+func (c *cacheSizeValue) String() string {
+	switch {
+	case *c < 0:
+		return "off"
+	case *c == 0:
+		return "auto"
+	}
+	v := sizeValue(*c)
+	return v.String()
+}
+
+func (c *cacheSizeValue) Set(str string) error {
+	switch strings.ToLower(strings.TrimSpace(str)) {
+	case "off":
+		*c = -1
+		return nil
+	case "auto":
+		*c = 0
+		return nil
+	}
+	var v sizeValue
+	if err := v.Set(str); err != nil {
+		return err
+	}
+	*c = cacheSizeValue(v)
+	return nil
+}
+
+func (c *cacheSizeValue) Type() string { return "size|off|auto" }
+
 func (s *sizeValue) Set(str string) error {
 	n, err := parseByteSize(str)
 	if err != nil {

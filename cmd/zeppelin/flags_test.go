@@ -219,3 +219,19 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestReadCacheFlag checks --read-cache's three forms and a bad one.
+func TestReadCacheFlag(t *testing.T) {
+	for arg, want := range map[string]string{"off": "off", "auto": "auto", "64MiB": "64MiB", "OFF": "off"} {
+		if got := dryRun(t, "--local", "--read-cache", arg)["read-cache"]; got != want {
+			t.Errorf("--read-cache %s: dry run shows %v, want %s", arg, got, want)
+		}
+	}
+	if got := dryRun(t, "--local")["read-cache"]; got != "auto" {
+		t.Errorf("no --read-cache: dry run shows %v, want auto", got)
+	}
+	r := runBin(t, 30*time.Second, "serve", "--dry-run", "--read-cache", "lots")
+	if r.code == 0 || !strings.Contains(r.stderr, "read-cache") {
+		t.Errorf("--read-cache lots: exit %d, stderr %q; want an error naming the flag", r.code, r.stderr)
+	}
+}

@@ -56,6 +56,7 @@ type serveOptions struct {
 	binlogMaxBytes       sizeValue
 	memoryBudget         sizeValue
 	uncompressedTables   bool
+	readCache            cacheSizeValue
 	binlogMaxAge         time.Duration
 	binlogHardMaxRecords int
 	binlogHardMaxBytes   sizeValue
@@ -170,6 +171,8 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 
 	o.memoryBudget = sizeValue(d.MemoryBudget)
 	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 96 MiB (the same with --local)")
+	o.readCache = cacheSizeValue(d.ReadCacheSize)
+	fs.Var(&o.readCache, "read-cache", "size of the data store's cache of point-read answers (a hot key's GET skips Badger): auto (an eighth of --memory-budget, taken from the block cache), off, or a size")
 	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
@@ -217,6 +220,7 @@ func (o *serveOptions) applyTuning(fs *pflag.FlagSet, cfg *zeppelin.Config) {
 	set("binlog-max-bytes", func() { cfg.Retention.MaxBytes = int64(o.binlogMaxBytes) })
 	set("memory-budget", func() { cfg.MemoryBudget = int64(o.memoryBudget) })
 	set("uncompressed-tables", func() { cfg.UncompressedTables = o.uncompressedTables })
+	set("read-cache", func() { cfg.ReadCacheSize = int64(o.readCache) })
 	set("binlog-max-age", func() { cfg.Retention.MaxAge = o.binlogMaxAge })
 	set("binlog-hard-max-records", func() { cfg.Retention.HardMaxRecords = o.binlogHardMaxRecords })
 	set("binlog-hard-max-bytes", func() { cfg.Retention.HardMaxBytes = int64(o.binlogHardMaxBytes) })
@@ -531,6 +535,7 @@ type fileConfig struct {
 	Durability    string            `json:"durability"`
 	MemoryBudget  string            `json:"memory-budget"`
 	Uncompressed  bool              `json:"uncompressed-tables,omitempty"`
+	ReadCache     string            `json:"read-cache"`
 
 	BinlogMaxRecords     int    `json:"binlog-max-records"`
 	BinlogMaxBytes       string `json:"binlog-max-bytes"`
@@ -567,6 +572,7 @@ func (o *serveOptions) fileConfig(cfg zeppelin.Config) fileConfig {
 		RESPAddr: o.respAddr, RESPTable: o.respTable, MetaID: cfg.MetaID, MetaJoin: cfg.MetaJoin, Join: cfg.Join,
 		Zone: cfg.Labels.Zone, Rack: cfg.Labels.Rack, Host: cfg.Labels.Host, Weight: cfg.Weight,
 		Durability: cfg.Durability.String(), MemoryBudget: size(cfg.MemoryBudget), Uncompressed: cfg.UncompressedTables,
+		ReadCache: func() string { v := cacheSizeValue(cfg.ReadCacheSize); return v.String() }(),
 
 		BinlogMaxRecords: cfg.Retention.MaxRecords, BinlogMaxBytes: size(cfg.Retention.MaxBytes),
 		BinlogMaxAge: cfg.Retention.MaxAge.String(), BinlogHardMaxRecords: cfg.Retention.HardMaxRecords,
