@@ -155,9 +155,10 @@ type Config struct {
 	// ReadCacheSize is the size of the data store's cache of point-read
 	// answers (value, expiry or "not found"), which answers a hot key's
 	// GET without searching Badger's memtables and levels. 0 (the
-	// default) is an eighth of MemoryBudget, taken from the block cache's
-	// quarter; negative turns it off; a positive size takes up to an
-	// eighth of MemoryBudget from the block cache and adds the rest to
+	// default) is three sixteenths of MemoryBudget, taken from the
+	// caches' quarter (the block cache keeps a sixteenth); negative turns
+	// it off; a positive size takes up to three sixteenths of
+	// MemoryBudget from the block cache and adds the rest to
 	// the memory the store keeps. Writes keep it exact: they remove the
 	// keys they change before their commit, and a read fills it only when
 	// no write has begun since its snapshot. See docs/storage.md.

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The read cache keeps the answers of recent point reads (value, expiry,
@@ -40,8 +41,8 @@ import (
 const cacheShards = 64
 
 // cacheEntryOverhead approximates what an entry costs beyond its key and
-// value: the slot, the map entry and the allocations' headers.
-const cacheEntryOverhead = 112
+// value: the slot, the map entry and the allocation's header.
+const cacheEntryOverhead = 120
 
 // maxCachedValue is the largest value the cache keeps; larger reads go to
 // Badger every time.
@@ -175,10 +176,15 @@ func (c *readCache) fill(k []byte, a cacheAnswer, allowed func() bool) {
 		i = int32(len(sh.slots))
 		sh.slots = append(sh.slots, cacheSlot{})
 	}
+	// The key and the value share one allocation; neither is ever
+	// written again, so the map's key may be a view of its bytes.
+	buf := make([]byte, len(k)+len(a.value))
+	copy(buf, k)
 	s := &sh.slots[i]
-	*s = cacheSlot{key: string(k), exp: a.exp, seq: a.seq, found: a.found, used: true}
+	*s = cacheSlot{key: unsafe.String(unsafe.SliceData(buf), len(k)), exp: a.exp, seq: a.seq, found: a.found, used: true}
 	if a.found {
-		s.value = append(make([]byte, 0, len(a.value)), a.value...)
+		s.value = buf[len(k):len(buf):len(buf)]
+		copy(s.value, a.value)
 	}
 	sh.m[s.key] = i
 	sh.bytes += size

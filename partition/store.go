@@ -80,8 +80,9 @@ type badgerSizing struct {
 }
 
 // sizeBadger splits a memory budget (at least MinMemoryBudget) into the
-// store's read cache and Badger's block cache (a quarter between them, an
-// eighth each by default, no block cache with uncompressed tables) and
+// store's read cache and Badger's block cache (a quarter between them:
+// three sixteenths and one by default, no block cache with uncompressed
+// tables) and
 // three memtables (one being filled, up to two waiting for their flush) of
 // a sixth of the rest each; what remains is for the buffers tables are
 // built in. A flush builds its level-0 table from a whole memtable, and
@@ -93,8 +94,11 @@ type badgerSizing struct {
 //
 // readCache is Options.ReadCacheSize: 0 for the default, negative for no
 // read cache (the block cache keeps the whole quarter), positive for that
-// many bytes, of which up to an eighth of the budget comes out of the
-// block cache's share and the rest is on top of the budget.
+// many bytes, of which up to three sixteenths of the budget come out of
+// the block cache's share and the rest is on top of the budget. The read
+// cache gets the larger part because a hit answers a point read outright,
+// where a block cache hit still searches the memtables and every level's
+// index (docs/storage.md has the measurements).
 //
 // Badger closes a compressed table when its compressed size reaches the
 // level's table size, so the uncompressed data a builder holds is that
@@ -105,17 +109,18 @@ type badgerSizing struct {
 // measurements.
 func sizeBadger(budget int64, uncompressed bool, readCache int64) badgerSizing {
 	budget = max(budget, MinMemoryBudget)
+	readShare := budget * 3 / 16 // at most this much of the read cache is in the caches' quarter
 	switch {
 	case readCache == 0:
-		readCache = budget / 8
+		readCache = readShare
 	case readCache < 0:
 		readCache = 0
 	}
 	share := budget / 4 // the caches'
-	z := badgerSizing{memtables: 3, readCache: readCache, blockCache: share - min(readCache, budget/8)}
+	z := badgerSizing{memtables: 3, readCache: readCache, blockCache: share - min(readCache, readShare)}
 	mem := budget - share
 	if uncompressed {
-		mem, z.blockCache = budget-min(readCache, budget/8), 0
+		mem, z.blockCache = budget-min(readCache, readShare), 0
 	}
 	z.memtable = max(mem/6, 4<<20)
 	z.baseTable = min(max(budget/256, 256<<10), 2<<20)
@@ -151,11 +156,11 @@ type Options struct {
 	Uncompressed bool
 	// ReadCacheSize is the size of the store's cache of point-read
 	// answers (value, expiry or "not found"), which serves a hot key's
-	// read without searching Badger's memtables and levels. 0 means an
-	// eighth of MemoryBudget, taken from the block cache's quarter;
-	// negative disables it. A positive size counts against MemoryBudget
-	// up to an eighth of it (the block cache shrinks by as much) and adds
-	// to it beyond. Writes keep it exact: they never fill it and remove
+	// read without searching Badger's memtables and levels. 0 means
+	// three sixteenths of MemoryBudget, taken from the caches' quarter
+	// (the block cache keeps a sixteenth); negative disables it. A
+	// positive size counts against MemoryBudget up to three sixteenths of
+	// it (the block cache shrinks by as much) and adds to it beyond. Writes keep it exact: they never fill it and remove
 	// the keys they change before their commit.
 	ReadCacheSize int64
 	// Small selects test and demo sizing: a SmallMemoryBudget unless

@@ -14,18 +14,18 @@ func TestSizeBadger(t *testing.T) {
 		want         badgerSizing
 	}{
 		// Below the minimum: the minimum's.
-		{0, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 8, readCache: MinMemoryBudget / 8, baseTable: 256 << 10}},
-		{MinMemoryBudget, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 3 << 20, readCache: 3 << 20, baseTable: 256 << 10}},
-		{64 << 20, false, 0, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 8 << 20, readCache: 8 << 20, baseTable: 256 << 10}},
-		{DefaultMemoryBudget, false, 0, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 16 << 20, readCache: 16 << 20, baseTable: 512 << 10}},
-		{DefaultMemoryBudget, true, 0, badgerSizing{memtable: (DefaultMemoryBudget - 16<<20) / 6, memtables: 3, readCache: 16 << 20, baseTable: 512 << 10}},
-		{1 << 30, false, 0, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 128 << 20, readCache: 128 << 20, baseTable: 2 << 20}},
+		{0, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: MinMemoryBudget / 16, readCache: MinMemoryBudget * 3 / 16, baseTable: 256 << 10}},
+		{MinMemoryBudget, false, 0, badgerSizing{memtable: 4 << 20, memtables: 3, blockCache: 3 << 19, readCache: 9 << 19, baseTable: 256 << 10}},
+		{64 << 20, false, 0, badgerSizing{memtable: 8 << 20, memtables: 3, blockCache: 4 << 20, readCache: 12 << 20, baseTable: 256 << 10}},
+		{DefaultMemoryBudget, false, 0, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 8 << 20, readCache: 24 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, true, 0, badgerSizing{memtable: (DefaultMemoryBudget - 24<<20) / 6, memtables: 3, readCache: 24 << 20, baseTable: 512 << 10}},
+		{1 << 30, false, 0, badgerSizing{memtable: 128 << 20, memtables: 3, blockCache: 64 << 20, readCache: 192 << 20, baseTable: 2 << 20}},
 		// No read cache: the block cache keeps the quarter.
 		{DefaultMemoryBudget, false, -1, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 32 << 20, baseTable: 512 << 10}},
 		{DefaultMemoryBudget, true, -1, badgerSizing{memtable: DefaultMemoryBudget / 6, memtables: 3, baseTable: 512 << 10}},
-		// A set size: up to an eighth of the budget from the block cache.
+		// A set size: up to three sixteenths of the budget from the block cache.
 		{DefaultMemoryBudget, false, 4 << 20, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 28 << 20, readCache: 4 << 20, baseTable: 512 << 10}},
-		{DefaultMemoryBudget, false, 64 << 20, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 16 << 20, readCache: 64 << 20, baseTable: 512 << 10}},
+		{DefaultMemoryBudget, false, 64 << 20, badgerSizing{memtable: 16 << 20, memtables: 3, blockCache: 8 << 20, readCache: 64 << 20, baseTable: 512 << 10}},
 	} {
 		if got := sizeBadger(tc.budget, tc.uncompressed, tc.readCache); got != tc.want {
 			t.Errorf("budget %d, uncompressed %v, read cache %d: %+v, want %+v", tc.budget, tc.uncompressed, tc.readCache, got, tc.want)

@@ -172,7 +172,7 @@ func (o *serveOptions) register(fs *pflag.FlagSet) {
 	o.memoryBudget = sizeValue(d.MemoryBudget)
 	fs.Var(&o.memoryBudget, "memory-budget", "memory the data store keeps for its block cache, memtables and the buffers flushes and compactions build tables in; the process's soft memory limit (GOMEMLIMIT, unless set in the environment) is set to it plus 96 MiB (the same with --local)")
 	o.readCache = cacheSizeValue(d.ReadCacheSize)
-	fs.Var(&o.readCache, "read-cache", "size of the data store's cache of point-read answers (a hot key's GET skips Badger): auto (an eighth of --memory-budget, taken from the block cache), off, or a size")
+	fs.Var(&o.readCache, "read-cache", "size of the data store's cache of point-read answers (a hot key's GET skips Badger): auto (three sixteenths of --memory-budget, taken from the block cache), off, or a size")
 	fs.BoolVar(&o.uncompressedTables, "uncompressed-tables", d.UncompressedTables, "store the data store's tables uncompressed, read from their mappings with no block cache: faster point reads of small values, more disk, memory and compaction for compressible ones")
 	fs.IntVar(&o.binlogMaxRecords, "binlog-max-records", d.Retention.MaxRecords, "soft limit on binlog records kept per replica (0: unlimited)")
 	o.binlogMaxBytes = sizeValue(d.Retention.MaxBytes)
