@@ -42,6 +42,7 @@ type conn struct {
 	runCmds  []*command
 	runKVs   []client.KV
 	runDelta []int64
+	runEnds  []int
 
 	table  *client.Table
 	tx     *txState       // non-nil between MULTI and EXEC/DISCARD

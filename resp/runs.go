@@ -7,7 +7,7 @@ import (
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-// Runs: a pipelined command of some kinds (GET, plain SET, INCR and its
+// Runs: a pipelined command of some kinds (GET, plain SET, MSET, INCR and its
 // kin) is answered together with the commands of the same kind that
 // immediately follow it in the read buffer, as long as the client's map
 // places their keys on the same master node: they are sent as one
@@ -25,6 +25,21 @@ const (
 // masterOf returns the master of key's partition in tbl.
 func masterOf(tbl *placement.Table, key []byte) placement.NodeID {
 	return tbl.Partitions[placement.PartitionOf(key, len(tbl.Partitions))].Master
+}
+
+// runNode returns the connection's table in the client's map and the
+// master node of key's partition, which a run's keys must all have; node
+// is empty when the map is not at hand or the table has no partitions.
+func (c *conn) runNode(ctx context.Context, key []byte) (tbl *placement.Table, node placement.NodeID) {
+	m, err := c.s.c.Map(ctx)
+	if err != nil {
+		return nil, ""
+	}
+	tbl = m.Table(c.table.Name())
+	if tbl == nil || len(tbl.Partitions) == 0 {
+		return nil, ""
+	}
+	return tbl, masterOf(tbl, key)
 }
 
 // runItem is one command of a run: its key and the argument the run needs
@@ -64,15 +79,7 @@ func (c *conn) collectRun(ctx context.Context, cmd *command, first, firstArg []b
 	if n == 0 {
 		return false
 	}
-	m, err := c.s.c.Map(ctx)
-	if err != nil {
-		return false
-	}
-	tbl := m.Table(c.table.Name())
-	if tbl == nil || len(tbl.Partitions) == 0 {
-		return false
-	}
-	node := masterOf(tbl, first)
+	tbl, node := c.runNode(ctx, first)
 	if node == "" || masterOf(tbl, second.key) != node {
 		return false
 	}
@@ -231,4 +238,116 @@ func isIncr(cmd *command) bool {
 		return true
 	}
 	return false
+}
+
+// msetRun answers an MSET with the MSETs that follow it (see Runs), as
+// one client.Table.SetEach of all their pairs in order: each partition's
+// pairs, from every MSET of the run, are written in order as one atomic
+// group, so each MSET is as atomic per partition as on its own and a key
+// set twice keeps the later value. An MSET is answered OK when all its
+// pairs were written, else with the first of its pairs' errors. Every key
+// of the run is on one master node, and an MSET the client's limits would
+// refuse ends the run before it (the first one: there is no run), so that
+// it fails whole, as on its own. first are the first MSET's pairs.
+func (c *conn) msetRun(ctx context.Context, cmd *command, first []client.KV) bool {
+	lim := c.s.c.Limits()
+	limit := min(maxRun, lim.MaxMultiKeys, lim.MaxBatchOps)
+	inLimits := func(key, value []byte) bool {
+		return len(key) > 0 && len(key) <= lim.MaxKeySize && len(value) <= lim.MaxValueSize
+	}
+	// next parses the command at pos: an MSET in the limits, its pairs
+	// appended to kvs, and its length; 0 for anything else.
+	next := func(pos int, kvs []client.KV) ([]client.KV, int) {
+		a, n, _, err := parse(c.rbuf[pos:c.w], c.peek, c.s.cfg.MaxBulk, c.s.cfg.MaxArgs)
+		c.peek = a
+		if err != nil || n == 0 || len(a) < 3 || len(a)%2 != 1 || !equalFold(a[0], "mset") || len(kvs)+len(a)/2 > limit {
+			return kvs, 0
+		}
+		mark := len(kvs)
+		for i := 1; i+1 < len(a); i += 2 {
+			if !inLimits(a[i], a[i+1]) {
+				clear(kvs[mark:])
+				return kvs[:mark], 0
+			}
+			kvs = append(kvs, client.KV{Key: a[i], Value: a[i+1]})
+		}
+		return kvs, n
+	}
+	if len(first) > limit {
+		return false
+	}
+	for _, kv := range first {
+		if !inLimits(kv.Key, kv.Value) {
+			return false
+		}
+	}
+	tbl, node := c.runNode(ctx, first[0].Key)
+	onNode := func(kvs []client.KV) bool {
+		for _, kv := range kvs {
+			if masterOf(tbl, kv.Key) != node {
+				return false
+			}
+		}
+		return true
+	}
+	if node == "" || !onNode(first) {
+		return false
+	}
+	kvs := append(c.runKVs[:0], first...)
+	// ends[i] is where the pairs of the run's MSET i end in kvs.
+	ends := append(c.runEnds[:0], len(kvs))
+	size := 0
+	for _, kv := range kvs {
+		size += len(kv.Key) + len(kv.Value)
+	}
+	pos := c.r
+	for len(ends) < maxRun {
+		mark := len(kvs)
+		var n int
+		if kvs, n = next(pos, kvs); n == 0 {
+			break
+		}
+		add := 0
+		for _, kv := range kvs[mark:] {
+			add += len(kv.Key) + len(kv.Value)
+		}
+		if size+add > maxRunBytes || !onNode(kvs[mark:]) {
+			clear(kvs[mark:])
+			kvs = kvs[:mark]
+			break
+		}
+		size += add
+		ends = append(ends, len(kvs))
+		pos += n
+	}
+	defer func() {
+		clear(kvs)
+		clear(c.peek)
+		c.runKVs, c.runEnds = kvs[:0], ends[:0]
+	}()
+	if len(ends) < 2 {
+		return false
+	}
+	c.r = pos
+	c.cmds += uint64(len(ends) - 1)
+	c.s.runs.Add(1)
+	c.s.runCmds.Add(uint64(len(ends)))
+	errs := c.table.SetEach(ctx, kvs)
+	start := 0
+	for i, end := range ends {
+		var failed error
+		for j := start; errs != nil && j < end && failed == nil; j++ {
+			failed = errs[j]
+		}
+		if failed != nil {
+			c.clientError(failed)
+		} else {
+			c.out.ok()
+		}
+		if i > 0 {
+			c.s.countCalls(cmd, 1, failed != nil)
+		}
+		start = end
+	}
+	return true
 }

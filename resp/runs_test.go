@@ -100,3 +100,78 @@ func TestPipelinedRuns(t *testing.T) {
 	}
 	t.Logf("%d runs answered %d of %d commands", st.Runs, st.RunCommands, st.Commands)
 }
+
+// TestPipelinedMSetRuns pipelines MSETs, some forming runs (keys of one
+// hashtag, so of one master), some spanning the nodes, one refused by the
+// limits in the middle of a run and one with a wrong arity, and checks
+// every reply in order, that the refused MSET wrote none of its pairs, that
+// a key set by several MSETs of a run keeps the last value, and that runs
+// did form.
+func TestPipelinedMSetRuns(t *testing.T) {
+	c := testcluster.New(t, testcluster.Options{Servers: 3, Configure: func(_ int, cfg *zeppelin.Config) {
+		cfg.ClientTimeout = 30 * time.Second
+		cfg.Limits.MaxValueSize = 1024
+	}})
+	c.CreateTable("default", client.TableOptions{Partitions: 8, Replication: 3})
+	srv, addr := startServer(t, c, Config{})
+	ctx := ctxFor(t, 60*time.Second)
+	rdb := newRedis(t, addr, 2, 0)
+	before := srv.Stats()
+
+	const n = 100
+	pipe := rdb.Pipeline()
+	var msets []*redis.StatusCmd
+	for i := range n {
+		if i == n/2 {
+			msets = append(msets, pipe.MSet(ctx, "{t}refused-a", "1", "{t}refused-b", strings.Repeat("x", 2000)))
+		}
+		if i == n/2+1 {
+			msets = append(msets, pipe.MSet(ctx, "{t}same", "early"))
+		}
+		msets = append(msets, pipe.MSet(ctx, fmt.Sprint("{t}a", i), fmt.Sprint("a", i), fmt.Sprint("{t}b", i), fmt.Sprint("b", i), "{t}same", fmt.Sprint(i)))
+	}
+	arity := pipe.Do(ctx, "mset", "{t}odd")
+	spread := pipe.MSet(ctx, "s1", "1", "s2", "2", "s3", "3", "s4", "4") // keys on several nodes
+	spread2 := pipe.MSet(ctx, "s1", "10", "s5", "5")
+	get := pipe.Get(ctx, "{t}same") // a read after the run sees it
+	if _, err := pipe.Exec(ctx); err == nil {
+		t.Fatal("pipeline Exec: no error, want the oversized value's and the arity error")
+	}
+	for i, m := range msets {
+		if i == n/2 {
+			wantErr(t, "MSET of an oversized value", m.Err(), "ERR")
+			continue
+		}
+		if m.Err() != nil {
+			t.Errorf("MSET %d: %v", i, m.Err())
+		}
+	}
+	wantErr(t, "MSET with an odd number of arguments", arity.Err(), "ERR wrong number of arguments")
+	for _, m := range []*redis.StatusCmd{spread, spread2} {
+		if m.Err() != nil {
+			t.Errorf("MSET over several nodes: %v", m.Err())
+		}
+	}
+	if v, err := get.Result(); err != nil || v != fmt.Sprint(n-1) {
+		t.Errorf("GET {t}same = %q, %v; want the last MSET's %d", v, err, n-1)
+	}
+	for i := range n {
+		got, err := rdb.MGet(ctx, fmt.Sprint("{t}a", i), fmt.Sprint("{t}b", i)).Result()
+		if err != nil || len(got) != 2 || got[0] != fmt.Sprint("a", i) || got[1] != fmt.Sprint("b", i) {
+			t.Errorf("MGET of MSET %d's keys = %v, %v", i, got, err)
+		}
+	}
+	if got, err := rdb.Exists(ctx, "{t}refused-a", "{t}refused-b").Result(); err != nil || got != 0 {
+		t.Errorf("the refused MSET's keys: EXISTS = %d, %v; want 0 (nothing written)", got, err)
+	}
+	got, err := rdb.MGet(ctx, "s1", "s2", "s3", "s4", "s5").Result()
+	if err != nil || fmt.Sprint(got) != "[10 2 3 4 5]" {
+		t.Errorf("MGET s1..s5 = %v, %v; want [10 2 3 4 5]", got, err)
+	}
+
+	st := srv.Stats()
+	if runs, cmds := st.Runs-before.Runs, st.RunCommands-before.RunCommands; runs == 0 || cmds < n/2 {
+		t.Errorf("%d runs answering %d commands: the MSETs formed no runs", runs, cmds)
+	}
+	t.Logf("%d runs answered %d commands", st.Runs-before.Runs, st.RunCommands-before.RunCommands)
+}

@@ -314,6 +314,9 @@ func (c *conn) cmdMSet(ctx context.Context, args [][]byte) {
 		c.error("ERR wrong number of arguments for 'mset' command")
 		return
 	}
+	if c.r < c.w && c.tx == nil && c.msetRun(ctx, c.s.lookup(args[0]), kvs) {
+		return
+	}
 	if err := c.table.MSet(ctx, kvs); err != nil {
 		c.clientError(err)
 		return
