@@ -236,6 +236,7 @@ func TestMetricsAndStatusEndpoint(t *testing.T) {
 			t.Errorf("member %d: the read cache holds nothing after %v gets", i, memberGets)
 		}
 		metricValue(t, body, "zeppelin_store_read_cache_bytes")
+		metricValue(t, body, "zeppelin_store_vlog_rewrites_total")
 	}
 	if writes != 300 || gets != 300 {
 		t.Errorf("nodes counted %v writes and %v gets, want 300 each", writes, gets)

@@ -162,12 +162,14 @@ var (
 		"Answers the store's read cache holds (absent when it is off).", nil, nil)
 	descReadCacheBytes = prometheus.NewDesc("zeppelin_store_read_cache_bytes",
 		"Memory the store's read cache's answers take, approximately (absent when it is off).", nil, nil)
+	descVlogRewrites = prometheus.NewDesc("zeppelin_store_vlog_rewrites_total",
+		"Value log files the store rewrote to reclaim the space of overwritten, deleted and purged values.", nil, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStoreDisk, descStoreLSM, descStoreVlog, descStoreKeys, descStoreLevelTables,
 		descStoreLevelBytes, descBlockCacheHits, descBlockCacheMisses, descIndexCacheHits, descIndexCacheMisses,
-		descReadCacheHits, descReadCacheMisses, descReadCacheEntries, descReadCacheBytes} {
+		descReadCacheHits, descReadCacheMisses, descReadCacheEntries, descReadCacheBytes, descVlogRewrites} {
 		ch <- d
 	}
 }
@@ -190,6 +192,7 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStoreLevelBytes, l.bytes, lv)
 	}
 	store := c.s.node.Store()
+	ch <- prometheus.MustNewConstMetric(descVlogRewrites, prometheus.CounterValue, float64(store.ValueLogRewrites()))
 	if rc, ok := store.ReadCacheStats(); ok {
 		ch <- prometheus.MustNewConstMetric(descReadCacheHits, prometheus.CounterValue, float64(rc.Hits))
 		ch <- prometheus.MustNewConstMetric(descReadCacheMisses, prometheus.CounterValue, float64(rc.Misses))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -174,3 +175,60 @@ func (s *Store) deleteBatch(prefix, start, end []byte) (int, []byte, error) {
 	last := keys[len(keys)-1]
 	return len(keys), append(last, 0), nil
 }
+
+// Value log collection: values of valueLogMin bytes and more live in
+// Badger's value log, where a value overwritten, deleted or purged with
+// its binlog record stays until its file is rewritten. Badger learns how
+// much of each file is garbage as compactions drop the entries pointing
+// there; RunValueLogGC rewrites the live entries of the file with the most
+// garbage, if that is at least valueLogDiscardRatio of it, and deletes the
+// file.
+const (
+	valueLogGCInterval   = time.Minute
+	valueLogDiscardRatio = 0.5
+	// valueLogMaxRewrites bounds the files one round rewrites, so that a
+	// round's I/O is bounded too.
+	valueLogMaxRewrites = 8
+)
+
+// runValueLogGC collects the value log every valueLogGCInterval until the
+// store closes.
+func (s *Store) runValueLogGC() {
+	t := time.NewTicker(valueLogGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		if n, err := s.collectValueLog(); err != nil && !errors.Is(err, ErrClosed) {
+			s.logger.Warn("partition: value log collection failed", "err", err, "files_rewritten", n)
+		}
+	}
+}
+
+// collectValueLog rewrites value log files while one is worth it, at most
+// valueLogMaxRewrites, and returns how many it rewrote.
+func (s *Store) collectValueLog() (int, error) {
+	n := 0
+	for ; n < valueLogMaxRewrites && !s.stopping(); n++ {
+		if err := s.acquire(); err != nil {
+			return n, err
+		}
+		err := s.db.RunValueLogGC(valueLogDiscardRatio)
+		s.release()
+		switch {
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return n, nil // nothing worth rewriting, or closing
+		case err != nil:
+			return n, fmt.Errorf("partition: value log GC: %w", err)
+		}
+		s.vlogRewrites.Add(1)
+	}
+	return n, nil
+}
+
+// ValueLogRewrites returns how many value log files the store has
+// rewritten to reclaim their garbage since it opened.
+func (s *Store) ValueLogRewrites() uint64 { return s.vlogRewrites.Load() }
