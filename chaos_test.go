@@ -1,12 +1,15 @@
 //go:build chaos
 
 // The long randomized fault run: go test -tags chaos -run TestChaos -timeout 60m .
-// ZEPPELIN_CHAOS_ROUNDS sets the number of faults (default 100) and
-// ZEPPELIN_CHAOS_SEED the random seed (default: the clock).
+// ZEPPELIN_CHAOS_ROUNDS sets the number of faults (default 100),
+// ZEPPELIN_CHAOS_SEED the random seed (default: the clock), and
+// ZEPPELIN_CHAOS_PAD pads every value to at least that many bytes (values
+// of 1 KiB and more live in the store's value log).
 
 package zeppelin_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -35,7 +38,27 @@ type chaosLoad struct {
 	onceRound []int             // the fault round each was acknowledged in
 	onceAt    []time.Time       // when each was acknowledged
 	round     *atomic.Int64     // the fault round now running
+	pad       int               // bytes every value is padded to
 	ops, errs int
+}
+
+// chaosValue is the value written for v: its decimal digits, padded with
+// a '|' and filler to pad bytes.
+func chaosValue(v uint64, pad int) []byte {
+	b := strconv.AppendUint(nil, v, 10)
+	if len(b) < pad {
+		b = append(b, '|')
+		b = append(b, bytes.Repeat([]byte{'x'}, pad-len(b))...)
+	}
+	return b
+}
+
+// chaosNumber is the number chaosValue wrote into b.
+func chaosNumber(b []byte) (uint64, error) {
+	if i := bytes.IndexByte(b, '|'); i >= 0 {
+		b = b[:i]
+	}
+	return strconv.ParseUint(string(b), 10, 64)
 }
 
 func (l *chaosLoad) run(ctx context.Context, tb *client.Table, w, keys int, stop <-chan struct{}, wg *sync.WaitGroup) {
@@ -61,7 +84,7 @@ func (l *chaosLoad) run(ctx context.Context, tb *client.Table, w, keys int, stop
 			k, v = fmt.Sprintf("u-%d-%d", w, i), uint64(i)
 		}
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err := tb.Set(wctx, []byte(k), []byte(strconv.FormatUint(v, 10)))
+		err := tb.Set(wctx, []byte(k), chaosValue(v, l.pad))
 		cancel()
 		l.mu.Lock()
 		l.ops++
@@ -105,7 +128,7 @@ func (l *chaosLoad) check(t *testing.T, ctx context.Context, tb *client.Table) (
 		if !r.Found {
 			return // its first writes may all have been lost
 		}
-		got, err := strconv.ParseUint(string(r.Value), 10, 64)
+		got, err := chaosNumber(r.Value)
 		if err != nil || got > l.attempted[k] {
 			t.Errorf("%s holds %q, but only values up to %d were written", k, r.Value, l.attempted[k])
 		}
@@ -316,7 +339,7 @@ func TestChaos(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, name := range []string{"async", "fenced", "sync"} {
-		l := &chaosLoad{attempted: map[string]uint64{}, round: &round}
+		l := &chaosLoad{attempted: map[string]uint64{}, round: &round, pad: int(envInt("ZEPPELIN_CHAOS_PAD", 0))}
 		loads[name] = l
 		for w := range 4 {
 			wg.Add(1)

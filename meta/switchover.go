@@ -291,9 +291,15 @@ func (s *Server) proposePartition(ctx context.Context, table placement.TableID, 
 // the master under map generation gen and is at most slack records behind
 // (with slack 0: holds exactly the master's (gen, seq)). With minEpoch set,
 // the master must have applied a map of at least that epoch first (then
-// its seq is final).
+// its seq is final). It polls at most every 20 ms, or every 2 ms with
+// minEpoch set: the partition's writes are held then, and every
+// millisecond between the slave catching up and the poll that sees it
+// adds to their pause (a poll is two small status calls).
 func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part placement.PartitionID, gen uint64, masterAddr, slaveAddr string, minEpoch placement.Epoch, slack uint64) error {
-	wait := time.Millisecond
+	wait, maxWait := time.Millisecond, 20*time.Millisecond
+	if minEpoch != 0 {
+		maxWait = 2 * time.Millisecond
+	}
 	var last error
 	for {
 		ms, err := s.replicaStatus(ctx, masterAddr, table, part)
@@ -339,7 +345,7 @@ func (s *Server) waitCaughtUp(ctx context.Context, table placement.TableID, part
 			return errClosed
 		case <-t.C:
 		}
-		wait = min(2*wait, 20*time.Millisecond)
+		wait = min(2*wait, maxWait)
 	}
 }
 
