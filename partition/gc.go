@@ -194,18 +194,12 @@ const (
 // runValueLogGC collects the value log every valueLogGCInterval until the
 // store closes.
 func (s *Store) runValueLogGC() {
-	t := time.NewTicker(valueLogGCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.quit:
-			return
-		case <-t.C:
-		}
+	s.every(valueLogGCInterval, func() bool {
 		if n, err := s.collectValueLog(); err != nil && !errors.Is(err, ErrClosed) {
 			s.logger.Warn("partition: value log collection failed", "err", err, "files_rewritten", n)
 		}
-	}
+		return true
+	})
 }
 
 // collectValueLog rewrites value log files while one is worth it, at most

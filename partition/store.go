@@ -610,9 +610,9 @@ func (s *Store) metaUpdate(name string, fn func(*badger.Txn, []byte) error) erro
 	return nil
 }
 
-// runSync fsyncs the store every SyncInterval (DurabilityInterval).
-func (s *Store) runSync() {
-	t := time.NewTicker(s.opts.SyncInterval)
+// every calls fn every d until the store closes or fn returns false.
+func (s *Store) every(d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -620,15 +620,25 @@ func (s *Store) runSync() {
 			return
 		case <-t.C:
 		}
-		if err := s.acquire(); err != nil {
+		if !fn() {
 			return
+		}
+	}
+}
+
+// runSync fsyncs the store every SyncInterval (DurabilityInterval).
+func (s *Store) runSync() {
+	s.every(s.opts.SyncInterval, func() bool {
+		if err := s.acquire(); err != nil {
+			return false
 		}
 		err := s.db.Sync()
 		s.release()
 		if err != nil {
 			s.logger.Error("partition: periodic sync failed", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 // iterKeys calls fn with every key under prefix, starting at start when it is

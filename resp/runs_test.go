@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,18 +13,24 @@ import (
 	"github.com/zeppelin-kv/zeppelin/internal/testcluster"
 )
 
-// TestPipelinedRuns pipelines runs of GETs, SETs and increments over
-// keys mastered by three nodes, with failing commands inside the runs, and
-// checks every reply, in order, and that runs did form.
-func TestPipelinedRuns(t *testing.T) {
+// runsCluster starts three servers with a replication-3 table of eight
+// partitions, values of at most 1 KiB, and a RESP server in front of them,
+// and returns it with a client of it and a context for the test.
+func runsCluster(t *testing.T) (*Server, *redis.Client, context.Context) {
 	c := testcluster.New(t, testcluster.Options{Servers: 3, Configure: func(_ int, cfg *zeppelin.Config) {
 		cfg.ClientTimeout = 30 * time.Second
 		cfg.Limits.MaxValueSize = 1024
 	}})
 	c.CreateTable("default", client.TableOptions{Partitions: 8, Replication: 3})
 	srv, addr := startServer(t, c, Config{})
-	ctx := ctxFor(t, 60*time.Second)
-	rdb := newRedis(t, addr, 2, 0)
+	return srv, newRedis(t, addr, 2, 0), ctxFor(t, 60*time.Second)
+}
+
+// TestPipelinedRuns pipelines runs of GETs, SETs and increments over
+// keys mastered by three nodes, with failing commands inside the runs, and
+// checks every reply, in order, and that runs did form.
+func TestPipelinedRuns(t *testing.T) {
+	srv, rdb, ctx := runsCluster(t)
 
 	const n = 200
 	pipe := rdb.Pipeline()
@@ -108,14 +115,7 @@ func TestPipelinedRuns(t *testing.T) {
 // a key set by several MSETs of a run keeps the last value, and that runs
 // did form.
 func TestPipelinedMSetRuns(t *testing.T) {
-	c := testcluster.New(t, testcluster.Options{Servers: 3, Configure: func(_ int, cfg *zeppelin.Config) {
-		cfg.ClientTimeout = 30 * time.Second
-		cfg.Limits.MaxValueSize = 1024
-	}})
-	c.CreateTable("default", client.TableOptions{Partitions: 8, Replication: 3})
-	srv, addr := startServer(t, c, Config{})
-	ctx := ctxFor(t, 60*time.Second)
-	rdb := newRedis(t, addr, 2, 0)
+	srv, rdb, ctx := runsCluster(t)
 	before := srv.Stats()
 
 	const n = 100
