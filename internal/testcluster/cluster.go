@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -50,21 +52,39 @@ type Member struct {
 	Srv   *zeppelin.Server
 }
 
-// freePorts reserves n distinct free loopback ports.
+// freePorts reserves n distinct free loopback ports, free for TCP and UDP
+// (gossip takes both). They are drawn below the kernel's range of
+// ephemeral ports (32768 and up on Linux, 49152 and up elsewhere): a
+// member restarted on its old port must not find it taken by the local
+// end of some outgoing connection made while it was down.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
+	const lo, hi = 10000, 32768
 	var lns []net.Listener
+	var pcs []net.PacketConn
 	var ports []int
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testcluster: reserve port: %v", err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("testcluster: no %d free ports in [%d, %d) after %d tries", n, lo, hi, tries)
 		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		port := lo + rand.IntN(hi-lo)
+		if slices.Contains(ports, port) {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr(port))
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr(port))
+		if err != nil {
+			ln.Close()
+			continue
+		}
+		lns, pcs, ports = append(lns, ln), append(pcs, pc), append(ports, port)
 	}
-	for _, ln := range lns {
-		ln.Close()
+	for i := range lns {
+		lns[i].Close()
+		pcs[i].Close()
 	}
 	return ports
 }
