@@ -82,10 +82,9 @@ type badgerSizing struct {
 
 // sizeBadger splits a memory budget (at least MinMemoryBudget) into the
 // store's read cache and Badger's block cache (a quarter between them:
-// three sixteenths and one by default, no block cache with uncompressed
-// tables) and
-// three memtables (one being filled, up to two waiting for their flush) of
-// a sixth of the rest each; what remains is for the buffers tables are
+// three sixteenths and one sixteenth by default, no block cache with
+// uncompressed tables) and three memtables (one being filled, up to two
+// waiting for their flush) of a sixth of the rest each; what remains is for the buffers tables are
 // built in. A flush builds its level-0 table from a whole memtable, and
 // with compression a table builder holds every block twice (uncompressed,
 // and a worst-case-sized buffer for its compressed copy), in buffers that
