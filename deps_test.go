@@ -58,8 +58,9 @@ func TestDependencyDirection(t *testing.T) {
 		"placement":        {"github.com/cespare/xxhash/v2"},
 		"internal/planner": {mod + "/placement", "github.com/cespare/xxhash/v2"},
 		// The goroutine and polling helpers sit below everything.
-		"internal/run":  {},
-		"internal/poll": {},
+		"internal/run":    {},
+		"internal/poll":   {},
+		"internal/fsutil": {},
 	}
 	for pkg, ok := range only {
 		for _, d := range nonStandardDeps(t, mod+"/"+pkg) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/zeppelin-kv/zeppelin/internal/fsutil"
 )
 
 // ErrDirLocked is returned by Start when another process or Server holds
@@ -71,28 +73,8 @@ func identity(dir, want string) (id string, fresh bool, err error) {
 
 // recordIdentity binds dir to node id for good.
 func recordIdentity(dir, id string) error {
-	if err := writeFileSync(filepath.Join(dir, "IDENTITY"), []byte(id)); err != nil {
+	if err := fsutil.WriteFileSync(filepath.Join(dir, "IDENTITY"), []byte(id)); err != nil {
 		return fmt.Errorf("zeppelin: record identity: %w", err)
 	}
 	return nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

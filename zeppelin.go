@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/zeppelin-kv/zeppelin/client"
+	"github.com/zeppelin-kv/zeppelin/internal/fsutil"
 	"github.com/zeppelin-kv/zeppelin/internal/rpc"
 	"github.com/zeppelin-kv/zeppelin/internal/run"
 	"github.com/zeppelin-kv/zeppelin/internal/transport"
@@ -307,7 +308,7 @@ func singleRaftAddr(dir, configured string, rpcAddr net.Addr) (string, error) {
 		addr = ln.Addr().String()
 		ln.Close()
 	}
-	if err := writeFileSync(p, []byte(addr)); err != nil {
+	if err := fsutil.WriteFileSync(p, []byte(addr)); err != nil {
 		return "", fmt.Errorf("zeppelin: record Raft address: %w", err)
 	}
 	return addr, nil

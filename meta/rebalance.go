@@ -21,6 +21,13 @@ func (s *Server) autoRebalance(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	m := s.Map()
+	if slices.ContainsFunc(m.Migrations, func(mg placement.Migration) bool { return !mg.State.Finished() }) {
+		// A move under way changes its partition's master itself, and a
+		// switchover under it would turn a master move into a slave
+		// move: look again once the moves are done.
+		s.auto.postpone(time.Now().Add(s.cfg.DownTimeout))
+		return
+	}
 	plan, err := planner.RebalanceMasters(plannerNodes(m), m.Tables)
 	if err != nil || plan.Summary.MasterChanges == 0 {
 		return
@@ -143,6 +150,17 @@ func (a *autoSchedule) retry(t time.Time) {
 	if a.attempts < maxAutoAttempts && a.after.IsZero() {
 		a.after = t
 	}
+}
+
+// postpone asks for the rebalance that is starting to run at t instead,
+// without counting it as an attempt.
+func (a *autoSchedule) postpone(t time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.after.IsZero() {
+		a.after = t
+	}
+	a.attempts = max(a.attempts-1, 0)
 }
 
 // due reports whether a rebalance should start now, and marks it running.

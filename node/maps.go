@@ -52,14 +52,10 @@ func (s *Server) loadLocal() error {
 		}
 		s.storeID = string(id)
 	}
-	if b, err := s.store.GetMeta(metaMap); err != nil {
-		return fmt.Errorf("node: read persisted map: %w", err)
-	} else if b != nil {
-		var m placement.Map
-		if err := wire.Unmarshal(b, &m); err != nil {
-			return fmt.Errorf("node: decode persisted map: %w", err)
-		}
-		s.cur.Store(&m)
+	if m, err := s.loadMap(); err != nil {
+		return err
+	} else if m != nil {
+		s.cur.Store(m)
 	}
 	ids, err := s.store.Replicas()
 	if err != nil {
@@ -74,6 +70,27 @@ func (s *Server) loadLocal() error {
 		s.replicas[k] = newReplica(s, k, p)
 	}
 	return nil
+}
+
+// loadMap returns the map the node last persisted, or nil if it has none.
+// It is kept in a meta file of its own; a store written before that kept
+// it under the meta key, read when there is no file.
+func (s *Server) loadMap() (*placement.Map, error) {
+	b, err := s.store.GetMetaFile(metaMap)
+	if err == nil && b == nil {
+		b, err = s.store.GetMeta(metaMap)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: read persisted map: %w", err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	var m placement.Map
+	if err := wire.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("node: decode persisted map: %w", err)
+	}
+	return &m, nil
 }
 
 // mapApplied returns a channel closed when the node next applies a map.
@@ -256,7 +273,7 @@ func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 	}
 	if b, err := marshal(m); err != nil {
 		s.log.Error("node: encode map", "epoch", m.Epoch, "err", err)
-	} else if err := s.store.PutMeta(metaMap, b); err != nil {
+	} else if err := s.store.PutMetaFile(metaMap, b); err != nil {
 		s.log.Error("node: persist map", "epoch", m.Epoch, "err", err)
 	}
 	s.cur.Store(m)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/partition"
 )
 
@@ -84,7 +85,36 @@ func TestApplyMapReportsAMapItCannotEncode(t *testing.T) {
 	if got := rec["err"]; got != "injected encode failure" {
 		t.Errorf("err = %v, want the encoder's error", got)
 	}
-	if b, err := store.GetMeta(metaMap); err != nil || b != nil {
+	if b, err := store.GetMetaFile(metaMap); err != nil || b != nil {
 		t.Errorf("persisted map = %q (err %v), want none", b, err)
+	}
+}
+
+func TestMapKeptUnderTheOldMetaKeyIsRead(t *testing.T) {
+	dir := t.TempDir()
+	store, err := partition.Open(partition.Options{Dir: dir, Small: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A store from before the map had a file of its own.
+	b, err := wire.Marshal(mapWith(5, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutMeta(metaMap, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A lagging member offers epoch 3: a node that read its map (epoch 5)
+	// refuses it and waits for the leader's.
+	meta := &fakeMeta{leader: mapWith(6, false), follower: mapWith(3, false)}
+	s := startNode(t, dir, meta)
+	if got := s.Epoch(); got != 6 {
+		t.Fatalf("epoch = %d, want 6", got)
+	}
+	if b, err := s.store.GetMetaFile(metaMap); err != nil || b == nil {
+		t.Fatalf("map file after applying a map: %v (err %v), want one", b, err)
 	}
 }

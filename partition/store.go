@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
+	"github.com/zeppelin-kv/zeppelin/internal/fsutil"
 	"github.com/zeppelin-kv/zeppelin/internal/run"
 )
 
@@ -589,6 +592,55 @@ func (s *Store) DeleteMeta(name string) error {
 	return s.metaUpdate(name, func(txn *badger.Txn, k []byte) error {
 		return txn.Delete(k)
 	})
+}
+
+// PutMetaFile stores the node-level value name in a small file of its own
+// beside the store, replaced atomically and synced before PutMetaFile
+// returns. Unlike PutMeta its sync does not flush the store's write-ahead
+// log, so it takes a fraction of the time under a write load: it is for
+// values that sit on a latency-critical path (the node's current map). name
+// must be a plain file name.
+func (s *Store) PutMetaFile(name string, v []byte) error {
+	p, err := s.metaFile(name)
+	if err != nil {
+		return err
+	}
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	if err := fsutil.WriteFileSync(p, v); err != nil {
+		return fmt.Errorf("partition: write meta file %q: %w", name, err)
+	}
+	return nil
+}
+
+// GetMetaFile returns the value PutMetaFile last stored under name, or nil
+// (and no error) if there is none.
+func (s *Store) GetMetaFile(name string) ([]byte, error) {
+	p, err := s.metaFile(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("partition: read meta file %q: %w", name, err)
+	case b == nil:
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// metaFile is the path of the meta file name. The prefix keeps it apart
+// from Badger's own files, which Badger finds by their suffixes.
+func (s *Store) metaFile(name string) (string, error) {
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("partition: bad meta file name %q", name)
+	}
+	return filepath.Join(s.opts.Dir, "ZEPPELIN-"+name), nil
 }
 
 func (s *Store) metaUpdate(name string, fn func(*badger.Txn, []byte) error) error {

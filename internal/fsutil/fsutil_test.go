@@ -1,0 +1,34 @@
+package fsutil
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileSyncReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	for _, want := range []string{"first", "second, longer", "3"} {
+		if err := WriteFileSync(p, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("contents = %q, want %q", got, want)
+		}
+	}
+	if _, err := os.Stat(p + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left behind: %v", err)
+	}
+}
+
+func TestWriteFileSyncReportsAMissingDirectory(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "missing", "f")
+	if err := WriteFileSync(p, []byte("x")); err == nil {
+		t.Fatal("write into a missing directory succeeded")
+	}
+}
