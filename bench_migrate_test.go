@@ -60,6 +60,21 @@ func (o *timedOps) longestOverlapping(from, to time.Time) time.Duration {
 	return longest
 }
 
+// longestOutside returns the longest wait of an operation in flight at no
+// time within any of windows.
+func (o *timedOps) longestOutside(windows [][2]time.Time) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var longest time.Duration
+	for _, op := range o.ops {
+		end := op.start.Add(op.took)
+		if !slices.ContainsFunc(windows, func(w [2]time.Time) bool { return op.start.Before(w[1]) && end.After(w[0]) }) {
+			longest = max(longest, op.took)
+		}
+	}
+	return longest
+}
+
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -101,6 +116,7 @@ func BenchmarkMigrateMasterPause(b *testing.B) {
 	})
 	ctx := context.Background()
 	var pauses, handovers []time.Duration
+	var windows [][2]time.Time
 	const moves = 24
 	b.ResetTimer()
 	for range moves {
@@ -139,10 +155,12 @@ func BenchmarkMigrateMasterPause(b *testing.B) {
 			w[1] = end
 		}
 		handovers = append(handovers, ops.longestOverlapping(w[0], w[1]))
+		windows = append(windows, w)
 	}
 	b.StopTimer()
 	stop()
 	normal := ops.during(time.Time{}, time.Now())
+	elsewhere := ops.longestOutside(windows)
 	b.ReportMetric(float64(percentile(handovers, 0.5).Microseconds())/1000, "handover-p50-ms")
 	b.ReportMetric(float64(percentile(handovers, 0.99).Microseconds())/1000, "handover-p99-ms")
 	b.ReportMetric(float64(percentile(handovers, 1).Microseconds())/1000, "handover-max-ms")
@@ -150,10 +168,13 @@ func BenchmarkMigrateMasterPause(b *testing.B) {
 	b.ReportMetric(float64(percentile(pauses, 0.99).Microseconds())/1000, "p99-pause-ms")
 	b.ReportMetric(float64(percentile(pauses, 1).Microseconds())/1000, "max-pause-ms")
 	b.ReportMetric(float64(percentile(normal, 0.5).Microseconds())/1000, "p50-write-ms")
+	b.ReportMetric(float64(percentile(normal, 0.999).Microseconds())/1000, "p999-write-ms")
+	b.ReportMetric(float64(elsewhere.Microseconds())/1000, "max-elsewhere-ms")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("%d master moves under %d writes; longest write per handover: p50 %v, p99 %v, max %v; per move: p50 %v, p99 %v, max %v",
+	b.Logf("%d master moves under %d writes; longest write per handover: p50 %v, p99 %v, max %v; per move: p50 %v, p99 %v, max %v; all writes: p99.9 %v, longest outside the handovers %v",
 		moves, len(normal), percentile(handovers, 0.5), percentile(handovers, 0.99), percentile(handovers, 1),
-		percentile(pauses, 0.5), percentile(pauses, 0.99), percentile(pauses, 1))
+		percentile(pauses, 0.5), percentile(pauses, 0.99), percentile(pauses, 1),
+		percentile(normal, 0.999), elsewhere)
 }
 
 // watchHandover polls the meta member's map (mapOf) until partition part

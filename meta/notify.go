@@ -40,12 +40,16 @@ func (s *Server) notifier(ctx context.Context) {
 		}
 		m := s.Map()
 		id, term := s.Leader()
-		leading := id == s.cfg.ReplicaID && term > sentTerm
+		leader := id == s.cfg.ReplicaID
+		leading := leader && term > sentTerm
 		if m.Epoch <= sent && !leading {
 			continue
 		}
 		sent = m.Epoch
 		req := &wire.NotifyRequest{Epoch: m.Epoch}
+		if leader {
+			req.Map = pushable(m)
+		}
 		if leading {
 			// A new leader announces itself: nodes that still heartbeat
 			// its predecessor (which may have stopped answering) move over
@@ -68,4 +72,17 @@ func (s *Server) notifier(ctx context.Context) {
 		wg.Wait()
 		cancel()
 	}
+}
+
+// maxPushedMap bounds the encoded size of a map the notifier sends along
+// with an announcement: a larger one is announced by epoch only and pulled.
+const maxPushedMap = 256 << 10
+
+// pushable returns m if it is small enough to send with an announcement.
+func pushable(m *placement.Map) *placement.Map {
+	b, err := wire.Marshal(m)
+	if err != nil || len(b) > maxPushedMap {
+		return nil
+	}
+	return m
 }

@@ -621,7 +621,9 @@ func (s *Server) list(ctx context.Context, req *wire.ListRequest) (*wire.ListRep
 // handleNotify pulls the map at once when the meta group announces a newer
 // epoch.
 func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
-	req, err := wire.Decode[wire.NotifyRequest](body, s.cfg.Limits.MaxRequestElements())
+	// A pushed map holds more elements than any data request: bound
+	// them by the body's size instead (each takes at least one byte).
+	req, err := wire.Decode[wire.NotifyRequest](body, max(s.cfg.Limits.MaxRequestElements(), len(body)))
 	if err != nil {
 		return nil, err
 	}
@@ -629,6 +631,9 @@ func (s *Server) handleNotify(_ context.Context, body []byte) (any, error) {
 		s.cfg.Meta.LeaderHint(req.Leader, req.Term)
 	}
 	if req.Epoch > s.Epoch() {
+		if m := req.Map; m != nil && m.Epoch == req.Epoch {
+			s.offerMap(m)
+		}
 		s.requestPull(req.Epoch)
 	}
 	return &wire.EpochReply{Epoch: s.Epoch()}, nil

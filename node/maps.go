@@ -116,6 +116,20 @@ func (s *Server) requestPull(e placement.Epoch) {
 	}
 }
 
+// offerMap keeps m, a map the meta leader pushed, for the map loop, unless
+// it already holds a newer one.
+func (s *Server) offerMap(m *placement.Map) {
+	for {
+		old := s.pushed.Load()
+		if old != nil && old.Epoch >= m.Epoch {
+			return
+		}
+		if s.pushed.CompareAndSwap(old, m) {
+			return
+		}
+	}
+}
+
 // mapLoop pulls and applies maps until ctx ends. It is the only goroutine
 // that changes replica roles.
 func (s *Server) mapLoop(ctx context.Context) {
@@ -151,8 +165,10 @@ func (s *Server) mapLoop(ctx context.Context) {
 	}
 }
 
-// pull asks the meta group for a map newer than the node's (at least want
-// when want is set). A restarted node, whose map came from disk, asks for
+// pull applies the map the meta leader last pushed, when it is newer than
+// the node's, then asks the meta group for a newer one still if the node
+// is short of want (any newer one when want is 0 and nothing was pushed).
+// A restarted node, whose map came from disk, asks for
 // one at least as new as that map: a meta member that lags behind it (its
 // own, say) must not make it go back to an older assignment and drop
 // replicas it still holds.
@@ -167,8 +183,17 @@ func (s *Server) pull(ctx context.Context, want placement.Epoch) error {
 			known-- // the persisted epoch itself is fine as a first fresh map
 		}
 	}
+	if m := s.pushed.Swap(nil); m != nil && m.Epoch > known && uint64(m.Epoch) >= s.regEpoch.Load() {
+		// The leader's own map came with its announcement: no need to
+		// ask for it.
+		s.applyMap(ctx, m)
+		known, fresh = m.Epoch, s.fresh.Load()
+		if want == 0 {
+			want = known
+		}
+	}
 	if want != 0 && fresh && known >= want {
-		return nil
+		return s.checkRegistration()
 	}
 	for _, leader := range []bool{false, true} {
 		m, err := s.cfg.Meta.Pull(cctx, known, leader)
@@ -188,6 +213,12 @@ func (s *Server) pull(ctx context.Context, want placement.Epoch) error {
 			break
 		}
 	}
+	return s.checkRegistration()
+}
+
+// checkRegistration registers the node again when its fresh map lost it
+// or has a stale address for it.
+func (s *Server) checkRegistration() error {
 	if m := s.cur.Load(); m != nil && s.fresh.Load() {
 		// Re-register when the map lost us or has a stale address.
 		if n := m.Node(s.cfg.NodeID); n == nil || n.Addr != s.cfg.Addr || n.Labels != s.cfg.Labels ||

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
 	"github.com/zeppelin-kv/zeppelin/partition"
+	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
 // logBuffer collects a node's JSON log lines.
@@ -116,5 +118,36 @@ func TestMapKeptUnderTheOldMetaKeyIsRead(t *testing.T) {
 	}
 	if b, err := s.store.GetMetaFile(metaMap); err != nil || b == nil {
 		t.Fatalf("map file after applying a map: %v (err %v), want one", b, err)
+	}
+}
+
+func TestPushedMapAppliedWithoutAPull(t *testing.T) {
+	meta := &fakeMeta{leader: mapWith(5, false)}
+	s := startNode(t, t.TempDir(), meta)
+	// From now on the meta group only ever answers pulls with epoch 5:
+	// epoch 6 can only come with the notification.
+	pushed := mapWith(6, false, placement.Partition{ID: 0, Master: "a", Gen: 1})
+	body, err := wire.Marshal(&wire.NotifyRequest{Epoch: 6, Map: pushed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.handleNotify(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "pushed map applied", func() bool { return s.Epoch() == 6 })
+	eventually(t, "master role from the pushed map", func() bool {
+		r := s.replica(rkey{1, 0})
+		return r != nil && r.info.Load().role == wire.RoleMaster
+	})
+	// A notification whose map does not match its epoch is only a hint.
+	body, err = wire.Marshal(&wire.NotifyRequest{Epoch: 8, Map: mapWith(7, false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.handleNotify(context.Background(), body); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.pushed.Load(); m != nil {
+		t.Fatalf("kept pushed map %d for a notification of epoch 8", m.Epoch)
 	}
 }

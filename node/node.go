@@ -151,7 +151,10 @@ type Server struct {
 	metrics *metrics
 
 	pullReq chan placement.Epoch // wake the map loop
-	hbNow   chan struct{}        // send a heartbeat now
+	// pushed is the newest map the meta leader sent with a notification,
+	// for the map loop to apply without pulling it.
+	pushed atomic.Pointer[placement.Map]
+	hbNow  chan struct{} // send a heartbeat now
 	// applied is closed (and replaced) each time the node applies a map,
 	// waking requests that wait for the node to catch up.
 	appliedMu sync.Mutex

@@ -663,14 +663,16 @@ type CountResult struct {
 }
 
 // NotifyRequest tells a data node that the map has reached Epoch, so it
-// pulls it now instead of at its next heartbeat. A meta leader also
-// announces itself: Leader is its RPC address and Term its Raft term, so
-// nodes still heartbeating a predecessor that stopped answering move over
-// at once.
+// pulls it now instead of at its next heartbeat. The meta leader sends the
+// map itself along (Map, when it is small enough), sparing the node the
+// pull. A new leader also announces itself: Leader is its RPC address and
+// Term its Raft term, so nodes still heartbeating a predecessor that
+// stopped answering move over at once.
 type NotifyRequest struct {
 	Epoch  placement.Epoch `msgpack:"e"`
 	Leader string          `msgpack:"l,omitempty"`
 	Term   uint64          `msgpack:"t,omitempty"`
+	Map    *placement.Map  `msgpack:"m,omitempty"`
 }
 
 // NodeStatusRequest asks a data node for its replicas' states.
