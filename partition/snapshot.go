@@ -367,7 +367,7 @@ func (r *Replica) FinishLoad(gen, seq uint64, history []wire.GenStart) error {
 		return fmt.Errorf("partition: finish load of %v: %w", r.id, err)
 	}
 	if r.s.opts.Durability != DurabilityAlways {
-		if err := r.s.db.Sync(); err != nil {
+		if err := r.s.logs.sync(); err != nil {
 			// The state in memory stays Incomplete; the copy is loaded
 			// again, or found complete after a restart.
 			return fmt.Errorf("partition: finish load of %v: sync: %w", r.id, err)

@@ -218,6 +218,9 @@ type Store struct {
 
 	// txnBytes and txnEntries are Badger's per-transaction limits.
 	txnBytes, txnEntries int64
+	// logs syncs Badger's logs (DurabilityInterval's periodic sync, and
+	// the writes that must be durable at once).
+	logs *logSyncer
 	// batchBytes bounds the op bytes of one sequencer group commit;
 	// maxGroupBytes bounds the op bytes of one write group, whose record
 	// must fit in a value log file.
@@ -318,6 +321,7 @@ func Open(o Options) (*Store, error) {
 		replicas:   make(map[ReplicaID]*Replica),
 		gcWake:     make(chan struct{}, 1),
 		cache:      newReadCache(z.readCache),
+		logs:       newLogSyncer(bo.Dir, bo.ValueDir),
 	}
 	s.quit = s.group.Done()
 	s.batchBytes = int(min(s.txnBytes/4, 4<<20))
@@ -653,7 +657,7 @@ func (s *Store) metaUpdate(name string, fn func(*badger.Txn, []byte) error) erro
 	defer s.release()
 	err := s.db.Update(func(txn *badger.Txn) error { return fn(txn, metaKey(name)) })
 	if err == nil && s.opts.Durability != DurabilityAlways {
-		err = s.db.Sync()
+		err = s.logs.sync()
 	}
 	if err != nil {
 		return fmt.Errorf("partition: write meta %q: %w", name, err)
@@ -683,7 +687,7 @@ func (s *Store) runSync() {
 		if err := s.acquire(); err != nil {
 			return false
 		}
-		err := s.db.Sync()
+		err := s.logs.sync()
 		s.release()
 		if err != nil {
 			s.logger.Error("partition: periodic sync failed", "err", err)
