@@ -118,8 +118,31 @@ type appender struct {
 	// keys are the keys the records set or delete in the replica's
 	// current data incarnation, for the read cache; once a record clears
 	// it (cleared), the rest go to a new incarnation no reader has seen.
+	// written holds the same keys, and through their answers after the
+	// records, in order, which the commit writes through to the cache.
 	keys    [][]byte
+	written map[string]struct{}
+	through []throughWrite
 	cleared bool
+}
+
+// throughWrite is a key's answer after a record, for the read cache.
+type throughWrite struct {
+	key   []byte
+	value []byte
+	exp   int64
+	found bool
+}
+
+// cacheable reports whether a read of key within the batch may be answered
+// by the read cache: the store has one, no record of the batch so far has
+// cleared the data or written key.
+func (a *appender) cacheable(key []byte) bool {
+	if a == nil || a.r.s.cache == nil || a.cleared {
+		return false
+	}
+	_, w := a.written[string(key)]
+	return !w
 }
 
 // newAppender starts a transaction that appends to a replica whose state is
@@ -148,6 +171,11 @@ func (a *appender) append(rec binlog.Record, raw []byte) error {
 				break
 			}
 			a.keys = append(a.keys, e.Key)
+			if a.written == nil {
+				a.written = make(map[string]struct{})
+			}
+			a.written[string(e.Key)] = struct{}{}
+			a.through = append(a.through, throughWrite{key: e.Key, value: e.Value, exp: e.ExpireAt, found: e.Kind == binlog.EffectSet})
 		}
 	}
 	if err := a.r.applyEffects(a.txn, ws, rec.Effects); err != nil {
@@ -188,7 +216,25 @@ func (a *appender) commit() error {
 		h()
 	}
 	a.r.setState(a.ws, a.added)
+	a.writeThrough()
 	return nil
+}
+
+// writeThrough caches the answers the committed records left, while the
+// commit is still counted (no reader can fill meanwhile): a read, or the
+// next write's evaluation, of a key just written finds it without going
+// to Badger. After a clear the keys belong to a new incarnation; they are
+// left to readers.
+func (a *appender) writeThrough() {
+	c := a.r.s.cache
+	if c == nil || a.cleared || a.ws.Incomplete || len(a.through) == 0 {
+		return
+	}
+	var buf [96]byte
+	yes := func() bool { return true }
+	for _, w := range a.through {
+		c.fill(cacheKey(buf[:0], a.r.cacheTag, w.key), cacheAnswer{value: w.value, exp: w.exp, seq: a.ws.Seq, found: w.found}, yes)
+	}
 }
 
 // discard ends the transaction; after commit it does nothing.

@@ -8,18 +8,19 @@ import (
 	"unsafe"
 )
 
-// The read cache keeps the answers of recent point reads (value, expiry,
-// or "not found") in memory, so that a hot key's read does not search
-// Badger's memtables and levels. It holds only what a read found in a
-// snapshot; writes remove the keys they touch and never fill it.
+// The read cache keeps the answers of recent point reads and writes
+// (value, expiry, or "not found") in memory, so that a hot key's read, or
+// the read half of an increment, does not search Badger's memtables and
+// levels. It holds what a read found in a snapshot and what a commit left.
 //
 // Staying exact is the whole point, and it rests on one protocol between
 // the appender (the one place records commit) and the readers that fill:
 //
 //   - A commit first counts itself in the replica's cacheWriting, then
 //     removes every key its records set or delete, then commits in Badger
-//     and installs the state, then bumps cacheGen and only then uncounts
-//     itself.
+//     and installs the state, then writes the keys' new answers through
+//     (it is the replica's only writer, and no reader fills while it is
+//     counted), then bumps cacheGen and only then uncounts itself.
 //   - A reader loads cacheGen before it opens its snapshot and, after
 //     reading, fills only if, under the entry's shard lock, no commit is
 //     counted and cacheGen is unchanged.

@@ -155,6 +155,9 @@ func TestReadCacheStaleFill(t *testing.T) {
 		t.Run(fmt.Sprintf("GetMany=%v", many), func(t *testing.T) {
 			s, m := newMaster(t, newClock())
 			write(t, m, set("k", "old"))
+			// The write left its answer in the cache: the read must go to
+			// Badger for this test.
+			forgetCached(m, "k")
 			read, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
 			m.testHookFill = func() {
@@ -317,4 +320,73 @@ var cacheLinModel = porcupine.Model{
 		return output.(int64) == state.(int64), state
 	},
 	Equal: func(a, b any) bool { return a == b },
+}
+
+// forgetCached drops key's entry from m's read cache, so that its next
+// read goes to Badger.
+func forgetCached(r *Replica, key string) {
+	var buf [96]byte
+	r.mu.Lock()
+	tag := r.cacheTag
+	r.mu.Unlock()
+	r.s.cache.remove(cacheKey(buf[:0], tag, []byte(key)))
+}
+
+// TestReadCacheWriteThrough: a commit leaves its keys' answers in the
+// cache, so reads and increments of keys just written hit it; a group
+// reading a key an earlier group of its batch wrote sees that write, not
+// the cache's answer from before the batch; a clear in the batch leaves
+// the cache alone.
+func TestReadCacheWriteThrough(t *testing.T) {
+	s, m := newMaster(t, newClock())
+	write(t, m, set("k", "1"), set("gone", "x"))
+	write(t, m, del("gone"))
+	h0, _ := cacheHits(s)
+	wantValue(t, m, "k", "1")
+	if _, _, found, _ := m.Get([]byte("gone")); found {
+		t.Fatal("deleted key found")
+	}
+	if h, _ := cacheHits(s); h != h0+2 {
+		t.Fatalf("%d cache hits reading two keys just written, want 2", h-h0)
+	}
+	for i := 2; i <= 50; i++ {
+		if res := write(t, m, incr("k", 1)); res[0].Int != int64(i) {
+			t.Fatalf("increment %d answered %d", i, res[0].Int)
+		}
+	}
+	wantValue(t, m, "k", "50")
+
+	// One batch of three groups: the second reads what the first wrote,
+	// the third what the second wrote.
+	batch := func(groups ...[]wire.Op) []outcome {
+		t.Helper()
+		reqs := make([]*request, len(groups))
+		for i, ops := range groups {
+			reqs[i] = &request{ops: ops}
+		}
+		m.writeMu.Lock()
+		defer m.writeMu.Unlock()
+		gen, _ := m.IsMaster()
+		outs, err := m.commitGroups(reqs, gen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outs
+	}
+	outs := batch([]wire.Op{set("k", "5")}, []wire.Op{incr("k", 1)}, []wire.Op{incr("k", 10)})
+	if outs[1].res[0].Int != 6 || outs[2].res[0].Int != 16 {
+		t.Fatalf("increments in the batch answered %d and %d, want 6 and 16", outs[1].res[0].Int, outs[2].res[0].Int)
+	}
+	wantValue(t, m, "k", "16")
+	outs = batch([]wire.Op{del("k")}, []wire.Op{incr("k", 3)})
+	if outs[1].res[0].Int != 3 {
+		t.Fatalf("increment after a delete in the batch answered %d, want 3", outs[1].res[0].Int)
+	}
+	wantValue(t, m, "k", "3")
+	// After a flush in the batch every key is gone, cached or not.
+	outs = batch([]wire.Op{{Type: wire.OpFlush}}, []wire.Op{incr("k", 1)})
+	if outs[1].res[0].Int != 1 {
+		t.Fatalf("increment after a flush in the batch answered %d, want 1", outs[1].res[0].Int)
+	}
+	wantValue(t, m, "k", "1")
 }

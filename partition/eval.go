@@ -29,6 +29,9 @@ type evaluator struct {
 	ov      map[string]cell
 	cleared bool // the group flushed: keys outside ov are absent
 	effects []binlog.Effect
+	// batch is the appender of the group's batch, whose earlier groups'
+	// writes txn holds but the read cache does not yet; nil reads no cache.
+	batch *appender
 }
 
 // get returns key's live value as the group sees it.
@@ -41,6 +44,16 @@ func (e *evaluator) get(key []byte) (cell, error) {
 	}
 	if e.cleared {
 		return cell{}, nil
+	}
+	if e.batch.cacheable(key) {
+		// The cache answers as of the last commit, which is what txn
+		// sees for a key no group of this batch has written.
+		if v, exp, found, _, ok := e.r.cachedGet(key, e.now); ok {
+			if !found {
+				return cell{}, nil
+			}
+			return cell{present: true, value: v, exp: exp}, nil
+		}
 	}
 	v, exp, found, err := getLive(e.txn, e.dp, key, e.now)
 	if err != nil || !found {

@@ -375,7 +375,7 @@ func (r *Replica) commitGroups(reqs []*request, gen uint64) ([]outcome, error) {
 	defer a.discard()
 	outs := make([]outcome, len(reqs))
 	for i, req := range reqs {
-		ev := evaluator{r: r, txn: a.txn, now: now, dp: r.dataPrefix(a.ws.DataInc), ip: r.indexPrefix(a.ws.DataInc)}
+		ev := evaluator{r: r, txn: a.txn, now: now, dp: r.dataPrefix(a.ws.DataInc), ip: r.indexPrefix(a.ws.DataInc), batch: &a}
 		res, err := ev.eval(req.ops)
 		if err != nil {
 			var we *wire.Error
