@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -115,24 +116,21 @@ type appender struct {
 	ws    State // the State as of the records appended so far
 	n     int   // records appended
 	added int64 // log bytes appended
-	// keys are the keys the records set or delete in the replica's
-	// current data incarnation, for the read cache; once a record clears
-	// it (cleared), the rest go to a new incarnation no reader has seen.
-	// written holds the same keys, and through their answers after the
-	// records, in order, which the commit writes through to the cache.
-	keys    [][]byte
-	written map[string]struct{}
-	through []throughWrite
-	cleared bool
+	// effects are, record by record, the sets and deletes of the
+	// replica's current data incarnation, for the read cache: the commit
+	// removes their keys first and writes their answers through after.
+	// Once a record clears the incarnation (cleared), the rest go to a new
+	// one no reader has seen. nEffects counts them; written indexes
+	// their keys once there are more than a scan should look through.
+	effects  [][]binlog.Effect
+	nEffects int
+	written  map[string]struct{}
+	cleared  bool
 }
 
-// throughWrite is a key's answer after a record, for the read cache.
-type throughWrite struct {
-	key   []byte
-	value []byte
-	exp   int64
-	found bool
-}
+// scanWritten is how many effects cacheable looks through one by one
+// before it indexes them.
+const scanWritten = 16
 
 // cacheable reports whether a read of key within the batch may be answered
 // by the read cache: the store has one, no record of the batch so far has
@@ -141,8 +139,30 @@ func (a *appender) cacheable(key []byte) bool {
 	if a == nil || a.r.s.cache == nil || a.cleared {
 		return false
 	}
+	if a.nEffects <= scanWritten {
+		for _, es := range a.effects {
+			for i := range es {
+				if bytes.Equal(es[i].Key, key) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if a.written == nil {
+		a.written = make(map[string]struct{}, 2*a.nEffects)
+		for _, es := range a.effects {
+			a.index(es)
+		}
+	}
 	_, w := a.written[string(key)]
 	return !w
+}
+
+func (a *appender) index(es []binlog.Effect) {
+	for i := range es {
+		a.written[string(es[i].Key)] = struct{}{}
+	}
 }
 
 // newAppender starts a transaction that appends to a replica whose state is
@@ -164,18 +184,19 @@ func (a *appender) append(rec binlog.Record, raw []byte) error {
 		ws.Gen = rec.Gen
 	}
 	if a.r.s.cache != nil && !a.cleared {
-		for i := range rec.Effects {
-			e := &rec.Effects[i]
-			if e.Kind == binlog.EffectClear {
-				a.cleared = true
+		es := rec.Effects
+		for i := range es {
+			if es[i].Kind == binlog.EffectClear {
+				es, a.cleared = es[:i], true
 				break
 			}
-			a.keys = append(a.keys, e.Key)
-			if a.written == nil {
-				a.written = make(map[string]struct{})
+		}
+		if len(es) > 0 {
+			a.effects = append(a.effects, es)
+			a.nEffects += len(es)
+			if a.written != nil {
+				a.index(es)
 			}
-			a.written[string(e.Key)] = struct{}{}
-			a.through = append(a.through, throughWrite{key: e.Key, value: e.Value, exp: e.ExpireAt, found: e.Kind == binlog.EffectSet})
 		}
 	}
 	if err := a.r.applyEffects(a.txn, ws, rec.Effects); err != nil {
@@ -207,7 +228,7 @@ func (a *appender) commit() error {
 	defer a.r.committing.Store(0)
 	// The read cache forgets the keys before Badger's commit and counts
 	// the commit until the state is installed (cache.go).
-	a.r.cacheBeginCommit(a.keys)
+	a.r.cacheBeginCommit(a.effects)
 	defer a.r.cacheEndCommit()
 	if err := a.txn.Commit(); err != nil {
 		return err
@@ -227,13 +248,20 @@ func (a *appender) commit() error {
 // left to readers.
 func (a *appender) writeThrough() {
 	c := a.r.s.cache
-	if c == nil || a.cleared || a.ws.Incomplete || len(a.through) == 0 {
+	if c == nil || a.cleared || a.ws.Incomplete {
 		return
 	}
 	var buf [96]byte
 	yes := func() bool { return true }
-	for _, w := range a.through {
-		c.fill(cacheKey(buf[:0], a.r.cacheTag, w.key), cacheAnswer{value: w.value, exp: w.exp, seq: a.ws.Seq, found: w.found}, yes)
+	for _, es := range a.effects {
+		for i := range es {
+			e := &es[i]
+			ans := cacheAnswer{seq: a.ws.Seq}
+			if e.Kind == binlog.EffectSet {
+				ans.value, ans.exp, ans.found = e.Value, e.ExpireAt, true
+			}
+			c.fill(cacheKey(buf[:0], a.r.cacheTag, e.Key), ans, yes)
+		}
 	}
 }
 

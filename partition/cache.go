@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/zeppelin-kv/zeppelin/binlog"
 )
 
 // The read cache keeps the answers of recent point reads and writes
@@ -279,19 +281,21 @@ func (r *Replica) cacheFill(t cacheTicket, key []byte, a cacheAnswer) {
 	})
 }
 
-// cacheBeginCommit starts the cache's side of a commit that sets or deletes
-// keys in the current data incarnation: it counts the commit and removes
-// the keys. The caller holds writeMu and must call cacheEndCommit after
-// installing the new state, whether the commit succeeded or not.
-func (r *Replica) cacheBeginCommit(keys [][]byte) {
+// cacheBeginCommit starts the cache's side of a commit whose effects set
+// or delete keys in the current data incarnation: it counts the commit and
+// removes the keys. The caller holds writeMu and must call cacheEndCommit
+// after installing the new state, whether the commit succeeded or not.
+func (r *Replica) cacheBeginCommit(effects [][]binlog.Effect) {
 	c := r.s.cache
 	if c == nil {
 		return
 	}
 	r.cacheWriting.Add(1)
 	var buf [96]byte
-	for _, k := range keys {
-		c.remove(cacheKey(buf[:0], r.cacheTag, k))
+	for _, es := range effects {
+		for i := range es {
+			c.remove(cacheKey(buf[:0], r.cacheTag, es[i].Key))
+		}
 	}
 }
 

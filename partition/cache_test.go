@@ -383,6 +383,22 @@ func TestReadCacheWriteThrough(t *testing.T) {
 		t.Fatalf("increment after a delete in the batch answered %d, want 3", outs[1].res[0].Int)
 	}
 	wantValue(t, m, "k", "3")
+	// A batch with more writes than cacheable scans: it indexes them,
+	// and keeps indexing the later groups' writes.
+	for k := range 20 {
+		write(t, m, set(fmt.Sprint("m", k), "1")) // cached
+	}
+	write(t, m, set("late", "1"))
+	var groups [][]wire.Op
+	for k := range 20 {
+		groups = append(groups, []wire.Op{set(fmt.Sprint("m", k), "100")})
+	}
+	groups = append(groups, []wire.Op{incr("m3", 1)}, []wire.Op{set("late", "7")}, []wire.Op{incr("late", 1)}, []wire.Op{incr("m3", 1)})
+	outs = batch(groups...)
+	if a, b, c := outs[20].res[0].Int, outs[22].res[0].Int, outs[23].res[0].Int; a != 101 || b != 8 || c != 102 {
+		t.Fatalf("increments in a long batch answered %d, %d, %d, want 101, 8, 102", a, b, c)
+	}
+	wantValue(t, m, "m3", "102")
 	// After a flush in the batch every key is gone, cached or not.
 	outs = batch([]wire.Op{{Type: wire.OpFlush}}, []wire.Op{incr("k", 1)})
 	if outs[1].res[0].Int != 1 {

@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"bytes"
 	"math"
 	"slices"
 	"strconv"
@@ -19,16 +20,21 @@ type cell struct {
 }
 
 // evaluator runs one write group against the transaction, recording its
-// writes in a group-local overlay (so a failing group leaves no trace) and
-// its effects for the record.
+// writes as the effects for the record, which are also the group's
+// overlay (so a failing group leaves no trace): a key's last effect since
+// the group's last flush is its value as the group sees it.
 type evaluator struct {
 	r       *Replica
 	txn     *badger.Txn
 	now     int64
 	dp, ip  []byte // data and index prefixes of the incarnation in force
-	ov      map[string]cell
-	cleared bool // the group flushed: keys outside ov are absent
+	cleared bool   // the group flushed: keys without an effect since are absent
 	effects []binlog.Effect
+	// base is where the effects since the group's last flush start; ov
+	// indexes each of their keys' last one once there are more than
+	// scanWritten (fewer are looked through one by one).
+	base int
+	ov   map[string]int
 	// batch is the appender of the group's batch, whose earlier groups'
 	// writes txn holds but the read cache does not yet; nil reads no cache.
 	batch *appender
@@ -36,7 +42,7 @@ type evaluator struct {
 
 // get returns key's live value as the group sees it.
 func (e *evaluator) get(key []byte) (cell, error) {
-	if c, ok := e.ov[string(key)]; ok {
+	if c, ok := e.overlay(key); ok {
 		if c.present && !live(c.exp, e.now) {
 			return cell{}, nil
 		}
@@ -62,20 +68,53 @@ func (e *evaluator) get(key []byte) (cell, error) {
 	return cell{present: true, value: v, exp: exp}, nil
 }
 
-func (e *evaluator) put(key, value []byte, exp int64) {
-	if e.ov == nil {
-		e.ov = make(map[string]cell)
+// overlay returns key's cell as the group's own effects left it, if any
+// since its last flush wrote key.
+func (e *evaluator) overlay(key []byte) (cell, bool) {
+	if e.ov != nil {
+		i, ok := e.ov[string(key)]
+		if !ok {
+			return cell{}, false
+		}
+		return effectCell(&e.effects[i]), true
 	}
-	e.ov[string(key)] = cell{present: true, value: value, exp: exp}
-	e.effects = append(e.effects, binlog.Effect{Kind: binlog.EffectSet, Key: key, Value: value, ExpireAt: exp})
+	for i := len(e.effects) - 1; i >= e.base; i-- {
+		if ef := &e.effects[i]; bytes.Equal(ef.Key, key) {
+			return effectCell(ef), true
+		}
+	}
+	return cell{}, false
+}
+
+// effectCell is the cell a set or delete effect leaves.
+func effectCell(ef *binlog.Effect) cell {
+	if ef.Kind != binlog.EffectSet {
+		return cell{}
+	}
+	return cell{present: true, value: ef.Value, exp: ef.ExpireAt}
+}
+
+// record appends a set or delete effect.
+func (e *evaluator) record(ef binlog.Effect) {
+	e.effects = append(e.effects, ef)
+	n := len(e.effects)
+	switch {
+	case e.ov != nil:
+		e.ov[string(ef.Key)] = n - 1
+	case n-e.base > scanWritten:
+		e.ov = make(map[string]int, 2*(n-e.base))
+		for i := e.base; i < n; i++ {
+			e.ov[string(e.effects[i].Key)] = i
+		}
+	}
+}
+
+func (e *evaluator) put(key, value []byte, exp int64) {
+	e.record(binlog.Effect{Kind: binlog.EffectSet, Key: key, Value: value, ExpireAt: exp})
 }
 
 func (e *evaluator) del(key []byte) {
-	if e.ov == nil {
-		e.ov = make(map[string]cell)
-	}
-	e.ov[string(key)] = cell{}
-	e.effects = append(e.effects, binlog.Effect{Kind: binlog.EffectDelete, Key: key})
+	e.record(binlog.Effect{Kind: binlog.EffectDelete, Key: key})
 }
 
 func (e *evaluator) expiry(i int, ttl int64) (int64, error) {
@@ -202,6 +241,7 @@ func (e *evaluator) eval(ops []wire.Op) ([]wire.OpResult, error) {
 			e.ov = nil
 			e.cleared = true
 			e.effects = append(e.effects, binlog.Effect{Kind: binlog.EffectClear})
+			e.base = len(e.effects)
 			out.Done = true
 		}
 	}
@@ -245,7 +285,11 @@ func (e *evaluator) deleteTag(tag []byte) (int64, error) {
 		}
 	}
 	var created []string
-	for k, c := range e.ov {
+	last := make(map[string]cell)
+	for i := e.base; i < len(e.effects); i++ {
+		last[string(e.effects[i].Key)] = effectCell(&e.effects[i])
+	}
+	for k, c := range last {
 		if c.present && !seen[k] && live(c.exp, e.now) && string(placement.Hashtag([]byte(k))) == string(tag) {
 			created = append(created, k)
 		}

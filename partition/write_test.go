@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -342,5 +343,29 @@ func TestGetMany(t *testing.T) {
 	s.GetMany(reps, keys, func(int, []byte, int64, bool, uint64, error) bool { n++; return n < 2 })
 	if n != 2 {
 		t.Fatalf("fn called %d times after asking to stop at the second key", n)
+	}
+}
+
+// TestLongGroupSeesItsOwnWrites: a group longer than the overlay scan
+// reads its own earlier writes through the index it builds, and a flush
+// in it hides them.
+func TestLongGroupSeesItsOwnWrites(t *testing.T) {
+	_, m := newMaster(t, newClock())
+	write(t, m, set("k3", "100"), set("k4", "100"))
+	var ops []wire.Op
+	for k := range 20 {
+		ops = append(ops, set(fmt.Sprint("k", k), "5"))
+	}
+	ops = append(ops, incr("k3", 1), del("k4"), incr("k4", 1), incr("k3", 1),
+		wire.Op{Type: wire.OpFlush}, incr("k3", 1), set("a", "1"), incr("a", 1))
+	res := write(t, m, ops...)
+	got := []int64{res[20].Int, res[22].Int, res[23].Int, res[25].Int, res[27].Int}
+	if want := []int64{6, 1, 7, 1, 2}; !slices.Equal(got, want) {
+		t.Fatalf("increments answered %v, want %v", got, want)
+	}
+	wantValue(t, m, "k3", "1")
+	wantValue(t, m, "a", "2")
+	if _, _, found, _ := m.Get([]byte("k5")); found {
+		t.Fatal("k5 survived the group's flush")
 	}
 }
