@@ -103,19 +103,8 @@ func (l *logSyncer) sync() error {
 
 // syncFile fsyncs the file at p; a file gone meanwhile is not an error.
 func syncFile(p string) error {
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	if err := fsutil.Sync(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("partition: sync: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("partition: sync %s: %w", p, err)
 	}
 	return nil
 }

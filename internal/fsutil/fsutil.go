@@ -35,17 +35,21 @@ func WriteFileSync(path string, b []byte) error {
 
 // SyncDir syncs the directory dir, making the names created, renamed or
 // removed in it durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+func SyncDir(dir string) error { return Sync(dir) }
+
+// Sync fsyncs the file or directory at path through a descriptor of its
+// own. The error wraps os.ErrNotExist when there is nothing at path.
+func Sync(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("fsutil: open %s: %w", dir, err)
+		return fmt.Errorf("fsutil: open %s: %w", path, err)
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("fsutil: sync %s: %w", dir, err)
+		return fmt.Errorf("fsutil: sync %s: %w", path, err)
 	}
 	return nil
 }

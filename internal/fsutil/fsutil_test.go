@@ -1,6 +1,7 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,5 +31,14 @@ func TestWriteFileSyncReportsAMissingDirectory(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "missing", "f")
 	if err := WriteFileSync(p, []byte("x")); err == nil {
 		t.Fatal("write into a missing directory succeeded")
+	}
+}
+
+func TestSyncReportsAMissingPath(t *testing.T) {
+	if err := Sync(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Sync of a missing file: %v, want an error wrapping os.ErrNotExist", err)
+	}
+	if err := SyncDir(t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 }
