@@ -1,11 +1,11 @@
 package partition
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/zeppelin-kv/zeppelin/binlog"
 )
@@ -38,20 +38,30 @@ import (
 // Replica value and whenever the replica's data incarnation or
 // completeness changes) and the user key, so a flush, a full sync or a
 // dropped and re-created replica leaves its old entries unreachable; they
-// age out. Eviction is CLOCK per shard, bounded by bytes.
+// age out. Each shard drops its oldest entries first (readCache).
 
 // cacheShards is the number of independently locked parts of the cache.
 const cacheShards = 64
 
-// cacheEntryOverhead approximates what an entry costs beyond its key and
-// value: the slot, the map entry and the allocation's header.
-const cacheEntryOverhead = 120
+// cacheHeader is the size of an entry's header in a shard's ring: the key's
+// hash, the key's and the value's lengths, the expiry, the seq and whether
+// the key was found.
+const cacheHeader = 8 + 4 + 4 + 8 + 8 + 1
 
 // maxCachedValue is the largest value the cache keeps; larger reads go to
 // Badger every time.
 const maxCachedValue = 16 << 10
 
 // readCache is a store's cache of point-read answers.
+//
+// It holds no pointers the garbage collector would have to follow: each
+// shard writes its entries one after another into a ring of bytes and
+// indexes them by the hash of their key (a map of integers). Positions are
+// absolute (they only grow); the ring's oldest entries are dropped, first
+// in first out, as new ones need their room, and dropping one takes it out
+// of the index if the index still points at it. A lookup compares the
+// whole key, so two keys of one hash never answer for each other (the
+// later fill replaces the earlier one's index entry).
 type readCache struct {
 	seed   maphash.Seed
 	tags   atomic.Uint64 // the last cache tag handed out
@@ -62,23 +72,11 @@ type readCache struct {
 
 type cacheShard struct {
 	mu    sync.Mutex
-	m     map[string]int32 // key → index in slots
-	slots []cacheSlot
-	free  []int32 // unused indexes in slots
-	hand  int     // the CLOCK hand
-	bytes int64
-	limit int64
+	index map[uint64]uint64 // key hash → absolute position of its entry
+	ring  []byte
+	head  uint64   // where the next entry goes
+	tail  uint64   // the oldest entry still in the ring
 	_     [40]byte // keep shards' locks on separate cache lines
-}
-
-type cacheSlot struct {
-	key   string
-	value []byte
-	exp   int64  // absolute expiry, Unix ms; 0 = none
-	seq   uint64 // the replica's seq as of the snapshot the answer came from
-	found bool
-	ref   bool // read since the hand last passed
-	used  bool
 }
 
 // cacheAnswer is one cached read.
@@ -97,8 +95,8 @@ func newReadCache(size int64) *readCache {
 	}
 	c := &readCache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]int32)
-		c.shards[i].limit = max(size/cacheShards, 4<<10)
+		c.shards[i].index = make(map[uint64]uint64)
+		c.shards[i].ring = make([]byte, max(size/cacheShards, 4<<10))
 	}
 	return c
 }
@@ -117,37 +115,32 @@ func cacheKey(b []byte, tag uint64, key []byte) []byte {
 	return append(b, key...)
 }
 
-func (c *readCache) shard(k []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(c.seed, k)%cacheShards]
+// locate returns k's hash and shard.
+func (c *readCache) locate(k []byte) (uint64, *cacheShard) {
+	h := maphash.Bytes(c.seed, k)
+	return h, &c.shards[h%cacheShards]
 }
 
 // get returns the answer cached under k; its value is a copy.
 func (c *readCache) get(k []byte) (cacheAnswer, bool) {
-	sh := c.shard(k)
+	h, sh := c.locate(k)
 	sh.mu.Lock()
-	i, ok := sh.m[string(k)]
+	a, ok := sh.lookup(h, k, true)
+	sh.mu.Unlock()
 	if !ok {
-		sh.mu.Unlock()
 		c.misses.Add(1)
 		return cacheAnswer{}, false
 	}
-	s := &sh.slots[i]
-	s.ref = true
-	a := cacheAnswer{exp: s.exp, seq: s.seq, found: s.found}
-	if s.found {
-		a.value = append(make([]byte, 0, len(s.value)), s.value...)
-	}
-	sh.mu.Unlock()
 	c.hits.Add(1)
 	return a, true
 }
 
 // remove drops k.
 func (c *readCache) remove(k []byte) {
-	sh := c.shard(k)
+	h, sh := c.locate(k)
 	sh.mu.Lock()
-	if i, ok := sh.m[string(k)]; ok {
-		sh.drop(i)
+	if _, ok := sh.lookup(h, k, false); ok {
+		delete(sh.index, h)
 	}
 	sh.mu.Unlock()
 }
@@ -155,71 +148,96 @@ func (c *readCache) remove(k []byte) {
 // fill caches a under k if allowed, checked under the shard's lock, says
 // so. a.value is copied.
 func (c *readCache) fill(k []byte, a cacheAnswer, allowed func() bool) {
-	size := int64(len(k)+len(a.value)) + cacheEntryOverhead
 	if len(a.value) > maxCachedValue {
 		return
 	}
-	sh := c.shard(k)
+	if !a.found {
+		a.value = nil
+	}
+	n := uint64(cacheHeader + len(k) + len(a.value))
+	h, sh := c.locate(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if size > sh.limit || !allowed() {
+	size := uint64(len(sh.ring))
+	if 2*n > size || !allowed() {
 		return
 	}
-	if i, ok := sh.m[string(k)]; ok {
-		sh.drop(i)
+	for sh.head+n-sh.tail > size {
+		sh.dropOldest()
 	}
-	for sh.bytes+size > sh.limit && len(sh.m) > 0 {
-		sh.evict()
-	}
-	var i int32
-	if n := len(sh.free); n > 0 {
-		i = sh.free[n-1]
-		sh.free = sh.free[:n-1]
-	} else {
-		i = int32(len(sh.slots))
-		sh.slots = append(sh.slots, cacheSlot{})
-	}
-	// The key and the value share one allocation; neither is ever
-	// written again, so the map's key may be a view of its bytes.
-	buf := make([]byte, len(k)+len(a.value))
-	copy(buf, k)
-	s := &sh.slots[i]
-	*s = cacheSlot{key: unsafe.String(unsafe.SliceData(buf), len(k)), exp: a.exp, seq: a.seq, found: a.found, used: true}
+	var hdr [cacheHeader]byte
+	binary.LittleEndian.PutUint64(hdr[0:], h)
+	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(k)))
+	binary.LittleEndian.PutUint32(hdr[12:], uint32(len(a.value)))
+	binary.LittleEndian.PutUint64(hdr[16:], uint64(a.exp))
+	binary.LittleEndian.PutUint64(hdr[24:], a.seq)
 	if a.found {
-		s.value = buf[len(k):len(buf):len(buf)]
-		copy(s.value, a.value)
+		hdr[32] = 1
 	}
-	sh.m[s.key] = i
-	sh.bytes += size
+	p := sh.head
+	sh.put(p, hdr[:])
+	sh.put(p+cacheHeader, k)
+	sh.put(p+cacheHeader+uint64(len(k)), a.value)
+	sh.head += n
+	sh.index[h] = p
 }
 
-// drop frees slot i.
-func (sh *cacheShard) drop(i int32) {
-	s := &sh.slots[i]
-	delete(sh.m, s.key)
-	sh.bytes -= int64(len(s.key)+len(s.value)) + cacheEntryOverhead
-	*s = cacheSlot{}
-	sh.free = append(sh.free, i)
+// lookup returns the answer of the entry the index holds for hash h if its
+// key is k; with value set, a copy of its value too.
+func (sh *cacheShard) lookup(h uint64, k []byte, value bool) (cacheAnswer, bool) {
+	p, ok := sh.index[h]
+	if !ok || p < sh.tail {
+		return cacheAnswer{}, false
+	}
+	var hdr [cacheHeader]byte
+	sh.read(hdr[:], p)
+	klen := uint64(binary.LittleEndian.Uint32(hdr[8:]))
+	if klen != uint64(len(k)) || !sh.equal(p+cacheHeader, k) {
+		return cacheAnswer{}, false
+	}
+	a := cacheAnswer{
+		exp:   int64(binary.LittleEndian.Uint64(hdr[16:])),
+		seq:   binary.LittleEndian.Uint64(hdr[24:]),
+		found: hdr[32] == 1,
+	}
+	if value && a.found {
+		a.value = make([]byte, binary.LittleEndian.Uint32(hdr[12:]))
+		sh.read(a.value, p+cacheHeader+klen)
+	}
+	return a, true
 }
 
-// evict frees one slot, giving every recently read one a second chance.
-func (sh *cacheShard) evict() {
-	for {
-		if sh.hand >= len(sh.slots) {
-			sh.hand = 0
-		}
-		s := &sh.slots[sh.hand]
-		i := int32(sh.hand)
-		sh.hand++
-		switch {
-		case !s.used:
-		case s.ref:
-			s.ref = false
-		default:
-			sh.drop(i)
-			return
-		}
+// dropOldest drops the ring's oldest entry, and its index entry if the
+// index still points at it.
+func (sh *cacheShard) dropOldest() {
+	var hdr [cacheHeader]byte
+	sh.read(hdr[:], sh.tail)
+	h := binary.LittleEndian.Uint64(hdr[0:])
+	if p, ok := sh.index[h]; ok && p == sh.tail {
+		delete(sh.index, h)
 	}
+	sh.tail += uint64(cacheHeader) + uint64(binary.LittleEndian.Uint32(hdr[8:])) + uint64(binary.LittleEndian.Uint32(hdr[12:]))
+}
+
+// put copies b into the ring at absolute position p, wrapping at its end.
+func (sh *cacheShard) put(p uint64, b []byte) {
+	i := p % uint64(len(sh.ring))
+	n := copy(sh.ring[i:], b)
+	copy(sh.ring, b[n:])
+}
+
+// read copies len(b) bytes of the ring from absolute position p into b.
+func (sh *cacheShard) read(b []byte, p uint64) {
+	i := p % uint64(len(sh.ring))
+	n := copy(b, sh.ring[i:])
+	copy(b[n:], sh.ring)
+}
+
+// equal reports whether the ring holds k at absolute position p.
+func (sh *cacheShard) equal(p uint64, k []byte) bool {
+	i := p % uint64(len(sh.ring))
+	first := min(uint64(len(k)), uint64(len(sh.ring))-i)
+	return bytes.Equal(sh.ring[i:i+first], k[:first]) && bytes.Equal(sh.ring[:uint64(len(k))-first], k[first:])
 }
 
 // stats returns the cache's hits, misses, entries and bytes.
@@ -227,8 +245,8 @@ func (c *readCache) stats() (hits, misses uint64, entries int, bytes int64) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		entries += len(sh.m)
-		bytes += sh.bytes
+		entries += len(sh.index)
+		bytes += int64(sh.head - sh.tail)
 		sh.mu.Unlock()
 	}
 	return c.hits.Load(), c.misses.Load(), entries, bytes
@@ -325,7 +343,7 @@ func (s *Store) ReadCacheStats() (st ReadCacheStats, ok bool) {
 	}
 	st.Hits, st.Misses, st.Entries, st.Bytes = c.stats()
 	for i := range c.shards {
-		st.Limit += c.shards[i].limit
+		st.Limit += int64(len(c.shards[i].ring))
 	}
 	return st, true
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -405,4 +406,57 @@ func TestReadCacheWriteThrough(t *testing.T) {
 		t.Fatalf("increment after a flush in the batch answered %d, want 1", outs[1].res[0].Int)
 	}
 	wantValue(t, m, "k", "1")
+}
+
+// TestReadCacheRingAgainstAModel drives one small cache with random fills,
+// removes and gets of keys and values of varied sizes, so that entries wrap
+// around the rings' ends and the oldest are dropped all the time: a get
+// either misses or answers exactly the key's last fill, never a removed or
+// another key's answer.
+func TestReadCacheRingAgainstAModel(t *testing.T) {
+	c := newReadCache(64 * 4 << 10) // the smallest rings
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+	always := func() bool { return true }
+	type ans struct {
+		v     string
+		found bool
+		seq   uint64
+	}
+	model := map[string]ans{}
+	hits := 0
+	for i := range 50000 {
+		k := fmt.Sprintf("key-%d-%s", rng.IntN(300), strings.Repeat("x", rng.IntN(40)))
+		ck := cacheKey(nil, 1, []byte(k))
+		switch op := rng.IntN(10); {
+		case op < 5:
+			a := ans{v: strings.Repeat(string(rune('a'+rng.IntN(26))), rng.IntN(600)), found: rng.IntN(5) > 0, seq: uint64(i)}
+			if !a.found {
+				a.v = ""
+			}
+			c.fill(ck, cacheAnswer{value: []byte(a.v), found: a.found, seq: a.seq}, always)
+			model[k] = a
+		case op < 6:
+			c.remove(ck)
+			delete(model, k)
+		default:
+			got, ok := c.get(ck)
+			if !ok {
+				continue
+			}
+			want, in := model[k]
+			if !in || got.found != want.found || got.seq != want.seq || string(got.value) != want.v {
+				t.Fatalf("op %d: %s answered %+v (value %d bytes), want %+v (in model: %v)", i, k, got, len(got.value), want, in)
+			}
+			hits++
+		}
+	}
+	if hits == 0 {
+		t.Fatal("no get hit")
+	}
+	_, _, n, b := c.stats()
+	if b > 64*4<<10 || n == 0 {
+		t.Fatalf("%d entries, %d bytes in a cache of %d", n, b, 64*4<<10)
+	}
 }
