@@ -51,6 +51,14 @@ func (d *detector) enterTerm(term uint64, now time.Time) {
 	}
 }
 
+// termStart returns when the detector started the term it is in: its
+// grace period before declaring a node down runs from then.
+func (d *detector) termStart() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.since
+}
+
 // observe records a heartbeat received in term. It reports whether the
 // heartbeat may be acknowledged: not while the node is being declared down.
 func (d *detector) observe(term uint64, req *wire.HeartbeatRequest, now time.Time) bool {

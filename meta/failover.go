@@ -21,9 +21,10 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	s.det.enterTerm(term, now)
 	if term != s.ledTerm {
 		// First pass of this leadership term (the detector may already
-		// have started it on an early heartbeat).
+		// have started it on an early heartbeat: the event carries that
+		// start, which the grace period before failovers counts from).
 		s.ledTerm = term
-		s.events.add(Event{Time: now, Kind: "leader", Epoch: s.Map().Epoch})
+		s.events.add(Event{Time: s.det.termStart(), Kind: "leader", Epoch: s.Map().Epoch})
 		s.log.Info("meta: leading the meta group", "term", term, "epoch", s.Map().Epoch)
 		s.kickNotify()
 		// A new leader looks at the master balance once it has heard
