@@ -53,17 +53,17 @@ func (d Durability) String() string {
 const (
 	DefaultSyncInterval = time.Second
 	DefaultMaxTagDelete = 10_000
-	// DefaultMemoryBudget is Options.MemoryBudget's default: a 32 MiB
-	// block cache, three 16 MiB memtables, and the buffers flushes and
-	// compactions build tables in.
+	// DefaultMemoryBudget is Options.MemoryBudget's default: a 24 MiB
+	// read cache, an 8 MiB block cache, four 8 MiB memtables, and the
+	// buffers flushes and compactions build tables in.
 	DefaultMemoryBudget = 128 << 20
 	// SmallMemoryBudget is Options.MemoryBudget's default with Small, the
 	// same as DefaultMemoryBudget (Small keeps value log files small).
 	SmallMemoryBudget = 128 << 20
-	// MinMemoryBudget is the smallest memory budget: three 4 MiB
-	// memtables (and a 6 MiB block cache). The largest group of writes a
+	// MinMemoryBudget is the smallest memory budget: four 4 MiB
+	// memtables (and 6 MiB of caches). The largest group of writes a
 	// replica commits at once is 15% of a memtable: about 600 KiB here,
-	// 2.4 MiB at DefaultMemoryBudget (values past the value threshold are
+	// 1.2 MiB at DefaultMemoryBudget (values past the value threshold are
 	// kept in Badger's value log and count little).
 	MinMemoryBudget = 24 << 20
 )
@@ -86,14 +86,19 @@ type badgerSizing struct {
 // sizeBadger splits a memory budget (at least MinMemoryBudget) into the
 // store's read cache and Badger's block cache (a quarter between them:
 // three sixteenths and one sixteenth by default, no block cache with
-// uncompressed tables) and three memtables (one being filled, up to two
-// waiting for their flush) of a sixth of the rest each; what remains is for the buffers tables are
-// built in. A flush builds its level-0 table from a whole memtable, and
-// with compression a table builder holds every block twice (uncompressed,
-// and a worst-case-sized buffer for its compressed copy), in buffers that
-// double as they fill and that Badger pools (up to eight) and hands from
-// flushes to compactions, each running compaction keeping up to about ten
-// builders while their tables are written.
+// uncompressed tables) and four memtables (one being filled, up to three
+// waiting for their flush) of a twelfth of the rest each; what remains is
+// for the buffers tables are built in. A flush builds its level-0 table
+// from a whole memtable, and with compression a table builder holds every
+// block twice (uncompressed, and a worst-case-sized buffer for its
+// compressed copy), in buffers that double as they fill and that Badger
+// pools (up to eight) and hands from flushes to compactions, so each
+// pooled set settles at the size the largest level-0 table needed: about
+// 15 MiB for an 8 MiB memtable of small values, 31 MiB for a 16 MiB one.
+// The pool, not the memtables, is what the memtable size mostly buys:
+// with 16 MiB memtables it held up to 250 MB, past the runtime's soft
+// limit, and writes slowed to a quarter of their speed under the
+// collector (docs/performance.md).
 //
 // readCache is Options.ReadCacheSize: 0 for the default, negative for no
 // read cache (the block cache keeps the whole quarter), positive for that
@@ -120,12 +125,12 @@ func sizeBadger(budget int64, uncompressed bool, readCache int64) badgerSizing {
 		readCache = 0
 	}
 	share := budget / 4 // the caches'
-	z := badgerSizing{memtables: 3, readCache: readCache, blockCache: share - min(readCache, readShare)}
+	z := badgerSizing{memtables: 4, readCache: readCache, blockCache: share - min(readCache, readShare)}
 	mem := budget - share
 	if uncompressed {
 		mem, z.blockCache = budget-min(readCache, readShare), 0
 	}
-	z.memtable = max(mem/6, 4<<20)
+	z.memtable = max(mem/12, 4<<20)
 	z.baseTable = min(max(budget/256, 256<<10), 2<<20)
 	return z
 }
