@@ -260,8 +260,12 @@ type serverConn struct {
 	cancel  context.CancelFunc
 	out     chan []byte // nil entry: close once everything before it is written
 	sem     chan struct{}
-	once    sync.Once
-	done    chan struct{}
+	// work hands a request to an idle worker, of which there are
+	// idleWorkers (see worker).
+	work        chan task
+	idleWorkers atomic.Int32
+	once        sync.Once
+	done        chan struct{}
 
 	// peer is set by the reader once the handshake is done, before any
 	// request is served.
@@ -283,6 +287,7 @@ func (s *Server) serveConn(nc net.Conn, release func()) {
 		cancel:  cancel,
 		out:     make(chan []byte, 1024),
 		sem:     make(chan struct{}, s.cfg.MaxInFlight),
+		work:    make(chan task),
 		done:    make(chan struct{}),
 	}
 	if a := nc.RemoteAddr(); a != nil {
@@ -333,12 +338,15 @@ func (c *serverConn) send(b []byte) {
 	}
 }
 
-// readLoop reads the connection's requests and starts a goroutine for
-// each; their handlers run under ctx.
+// readLoop reads the connection's requests and hands each to a worker
+// goroutine (an idle one, or a new one when all are busy); their handlers
+// run under ctx.
 func (c *serverConn) readLoop(ctx context.Context) {
 	// The first frame must be a Hello of our version; until it has come,
 	// only small frames are accepted, and the handshake (TLS, Hello,
 	// challenge-response) must end within HelloTimeout.
+	// No request follows once the reader stops: idle workers exit.
+	defer close(c.work)
 	idle := &idleReader{c: c}
 	c.idle = idle
 	fr := wire.NewFrameReader(idle, helloMaxFrame)
@@ -369,10 +377,49 @@ func (c *serverConn) readLoop(ctx context.Context) {
 		case <-c.done:
 			return
 		}
-		if !c.s.group.Go(func() { c.serve(ctx, h, f) }) {
+		t := task{h: h, f: f}
+		select {
+		case c.work <- t:
+			continue
+		default:
+		}
+		if !c.s.group.Go(func() { c.worker(ctx, t) }) {
 			<-c.sem
 			return // the server is closing
 		}
+	}
+}
+
+// task is one request for a worker.
+type task struct {
+	h HandlerFunc
+	f wire.Frame
+}
+
+// maxIdleWorkers bounds a connection's workers waiting for a request.
+const maxIdleWorkers = 256
+
+// worker serves t, then the requests the reader hands it, until the
+// reader stops (the connection is closing) or, after a request,
+// maxIdleWorkers others are already waiting. A connection has at most as many workers as requests it has
+// served at once (each holds a slot of c.sem while it serves). Workers
+// outlive their requests so that their stacks do too: decoding a request
+// grows a goroutine's stack several times, and with a new goroutine per
+// request copying stacks took an eighth of a loaded server's CPU. (An idle
+// timer per worker cost more than it saved: every request reset it, and
+// the timers' locks were contended.)
+func (c *serverConn) worker(ctx context.Context, t task) {
+	for {
+		c.serve(ctx, t.h, t.f)
+		if c.idleWorkers.Add(1) > maxIdleWorkers {
+			c.idleWorkers.Add(-1)
+			return
+		}
+		var ok bool
+		if t, ok = <-c.work; !ok {
+			return // the reader has stopped
+		}
+		c.idleWorkers.Add(-1)
 	}
 }
 
