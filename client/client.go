@@ -41,6 +41,10 @@ type Client struct {
 	local     Local
 	localAddr string
 
+	// reroute watches remote calls while they wait (nil when
+	// RerouteAfter is negative).
+	reroute *rerouter
+
 	closed atomic.Bool
 }
 
@@ -133,67 +137,19 @@ func replyLease(resp any) int64 {
 }
 
 // callRemote sends a data request over the network. While the reply is
-// outstanding it looks at the map every RerouteAfter; once a partition of
-// the request is no longer mastered at addr, it abandons the request.
+// outstanding the client looks at the map every RerouteAfter; once a
+// partition of the request is no longer mastered at addr, it abandons the
+// request (reroute.go).
 func (c *Client) callRemote(ctx context.Context, addr string, kind wire.Kind, req, resp any) error {
-	every := c.cfg.RerouteAfter
-	if every <= 0 {
+	if c.reroute == nil {
 		return c.pool.Call(ctx, addr, kind, req, resp)
 	}
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := &rerouteWatch{c: c, ctx: actx, cancel: cancel, addr: addr, req: req, every: every}
-	w.mu.Lock()
-	w.t = time.AfterFunc(every, w.check)
-	w.mu.Unlock()
-	err := c.pool.Call(actx, addr, kind, req, resp)
-	w.stop()
-	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(actx), errRerouted) {
+	w := c.reroute.watch(addr, req)
+	err := c.pool.CallWithAbort(ctx, w.abort, addr, kind, req, resp)
+	if w.done() && errors.Is(err, rpc.ErrAborted) {
 		return fmt.Errorf("%w (request to %s)", errRerouted, addr)
 	}
 	return err
-}
-
-// rerouteWatch checks, while a request waits, whether its partitions still
-// have their master at the address it was sent to.
-type rerouteWatch struct {
-	c      *Client
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	addr   string
-	req    any
-	every  time.Duration
-
-	mu      sync.Mutex
-	t       *time.Timer
-	stopped bool
-}
-
-func (w *rerouteWatch) check() {
-	if w.ctx.Err() != nil {
-		return
-	}
-	var seen placement.Epoch
-	if m := w.c.cur.Load(); m != nil {
-		seen = m.Epoch
-	}
-	_ = w.c.refresh(w.ctx, seen, 0)
-	if m := w.c.cur.Load(); m != nil && !routedTo(m, w.addr, w.req) {
-		w.cancel(errRerouted)
-		return
-	}
-	w.mu.Lock()
-	if !w.stopped {
-		w.t.Reset(w.every)
-	}
-	w.mu.Unlock()
-}
-
-func (w *rerouteWatch) stop() {
-	w.mu.Lock()
-	w.stopped = true
-	w.t.Stop()
-	w.mu.Unlock()
 }
 
 // routedTo reports whether every partition that req (a data request)
@@ -252,14 +208,18 @@ func newClient(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	pool := rpc.NewPool(dc)
-	return &Client{
+	c := &Client{
 		writes: NewWrites(),
 		cfg:    cfg,
 		limits: limits,
 		log:    log,
 		pool:   pool,
 		meta:   rpc.NewMetaCaller(pool, cfg.Seeds),
-	}, nil
+	}
+	if cfg.RerouteAfter > 0 {
+		c.reroute = newRerouter(c, cfg.RerouteAfter)
+	}
+	return c, nil
 }
 
 // Close closes every connection. Calls in flight fail; later calls return
@@ -267,6 +227,9 @@ func newClient(cfg Config) (*Client, error) {
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
+	}
+	if c.reroute != nil {
+		c.reroute.close()
 	}
 	return c.pool.Close()
 }

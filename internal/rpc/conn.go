@@ -292,8 +292,18 @@ func (c *Conn) Call(ctx context.Context, kind wire.Kind, req, resp any) error {
 	return c.call(ctx, c.nextID.Add(1), kind, req, resp)
 }
 
+// CallWithAbort is Call that also gives up, with ErrAborted, once abort is
+// closed (a nil abort never is). What an abandoned request did is unknown.
+func (c *Conn) CallWithAbort(ctx context.Context, abort <-chan struct{}, kind wire.Kind, req, resp any) error {
+	return c.callAbort(ctx, abort, c.nextID.Add(1), kind, req, resp)
+}
+
 // call is Call with the request ID given.
 func (c *Conn) call(ctx context.Context, id uint64, kind wire.Kind, req, resp any) error {
+	return c.callAbort(ctx, nil, id, kind, req, resp)
+}
+
+func (c *Conn) callAbort(ctx context.Context, abort <-chan struct{}, id uint64, kind wire.Kind, req, resp any) error {
 	buf, err := wire.AppendMessage(nil, kind, id, req)
 	if err != nil {
 		return err
@@ -314,6 +324,9 @@ func (c *Conn) call(ctx context.Context, id uint64, kind wire.Kind, req, resp an
 	case <-ctx.Done():
 		c.forget(id)
 		return ctx.Err()
+	case <-abort:
+		c.forget(id)
+		return fmt.Errorf("%w: %s", ErrAborted, c.addr)
 	case <-c.done:
 		return fmt.Errorf("%w: %s: %w", ErrNotSent, c.addr, c.err)
 	}
@@ -324,6 +337,9 @@ func (c *Conn) call(ctx context.Context, id uint64, kind wire.Kind, req, resp an
 	case <-ctx.Done():
 		c.forget(id)
 		return ctx.Err()
+	case <-abort:
+		c.forget(id)
+		return fmt.Errorf("%w: %s", ErrAborted, c.addr)
 	case <-c.done:
 		// The reply may have arrived just before the connection ended.
 		select {

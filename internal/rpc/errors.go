@@ -12,6 +12,9 @@ var (
 	ErrConnLost = errors.New("rpc: connection lost")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("rpc: closed")
+	// ErrAborted means the caller abandoned the call (CallWithAbort)
+	// before its reply came; the peer may have executed it.
+	ErrAborted = errors.New("rpc: call abandoned")
 )
 
 // IsConnError reports whether err is a connection-level failure (not a reply

@@ -101,6 +101,16 @@ func (p *Pool) Call(ctx context.Context, addr string, kind wire.Kind, req, resp 
 	return c.Call(ctx, kind, req, resp)
 }
 
+// CallWithAbort is Call that gives up with ErrAborted once abort is closed
+// (see Conn.CallWithAbort).
+func (p *Pool) CallWithAbort(ctx context.Context, abort <-chan struct{}, addr string, kind wire.Kind, req, resp any) error {
+	c, err := p.Get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return c.CallWithAbort(ctx, abort, kind, req, resp)
+}
+
 // Forget closes and removes the connection to addr, if any.
 func (p *Pool) Forget(addr string) {
 	p.mu.Lock()
