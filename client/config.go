@@ -65,7 +65,9 @@ type Config struct {
 	// DefaultTimeout).
 	Timeout time.Duration
 	// RerouteAfter is how long a request may wait for its reply before the
-	// client looks at the cluster map again (and again after as long): a
+	// client looks at the cluster map again (one goroutine of the client
+	// checks every RerouteAfter, so between one and two RerouteAfter after
+	// the request was sent, and again every RerouteAfter after that): a
 	// request to a master that has been replaced meanwhile — the old one
 	// was paused or cut off — is abandoned and sent to the new master, or,
 	// when it may not be repeated, fails with ErrAmbiguous. One stalled
