@@ -29,6 +29,16 @@ type MetaCaller struct {
 	leader  string   // last known leader address
 	// hintTerm is the Raft term of the newest leader announcement taken.
 	hintTerm uint64
+	// former lists, most recent first, addresses that were members and
+	// left the list: a map of a meta group still forming lists only some
+	// of its members, and a node that took it would otherwise know no
+	// other member when the one it knows stops answering. They are tried
+	// after the members.
+	former []string
+	// silent holds the members whose last attempt ran out of time without
+	// an answer (paused, cut off): they are tried after the others until
+	// they answer again.
+	silent map[string]bool
 }
 
 // NewMetaCaller returns a caller that dials through pool and starts from
@@ -50,12 +60,22 @@ func (m *MetaCaller) SetMembers(members []placement.MetaMember) {
 	}
 	slices.Sort(addrs)
 	m.mu.Lock()
+	for _, a := range m.members {
+		if !slices.Contains(addrs, a) {
+			m.former = slices.Insert(slices.DeleteFunc(m.former, func(f string) bool { return f == a }), 0, a)
+		}
+	}
+	m.former = slices.DeleteFunc(m.former, func(f string) bool { return slices.Contains(addrs, f) })
+	m.former = m.former[:min(len(m.former), maxFormer)]
 	m.members = addrs
 	if m.leader != "" && !slices.Contains(addrs, m.leader) {
 		m.leader = ""
 	}
 	m.mu.Unlock()
 }
+
+// maxFormer bounds MetaCaller.former.
+const maxFormer = 8
 
 // AddSeeds adds addresses to try when no meta member is known.
 func (m *MetaCaller) AddSeeds(addrs ...string) {
@@ -93,6 +113,7 @@ func (m *MetaCaller) LeaderHint(addr string, term uint64) {
 	if !slices.Contains(m.members, addr) {
 		m.members = append(m.members, addr)
 		slices.Sort(m.members)
+		m.former = slices.DeleteFunc(m.former, func(f string) bool { return f == addr })
 	}
 }
 
@@ -103,24 +124,45 @@ func (m *MetaCaller) Leader() string {
 	return m.leader
 }
 
-// candidates returns the addresses to try, leader first.
+// candidates returns the addresses to try: the leader first, then the
+// other members in random order (to spread the load), then former members;
+// those that went silent come last.
 func (m *MetaCaller) candidates() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]string, 0, 1+len(m.members))
-	if m.leader != "" {
-		out = append(out, m.leader)
-	}
-	start := len(out)
-	for _, a := range m.members {
-		if a != m.leader {
-			out = append(out, a)
+	out := make([]string, 0, 1+len(m.members)+len(m.former))
+	add := func(addrs []string, silent, shuffle bool) {
+		start := len(out)
+		for _, a := range addrs {
+			if a != "" && m.silent[a] == silent && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+		if rest := out[start:]; shuffle {
+			rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
 		}
 	}
-	// Spread load across followers.
-	rest := out[start:]
-	rand.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	for _, silent := range []bool{false, true} {
+		add([]string{m.leader}, silent, false)
+		add(m.members, silent, true)
+		add(m.former, silent, false)
+	}
 	return out
+}
+
+// heard records whether addr answered (anything) or let an attempt run
+// out.
+func (m *MetaCaller) heard(addr string, answered bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case answered:
+		delete(m.silent, addr)
+	case m.silent == nil:
+		m.silent = map[string]bool{addr: true}
+	default:
+		m.silent[addr] = true
+	}
 }
 
 // discover asks seeds for the meta members.
@@ -182,9 +224,15 @@ func (m *MetaCaller) CallBounded(ctx context.Context, attempt time.Duration, lea
 		actx, cancel := attemptContext(ctx, attempt)
 		defer cancel()
 		err := m.pool.Call(actx, addr, kind, req, resp)
-		if err != nil && ctx.Err() == nil && actx.Err() != nil {
-			// This member did not answer in time; the call goes on.
+		var we *wire.Error
+		switch {
+		case err != nil && ctx.Err() == nil && actx.Err() != nil:
+			// This member did not answer in time; the call goes on, and
+			// later calls try it last until it answers.
+			m.heard(addr, false)
 			return fmt.Errorf("%w: %s did not answer within %v", ErrConnLost, addr, attempt)
+		case err == nil || errors.As(err, &we):
+			m.heard(addr, true)
 		}
 		return err
 	}
