@@ -61,6 +61,9 @@ type Replica struct {
 	// whether one is in progress.
 	cacheGen     atomic.Uint64
 	cacheWriting atomic.Int32
+	// incomplete is st.Incomplete, for readers that want only it (every
+	// read checks it) without taking mu; stored with st.
+	incomplete atomic.Bool
 
 	mu sync.Mutex // guards the fields below
 	st State      // written with writeMu and mu held
@@ -81,7 +84,7 @@ type Replica struct {
 }
 
 func newReplica(s *Store, id ReplicaID, st State) *Replica {
-	return &Replica{
+	r := &Replica{
 		s:         s,
 		id:        id,
 		stKey:     stateKey(id.Table, id.Partition),
@@ -94,6 +97,8 @@ func newReplica(s *Store, id ReplicaID, st State) *Replica {
 		seqCh:     make(chan struct{}),
 		cacheTag:  s.cache.newTag(),
 	}
+	r.incomplete.Store(st.Incomplete)
+	return r
 }
 
 func stateKeyLike(kind byte, id ReplicaID) []byte {
@@ -124,12 +129,8 @@ func (r *Replica) State() State {
 
 // Incomplete reports whether the replica's state is marked Incomplete (a
 // full sync has begun and not finished). It is State().Incomplete without
-// copying the state.
-func (r *Replica) Incomplete() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.st.Incomplete
-}
+// copying the state or taking the replica's lock.
+func (r *Replica) Incomplete() bool { return r.incomplete.Load() }
 
 // Close stops the replica's sequencer (queued writes fail with ErrClosed),
 // closes its snapshots, waits for writes in progress and removes it from the
@@ -185,6 +186,7 @@ func (r *Replica) setState(st State, logDelta int64) {
 	r.mu.Lock()
 	old := r.st
 	r.st = st
+	r.incomplete.Store(st.Incomplete)
 	r.logBytes = max(0, r.logBytes+logDelta)
 	if st.DataInc != old.DataInc || st.LogInc != old.LogInc || st.FirstSeq != old.FirstSeq {
 		r.incVer++
