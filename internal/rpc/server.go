@@ -342,11 +342,11 @@ func (c *serverConn) send(b []byte) {
 // goroutine (an idle one, or a new one when all are busy); their handlers
 // run under ctx.
 func (c *serverConn) readLoop(ctx context.Context) {
+	// No request follows once the reader stops: idle workers exit.
+	defer close(c.work)
 	// The first frame must be a Hello of our version; until it has come,
 	// only small frames are accepted, and the handshake (TLS, Hello,
 	// challenge-response) must end within HelloTimeout.
-	// No request follows once the reader stops: idle workers exit.
-	defer close(c.work)
 	idle := &idleReader{c: c}
 	c.idle = idle
 	fr := wire.NewFrameReader(idle, helloMaxFrame)
@@ -401,13 +401,13 @@ const maxIdleWorkers = 256
 
 // worker serves t, then the requests the reader hands it, until the
 // reader stops (the connection is closing) or, after a request,
-// maxIdleWorkers others are already waiting. A connection has at most as many workers as requests it has
-// served at once (each holds a slot of c.sem while it serves). Workers
-// outlive their requests so that their stacks do too: decoding a request
-// grows a goroutine's stack several times, and with a new goroutine per
-// request copying stacks took an eighth of a loaded server's CPU. (An idle
-// timer per worker cost more than it saved: every request reset it, and
-// the timers' locks were contended.)
+// maxIdleWorkers others are already waiting. A connection thus has its
+// workers serving requests (each holding a slot of c.sem) and at most
+// maxIdleWorkers more. Workers outlive their requests so that their stacks
+// do too: decoding a request grows a goroutine's stack several times, and
+// with a new goroutine per request copying stacks took an eighth of a
+// loaded server's CPU. (An idle timer per worker cost more than it saved:
+// every request reset it, and the timers' locks were contended.)
 func (c *serverConn) worker(ctx context.Context, t task) {
 	for {
 		c.serve(ctx, t.h, t.f)
