@@ -24,14 +24,13 @@ type rerouter struct {
 	shards [rerouteShards]rerouteShard
 	next   atomic.Uint32 // spreads calls over the shards
 
+	// once starts the loop, or, run by close first, keeps it from
+	// starting. ctx ends (stop) with close; done is closed once the loop
+	// has returned (or by close when it never started).
 	once sync.Once
-	// ctx ends (stop) with close; done is closed once the loop has
-	// returned.
-	ctx    context.Context
-	stop   context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex // guards closed against the loop's start
-	closed bool
+	ctx  context.Context
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 const rerouteShards = 8
@@ -83,21 +82,10 @@ func (w *waitingCall) done() (aborted bool) {
 	return aborted
 }
 
-func (r *rerouter) start() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		close(r.done)
-		return
-	}
-	go r.loop()
-}
+func (r *rerouter) start() { go r.loop() }
 
 // close stops the loop and waits for it.
 func (r *rerouter) close() {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
 	r.stop()
 	r.once.Do(func() { close(r.done) }) // never started: nothing to wait for
 	<-r.done
