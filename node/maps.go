@@ -95,9 +95,7 @@ func (s *Server) loadMap() (*placement.Map, error) {
 
 // mapApplied returns a channel closed when the node next applies a map.
 func (s *Server) mapApplied() <-chan struct{} {
-	s.appliedMu.Lock()
-	defer s.appliedMu.Unlock()
-	return s.applied
+	return *s.applied.Load()
 }
 
 // requestPull asks the map loop to pull a map of at least epoch e.
@@ -309,10 +307,8 @@ func (s *Server) applyMap(ctx context.Context, m *placement.Map) {
 	}
 	s.cur.Store(m)
 	s.fresh.Store(true)
-	s.appliedMu.Lock()
-	close(s.applied)
-	s.applied = make(chan struct{})
-	s.appliedMu.Unlock()
+	next := make(chan struct{})
+	close(*s.applied.Swap(&next))
 	s.checkReady()
 	// Report the new roles at once: the meta leader waits on them during
 	// handovers.

@@ -156,11 +156,11 @@ type Server struct {
 	pushed atomic.Pointer[placement.Map]
 	hbNow  chan struct{} // send a heartbeat now
 	// applied is closed (and replaced) each time the node applies a map,
-	// waking requests that wait for the node to catch up.
-	appliedMu sync.Mutex
-	applied   chan struct{}
-	readyCh   chan struct{} // closed once registered and fresh
-	readyOne  sync.Once
+	// waking requests that wait for the node to catch up. It is read on
+	// every request, so it is swapped rather than guarded by a lock.
+	applied  atomic.Pointer[chan struct{}]
+	readyCh  chan struct{} // closed once registered and fresh
+	readyOne sync.Once
 
 	// group runs every goroutine of the node: the map, heartbeat and
 	// maintenance loops, the slave loops and the watchers of contexts
@@ -204,9 +204,10 @@ func Start(cfg Config) (*Server, error) {
 		pullReq:  make(chan placement.Epoch, 1),
 		hbNow:    make(chan struct{}, 1),
 		readyCh:  make(chan struct{}),
-		applied:  make(chan struct{}),
 		cancel:   cancel,
 	}
+	applied := make(chan struct{})
+	s.applied.Store(&applied)
 	s.snaps.init()
 	s.metrics = newMetrics(s, cfg.Metrics)
 	if err := s.loadLocal(); err != nil {

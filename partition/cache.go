@@ -65,8 +65,6 @@ const maxCachedValue = 16 << 10
 type readCache struct {
 	seed   maphash.Seed
 	tags   atomic.Uint64 // the last cache tag handed out
-	hits   atomic.Uint64
-	misses atomic.Uint64
 	shards [cacheShards]cacheShard
 }
 
@@ -74,9 +72,12 @@ type cacheShard struct {
 	mu    sync.Mutex
 	index map[uint64]uint64 // key hash → absolute position of its entry
 	ring  []byte
-	head  uint64   // where the next entry goes
-	tail  uint64   // the oldest entry still in the ring
-	_     [40]byte // keep shards' locks on separate cache lines
+	head  uint64 // where the next entry goes
+	tail  uint64 // the oldest entry still in the ring
+	// hits and misses count lookups, under mu: counters shared by every
+	// shard would put one contended cache line on every read.
+	hits, misses uint64
+	_            [56]byte // keep shards on separate cache lines (128 bytes each)
 }
 
 // cacheAnswer is one cached read.
@@ -126,13 +127,13 @@ func (c *readCache) get(k []byte) (cacheAnswer, bool) {
 	h, sh := c.locate(k)
 	sh.mu.Lock()
 	a, ok := sh.lookup(h, k, true)
-	sh.mu.Unlock()
-	if !ok {
-		c.misses.Add(1)
-		return cacheAnswer{}, false
+	if ok {
+		sh.hits++
+	} else {
+		sh.misses++
 	}
-	c.hits.Add(1)
-	return a, true
+	sh.mu.Unlock()
+	return a, ok
 }
 
 // remove drops k.
@@ -247,9 +248,11 @@ func (c *readCache) stats() (hits, misses uint64, entries int, bytes int64) {
 		sh.mu.Lock()
 		entries += len(sh.index)
 		bytes += int64(sh.head - sh.tail)
+		hits += sh.hits
+		misses += sh.misses
 		sh.mu.Unlock()
 	}
-	return c.hits.Load(), c.misses.Load(), entries, bytes
+	return hits, misses, entries, bytes
 }
 
 // cacheTicket is what a reader needs to fill the cache from one snapshot:
@@ -268,18 +271,20 @@ func (r *Replica) cachedGet(key []byte, now int64) (value []byte, exp int64, fou
 	if c == nil {
 		return nil, 0, false, 0, false
 	}
-	var buf [96]byte
-	r.mu.Lock()
-	if r.closed || r.st.Incomplete {
-		r.mu.Unlock()
+	// No lock: a tag loaded just before a commit changes it answers as a
+	// read at that moment would have, because entries under a retired tag
+	// never change again (writers and fills use the new one, and a fill
+	// from an older snapshot is refused once a commit has begun).
+	tag := r.lookupTag.Load()
+	if tag == 0 {
 		return nil, 0, false, 0, false
 	}
-	a, hit := c.get(cacheKey(buf[:0], r.cacheTag, key))
-	last := r.st.Seq
-	r.mu.Unlock()
+	var buf [96]byte
+	a, hit := c.get(cacheKey(buf[:0], tag, key))
 	if !hit {
 		return nil, 0, false, 0, false
 	}
+	last := r.lastSeq.Load()
 	if !a.found || !live(a.exp, now) {
 		return nil, 0, false, max(a.seq, last), true
 	}

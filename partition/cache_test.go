@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/anishathalye/porcupine"
 	"github.com/zeppelin-kv/zeppelin/internal/wire"
@@ -459,4 +460,37 @@ func TestReadCacheRingAgainstAModel(t *testing.T) {
 	if b > 64*4<<10 || n == 0 {
 		t.Fatalf("%d entries, %d bytes in a cache of %d", n, b, 64*4<<10)
 	}
+}
+
+// TestCacheShardsApart checks that each shard, its lock and its counters,
+// fills whole cache lines, so shards do not share one.
+func TestCacheShardsApart(t *testing.T) {
+	if n := unsafe.Sizeof(cacheShard{}); n%64 != 0 {
+		t.Fatalf("cacheShard is %d bytes, not a multiple of a 64-byte cache line", n)
+	}
+}
+
+// TestReadCacheClosedOrIncomplete checks that a cached answer is not given
+// once its replica is closed or marked incomplete (the read cache is
+// consulted without the replica's lock).
+func TestReadCacheClosedOrIncomplete(t *testing.T) {
+	c := newClock()
+	_, m := newMaster(t, c)
+	write(t, m, set("{t}k", "v"))
+	wantValue(t, m, "{t}k", "v") // a cache hit: the write wrote it through
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, errOf(m.Get([]byte("{t}k"))), ErrClosed)
+
+	_, m = newMaster(t, c)
+	write(t, m, set("{t}k", "v"))
+	s := replica(t, openStore(t, testOptions(t, t.TempDir(), c)), 1, 0)
+	catchUp(t, m, s, 1<<20)
+	wantValue(t, s, "{t}k", "v")
+	wantValue(t, s, "{t}k", "v") // now from the cache
+	if err := s.BeginLoad(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, errOf(s.Get([]byte("{t}k"))), ErrIncomplete)
 }

@@ -64,6 +64,12 @@ type Replica struct {
 	// incomplete is st.Incomplete, for readers that want only it (every
 	// read checks it) without taking mu; stored with st.
 	incomplete atomic.Bool
+	// lookupTag is cacheTag while the replica is open and complete, else
+	// 0, and lastSeq is st.Seq: a cached read loads them without taking
+	// mu (cachedGet). Both are stored with mu held, beside the fields they
+	// mirror.
+	lookupTag atomic.Uint64
+	lastSeq   atomic.Uint64
 
 	mu sync.Mutex // guards the fields below
 	st State      // written with writeMu and mu held
@@ -97,8 +103,20 @@ func newReplica(s *Store, id ReplicaID, st State) *Replica {
 		seqCh:     make(chan struct{}),
 		cacheTag:  s.cache.newTag(),
 	}
-	r.incomplete.Store(st.Incomplete)
+	r.publish()
 	return r
+}
+
+// publish stores the mirrors of st, closed and cacheTag that readers load
+// without mu; called with mu held (or before the replica is shared).
+func (r *Replica) publish() {
+	r.incomplete.Store(r.st.Incomplete)
+	r.lastSeq.Store(r.st.Seq)
+	tag := r.cacheTag
+	if r.closed || r.st.Incomplete {
+		tag = 0
+	}
+	r.lookupTag.Store(tag)
 }
 
 func stateKeyLike(kind byte, id ReplicaID) []byte {
@@ -149,6 +167,7 @@ func (r *Replica) shutdown() {
 		r.closed = true
 		r.master = false
 		r.incVer++
+		r.publish()
 		stop := r.seqStop
 		r.seqStop = nil
 		close(r.seqCh)
@@ -186,7 +205,6 @@ func (r *Replica) setState(st State, logDelta int64) {
 	r.mu.Lock()
 	old := r.st
 	r.st = st
-	r.incomplete.Store(st.Incomplete)
 	r.logBytes = max(0, r.logBytes+logDelta)
 	if st.DataInc != old.DataInc || st.LogInc != old.LogInc || st.FirstSeq != old.FirstSeq {
 		r.incVer++
@@ -194,6 +212,7 @@ func (r *Replica) setState(st State, logDelta int64) {
 	if st.DataInc != old.DataInc || st.Incomplete != old.Incomplete {
 		r.cacheTag = r.s.cache.newTag()
 	}
+	r.publish()
 	if st.Seq != old.Seq && !r.closed {
 		close(r.seqCh)
 		r.seqCh = make(chan struct{})
