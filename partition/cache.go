@@ -48,6 +48,14 @@ const cacheShards = 64
 // the key was found.
 const cacheHeader = 8 + 4 + 4 + 8 + 8 + 1
 
+// The kinds of entry, in the header's last byte: a "not found" answer, a
+// value, or an entry removed by a write and not yet filled again.
+const (
+	entryAbsent  = 0
+	entryFound   = 1
+	entryRemoved = 2
+)
+
 // maxCachedValue is the largest value the cache keeps; larger reads go to
 // Badger every time.
 const maxCachedValue = 16 << 10
@@ -61,7 +69,11 @@ const maxCachedValue = 16 << 10
 // in first out, as new ones need their room, and dropping one takes it out
 // of the index if the index still points at it. A lookup compares the
 // whole key, so two keys of one hash never answer for each other (the
-// later fill replaces the earlier one's index entry).
+// later fill replaces the earlier one's index entry). A write's removal
+// only marks its key's entry, and the write through that follows rewrites
+// it in place when the new answer has the old one's size (an overwrite by
+// a value of the same length): an overwrite load neither churns the ring
+// nor evicts other keys.
 type readCache struct {
 	seed   maphash.Seed
 	tags   atomic.Uint64 // the last cache tag handed out
@@ -77,7 +89,8 @@ type cacheShard struct {
 	// hits and misses count lookups, under mu: counters shared by every
 	// shard would put one contended cache line on every read.
 	hits, misses uint64
-	_            [56]byte // keep shards on separate cache lines (128 bytes each)
+	removed      int      // indexed entries marked removed
+	_            [48]byte // keep shards on separate cache lines (128 bytes each)
 }
 
 // cacheAnswer is one cached read.
@@ -136,12 +149,15 @@ func (c *readCache) get(k []byte) (cacheAnswer, bool) {
 	return a, ok
 }
 
-// remove drops k.
+// remove drops k. The entry stays indexed, marked removed, so that the
+// next fill of k with an answer of the same size (a write through of an
+// overwrite, typically) rewrites it where it is.
 func (c *readCache) remove(k []byte) {
 	h, sh := c.locate(k)
 	sh.mu.Lock()
-	if _, ok := sh.lookup(h, k, false); ok {
-		delete(sh.index, h)
+	if p, ok := sh.find(h, k); ok && sh.ring[(p+32)%uint64(len(sh.ring))] != entryRemoved {
+		sh.put(p+32, []byte{entryRemoved})
+		sh.removed++
 	}
 	sh.mu.Unlock()
 }
@@ -163,9 +179,6 @@ func (c *readCache) fill(k []byte, a cacheAnswer, allowed func() bool) {
 	if 2*n > size || !allowed() {
 		return
 	}
-	for sh.head+n-sh.tail > size {
-		sh.dropOldest()
-	}
 	var hdr [cacheHeader]byte
 	binary.LittleEndian.PutUint64(hdr[0:], h)
 	binary.LittleEndian.PutUint32(hdr[8:], uint32(len(k)))
@@ -173,7 +186,25 @@ func (c *readCache) fill(k []byte, a cacheAnswer, allowed func() bool) {
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(a.exp))
 	binary.LittleEndian.PutUint64(hdr[24:], a.seq)
 	if a.found {
-		hdr[32] = 1
+		hdr[32] = entryFound
+	}
+	if p, ok := sh.find(h, k); ok {
+		var old [cacheHeader]byte
+		sh.read(old[:], p)
+		if sh.ring[(p+32)%size] == entryRemoved {
+			sh.removed--
+		}
+		if binary.LittleEndian.Uint32(old[12:]) == uint32(len(a.value)) {
+			// Same size: rewrite the entry in place (its key is k already).
+			sh.put(p, hdr[:])
+			sh.put(p+cacheHeader+uint64(len(k)), a.value)
+			return
+		}
+		// The old entry's bytes age out of the ring unindexed.
+		delete(sh.index, h)
+	}
+	for sh.head+n-sh.tail > size {
+		sh.dropOldest()
 	}
 	p := sh.head
 	sh.put(p, hdr[:])
@@ -183,8 +214,23 @@ func (c *readCache) fill(k []byte, a cacheAnswer, allowed func() bool) {
 	sh.index[h] = p
 }
 
+// find returns the absolute position of k's entry, removed or not.
+func (sh *cacheShard) find(h uint64, k []byte) (uint64, bool) {
+	p, ok := sh.index[h]
+	if !ok || p < sh.tail {
+		return 0, false
+	}
+	var lens [8]byte
+	sh.read(lens[:], p+8)
+	if uint64(binary.LittleEndian.Uint32(lens[:])) != uint64(len(k)) || !sh.equal(p+cacheHeader, k) {
+		return 0, false
+	}
+	return p, true
+}
+
 // lookup returns the answer of the entry the index holds for hash h if its
-// key is k; with value set, a copy of its value too.
+// key is k and it was not removed; with value set, a copy of its value
+// too.
 func (sh *cacheShard) lookup(h uint64, k []byte, value bool) (cacheAnswer, bool) {
 	p, ok := sh.index[h]
 	if !ok || p < sh.tail {
@@ -193,13 +239,13 @@ func (sh *cacheShard) lookup(h uint64, k []byte, value bool) (cacheAnswer, bool)
 	var hdr [cacheHeader]byte
 	sh.read(hdr[:], p)
 	klen := uint64(binary.LittleEndian.Uint32(hdr[8:]))
-	if klen != uint64(len(k)) || !sh.equal(p+cacheHeader, k) {
+	if hdr[32] == entryRemoved || klen != uint64(len(k)) || !sh.equal(p+cacheHeader, k) {
 		return cacheAnswer{}, false
 	}
 	a := cacheAnswer{
 		exp:   int64(binary.LittleEndian.Uint64(hdr[16:])),
 		seq:   binary.LittleEndian.Uint64(hdr[24:]),
-		found: hdr[32] == 1,
+		found: hdr[32] == entryFound,
 	}
 	if value && a.found {
 		a.value = make([]byte, binary.LittleEndian.Uint32(hdr[12:]))
@@ -216,6 +262,9 @@ func (sh *cacheShard) dropOldest() {
 	h := binary.LittleEndian.Uint64(hdr[0:])
 	if p, ok := sh.index[h]; ok && p == sh.tail {
 		delete(sh.index, h)
+		if hdr[32] == entryRemoved {
+			sh.removed--
+		}
 	}
 	sh.tail += uint64(cacheHeader) + uint64(binary.LittleEndian.Uint32(hdr[8:])) + uint64(binary.LittleEndian.Uint32(hdr[12:]))
 }
@@ -246,7 +295,7 @@ func (c *readCache) stats() (hits, misses uint64, entries int, bytes int64) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		entries += len(sh.index)
+		entries += len(sh.index) - sh.removed
 		bytes += int64(sh.head - sh.tail)
 		hits += sh.hits
 		misses += sh.misses

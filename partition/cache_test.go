@@ -44,6 +44,16 @@ func TestReadCacheBounded(t *testing.T) {
 	if _, ok := c.get(last); ok {
 		t.Fatal("a removed entry still answers")
 	}
+	// A removed entry refilled with a value of its size is rewritten in
+	// place, and counts again.
+	_, _, n0, _ := c.stats()
+	c.fill(last, cacheAnswer{value: make([]byte, 100), found: true, seq: 20000}, always)
+	if a, ok := c.get(last); !ok || a.seq != 20000 {
+		t.Fatalf("the refilled entry: %+v, %v", a, ok)
+	}
+	if _, _, n1, _ := c.stats(); n1 != n0+1 {
+		t.Fatalf("entries %d after refilling a removed one, %d before", n1, n0)
+	}
 	// Refilling a key replaces its entry.
 	k := cacheKey(nil, 2, []byte("x"))
 	c.fill(k, cacheAnswer{value: []byte("a"), found: true}, always)
@@ -432,7 +442,11 @@ func TestReadCacheRingAgainstAModel(t *testing.T) {
 		ck := cacheKey(nil, 1, []byte(k))
 		switch op := rng.IntN(10); {
 		case op < 5:
-			a := ans{v: strings.Repeat(string(rune('a'+rng.IntN(26))), rng.IntN(600)), found: rng.IntN(5) > 0, seq: uint64(i)}
+			size := rng.IntN(600)
+			if rng.IntN(2) == 0 {
+				size = 100 * rng.IntN(3) // often the size of the entry it replaces: rewritten in place
+			}
+			a := ans{v: strings.Repeat(string(rune('a'+rng.IntN(26))), size), found: rng.IntN(5) > 0, seq: uint64(i)}
 			if !a.found {
 				a.v = ""
 			}
@@ -457,8 +471,20 @@ func TestReadCacheRingAgainstAModel(t *testing.T) {
 		t.Fatal("no get hit")
 	}
 	_, _, n, b := c.stats()
-	if b > 64*4<<10 || n == 0 {
-		t.Fatalf("%d entries, %d bytes in a cache of %d", n, b, 64*4<<10)
+	if b > 64*4<<10 || n == 0 || n > len(model) {
+		t.Fatalf("%d entries (the model has %d), %d bytes in a cache of %d", n, len(model), b, 64*4<<10)
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		removed := 0
+		for _, p := range sh.index {
+			if sh.ring[(p+32)%uint64(len(sh.ring))] == entryRemoved {
+				removed++
+			}
+		}
+		if removed != sh.removed {
+			t.Fatalf("shard %d counts %d removed entries, its index holds %d", i, sh.removed, removed)
+		}
 	}
 }
 
