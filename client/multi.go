@@ -13,7 +13,8 @@ import (
 
 // sendFunc sends the items idxs (all mastered by the node at addr; parts[i]
 // is the partition of idxs[i]) in one request and returns one error per
-// item, or a request-level error that applies to all of them.
+// item (or nil when every item succeeded), or a request-level error that
+// applies to all of them.
 type sendFunc func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error)
 
 // retryable reports whether an item that failed with err should be tried
@@ -79,7 +80,8 @@ func (t *Table) multi(ctx context.Context, n int, partOf func(i, nparts int) pla
 			}
 			b := batches[addr]
 			if b == nil {
-				b = &nodeBatch{}
+				// Sized for every key: one node holds them all, often.
+				b = &nodeBatch{idxs: make([]int, 0, len(pending)), parts: make([]placement.PartitionID, 0, len(pending))}
 				batches[addr] = b
 			}
 			b.idxs = append(b.idxs, i)
@@ -204,9 +206,12 @@ func (t *Table) mread(ctx context.Context, op wire.ReadOp, keys [][]byte) ([]wir
 			if len(reply.Results) != len(idxs) {
 				return nil, fmt.Errorf("zeppelin: node %s answered %d results for %d keys", addr, len(reply.Results), len(idxs))
 			}
-			errs := make([]error, len(idxs))
+			var errs []error // nil while every key succeeded
 			for j, i := range idxs {
 				if r := reply.Results[j]; r.Err != nil {
+					if errs == nil {
+						errs = make([]error, len(idxs))
+					}
 					errs[j] = r.Err
 				} else {
 					out[i] = r
@@ -268,16 +273,32 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 	err := t.multi(ctx, len(ops), partOf, func(i int) []byte { return ops[i].Key }, t.repeatable(ctx, idempotent),
 		func(ctx context.Context, addr string, m *placement.Map, tbl *placement.Table, idxs []int, parts []placement.PartitionID) ([]error, error) {
 			req := wire.WriteRequest{Table: tbl.ID, Epoch: m.Epoch}
-			groupOf := make(map[placement.PartitionID]int)
-			members := [][]int{} // per group: positions j in idxs
-			for j, i := range idxs {
+			// Group the items by partition, in order of first appearance:
+			// count each group, then carve every group's ops and members
+			// (positions j in idxs) out of one slice each.
+			groupOf := make(map[placement.PartitionID]int, len(idxs))
+			var sizes []int
+			for j := range idxs {
 				g, ok := groupOf[parts[j]]
 				if !ok {
-					g = len(req.Groups)
+					g = len(sizes)
 					groupOf[parts[j]] = g
-					req.Groups = append(req.Groups, wire.WriteGroup{Partition: parts[j]})
-					members = append(members, nil)
+					sizes = append(sizes, 0)
 				}
+				sizes[g]++
+			}
+			req.Groups = make([]wire.WriteGroup, len(sizes))
+			members := make([][]int, len(sizes))
+			allOps, allMembers := make([]wire.Op, len(idxs)), make([]int, len(idxs))
+			at := 0
+			for g, n := range sizes {
+				req.Groups[g].Ops = allOps[at : at : at+n]
+				members[g] = allMembers[at : at : at+n]
+				at += n
+			}
+			for j, i := range idxs {
+				g := groupOf[parts[j]]
+				req.Groups[g].Partition = parts[j]
 				req.Groups[g].Ops = append(req.Groups[g].Ops, ops[i])
 				members[g] = append(members[g], j)
 			}
@@ -288,16 +309,22 @@ func (t *Table) mwrite(ctx context.Context, ops []wire.Op, partOf func(i, nparts
 			if len(reply.Groups) != len(req.Groups) {
 				return nil, fmt.Errorf("zeppelin: node %s answered %d groups for %d", addr, len(reply.Groups), len(req.Groups))
 			}
-			errs := make([]error, len(idxs))
+			var errs []error // nil while every item succeeded
+			fail := func(j int, err error) {
+				if errs == nil {
+					errs = make([]error, len(idxs))
+				}
+				errs[j] = err
+			}
 			for g, gr := range reply.Groups {
 				for k, j := range members[g] {
 					switch {
 					case gr.Err != nil:
-						errs[j] = gr.Err
+						fail(j, gr.Err)
 					case k < len(gr.Results):
 						out[idxs[j]] = gr.Results[k]
 					default:
-						errs[j] = fmt.Errorf("zeppelin: node %s answered too few results", addr)
+						fail(j, fmt.Errorf("zeppelin: node %s answered too few results", addr))
 					}
 				}
 			}
