@@ -227,7 +227,7 @@ func (s *Server) write(ctx context.Context, req *wire.WriteRequest) *wire.WriteR
 		reply.Groups[0] = s.writeGroup(ctx, req, &req.Groups[0])
 	} else {
 		// Groups of different partitions commit in parallel: each is
-		// queued with its partition's sequencer before any is waited for.
+		// queued with its partition's replica before any is waited for.
 		start := time.Now()
 		started := make([]startedGroup, len(req.Groups))
 		for i := range req.Groups {
@@ -320,7 +320,7 @@ type startedGroup struct {
 }
 
 // startGroup checks write group g of req and queues it with its
-// partition's sequencer.
+// partition's committer.
 func (s *Server) startGroup(ctx context.Context, req *wire.WriteRequest, g *wire.WriteGroup) startedGroup {
 	if err := s.cfg.Limits.CheckOps(g.Ops); err != nil {
 		return startedGroup{werr: err}

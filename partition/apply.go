@@ -107,7 +107,7 @@ func wrapTxn(r *Replica, err error) error {
 
 // appender appends records to a replica's log in one write transaction.
 // It is the one definition of committing a record, shared by the master's
-// sequencer and the slave's Apply: the record's effects, its log entry and
+// committer and the slave's Apply: the record's effects, its log entry and
 // the replica's State change together, and the State becomes the replica's
 // only when the transaction commits. The caller holds writeMu.
 type appender struct {
@@ -221,24 +221,42 @@ func (a *appender) commit() error {
 	if a.n == 0 {
 		return nil
 	}
+	if err := a.prepare(); err != nil {
+		return err
+	}
+	err := a.txn.Commit()
+	a.finish(err == nil)
+	return err
+}
+
+// prepare puts the working state in the transaction and begins the
+// commit's side of the read cache's protocol: the cache forgets the keys
+// before Badger's commit and counts the commit until the state is
+// installed (cache.go). The transaction's commit follows (it may carry
+// other replicas' appenders too), then finish, whether it succeeded or
+// not. After an error nothing was begun.
+func (a *appender) prepare() error {
 	if err := a.r.putState(a.txn, a.ws); err != nil {
 		return err
 	}
 	a.r.committing.Store(a.ws.Seq)
-	defer a.r.committing.Store(0)
-	// The read cache forgets the keys before Badger's commit and counts
-	// the commit until the state is installed (cache.go).
 	a.r.cacheBeginCommit(a.effects)
-	defer a.r.cacheEndCommit()
-	if err := a.txn.Commit(); err != nil {
-		return err
-	}
-	if h := a.r.testHookCommitted; h != nil {
-		h()
-	}
-	a.r.setState(a.ws, a.added)
-	a.writeThrough()
 	return nil
+}
+
+// finish ends what prepare began: once the transaction has committed
+// (committed), it makes the working state the replica's and writes the
+// records' answers through to the read cache.
+func (a *appender) finish(committed bool) {
+	if committed {
+		if h := a.r.testHookCommitted; h != nil {
+			h()
+		}
+		a.r.setState(a.ws, a.added)
+		a.writeThrough()
+	}
+	a.r.cacheEndCommit()
+	a.r.committing.Store(0)
 }
 
 // writeThrough caches the answers the committed records left, while the

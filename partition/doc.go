@@ -1,6 +1,6 @@
 // Package partition stores a data node's partition replicas in one Badger
 // database and implements everything that happens to one replica: the master's
-// write sequencer (group commit), TTLs, the slave's apply of binlog records,
+// group commit, TTLs, the slave's apply of binlog records,
 // full-sync export and import, log purge and garbage collection of abandoned
 // key ranges. The key layout is the contract in docs/storage.md.
 //
@@ -15,9 +15,11 @@
 //	defer st.Close()
 //	r, err := st.Replica(tableID, part) // created on first use, cached while open
 //
-// The Store owns two goroutines: a garbage collector that deletes the keys of
-// abandoned incarnations (after a flush, a full sync or a Drop) in bounded
-// transactions, and, with DurabilityInterval, a periodic fsync.
+// The Store owns its goroutines: a few committers that write the masters'
+// groups, a garbage collector that deletes the keys of abandoned
+// incarnations (after a flush, a full sync or a Drop) in bounded
+// transactions, the value log's collector and, with DurabilityInterval, a
+// periodic fsync.
 //
 // # Master
 //
@@ -27,14 +29,16 @@
 //		{Type: wire.OpIncr, Key: []byte("{u1}visits"), Delta: 1},
 //	})
 //
-// Every Write is one atomic group. One sequencer goroutine per promoted
-// replica takes all queued groups, evaluates them in order against the
-// current data, gives every group that changes something the next seq and a
+// Every Write is one atomic group. Each replica belongs to one of the
+// store's committers, which takes the queued groups of all its ready
+// replicas, evaluates each replica's in order against its current data,
+// gives every group that changes something the replica's next seq and a
 // binlog record (the effects, never the command: an increment is logged as
 // its result, a relative TTL as an absolute expiry), and commits the data,
-// the records and the replica's State in one Badger transaction. Different
-// replicas commit in parallel. A failing group (CodeNotInteger, ...) leaves
-// no trace and consumes no seq. Demote stops the sequencer.
+// the records and the replicas' States in one Badger transaction (one per
+// replica when together they do not fit). A failing group (CodeNotInteger,
+// ...) leaves no trace and consumes no seq. Demote stops the replica taking
+// writes and waits for its commit in progress.
 //
 // # Slave
 //
@@ -68,15 +72,16 @@
 //
 // Slices returned by reads, ReadLog and Snapshot.Next belong to the caller.
 // Write and Apply take ownership of the byte slices they are given until they
-// return (Write: for good, since a group taken by the sequencer may still be
+// return (Write: for good, since a group taken by a committer may still be
 // applied after a cancelled Write returns).
 //
 // # Files
 //
 // store.go opens the Store (gc.go is its garbage collector); replica.go
-// holds a Replica's state and its reads. write.go is the master's
-// sequencer: it queues write groups, commits them in batches and falls back
-// to one group per transaction when a batch is too big. eval.go evaluates
+// holds a Replica's state and its reads. write.go queues a master's write
+// groups and commits one replica's batch, falling back to one group per
+// transaction when a batch is too big; committer.go runs the rounds that
+// commit many replicas' batches in one transaction. eval.go evaluates
 // one group against the data and turns it into effects. apply.go defines
 // what committing a record means, for master and slave alike (apply its
 // effects, put its log entry, extend the History, then commit the State

@@ -23,25 +23,24 @@ const DefaultListLimit = 1000
 // All methods are safe for concurrent use. Obtain a Replica from
 // Store.Replica; Close it, or close the Store, when done.
 type Replica struct {
-	s          *Store
-	id         ReplicaID
-	stKey      []byte
-	dataBase   []byte // d T P, the data prefix without incarnation
-	indexBase  []byte // x T P
-	maxTagDel  int
-	roleMu     sync.Mutex // serializes Promote, Demote and shutdown
-	writeMu    sync.Mutex // held by every transaction that writes the state
-	purgeMu    sync.Mutex // one Purge at a time
-	purged     logMark    // where the log's keys are known deleted up to; guarded by purgeMu
-	closeOnce  sync.Once
-	kick       chan struct{}
-	snapsMu    sync.Mutex
-	snaps      map[*Snapshot]struct{}
-	snapsShut  bool
-	seqStopped chan struct{} // closed when the running sequencer exits
+	s         *Store
+	id        ReplicaID
+	stKey     []byte
+	dataBase  []byte // d T P, the data prefix without incarnation
+	indexBase []byte // x T P
+	maxTagDel int
+	roleMu    sync.Mutex // serializes Promote, Demote and shutdown
+	writeMu   sync.Mutex // held by every transaction that writes the state
+	purgeMu   sync.Mutex // one Purge at a time
+	purged    logMark    // where the log's keys are known deleted up to; guarded by purgeMu
+	closeOnce sync.Once
+	snapsMu   sync.Mutex
+	snaps     map[*Snapshot]struct{}
+	snapsShut bool
 
-	// testHookCommit, when set before Promote, runs in the sequencer before
-	// every group commit. Tests use it to hold the sequencer.
+	// testHookCommit, when set before Promote, runs in the committer once
+	// it has taken the replica's groups, before it commits them. Tests use
+	// it to hold the committer.
 	testHookCommit func()
 	// testHookCommitted, when set, runs after a record transaction commits
 	// in Badger and before the replica's state follows it.
@@ -55,6 +54,11 @@ type Replica struct {
 	// state follows it. A reader whose snapshot opened during the commit may
 	// already see the records, so it reports at least this seq.
 	committing atomic.Uint64
+
+	// lane is the replica's committer (committer.go); lined reports it in
+	// that lane's ready list, guarded by the lane's mu.
+	lane  int
+	lined bool
 
 	// cacheGen and cacheWriting are the replica's side of the read
 	// cache's protocol (cache.go): the commits that have finished, and
@@ -81,7 +85,6 @@ type Replica struct {
 	master   bool
 	gen      uint64 // generation of new records while master
 	pending  []*request
-	seqStop  chan struct{} // non-nil while a sequencer runs
 	seqCh    chan struct{} // closed and replaced when Seq changes or on close
 	// cacheTag keys the replica's entries in the store's read cache; it
 	// changes with DataInc and Incomplete. Written with writeMu and mu
@@ -97,11 +100,11 @@ func newReplica(s *Store, id ReplicaID, st State) *Replica {
 		dataBase:  stateKeyLike(prefixData, id),
 		indexBase: stateKeyLike(prefixIndex, id),
 		maxTagDel: s.opts.MaxTagDelete,
-		kick:      make(chan struct{}, 1),
 		snaps:     make(map[*Snapshot]struct{}),
 		st:        st,
 		seqCh:     make(chan struct{}),
 		cacheTag:  s.cache.newTag(),
+		lane:      laneOf(id, len(s.lanes)),
 	}
 	r.publish()
 	return r
@@ -150,7 +153,7 @@ func (r *Replica) State() State {
 // copying the state or taking the replica's lock.
 func (r *Replica) Incomplete() bool { return r.incomplete.Load() }
 
-// Close stops the replica's sequencer (queued writes fail with ErrClosed),
+// Close stops the replica taking writes (queued ones fail with ErrClosed),
 // closes its snapshots, waits for writes in progress and removes it from the
 // store's cache; Store.Replica opens it afresh afterwards. It is idempotent.
 func (r *Replica) Close() error {
@@ -168,14 +171,8 @@ func (r *Replica) shutdown() {
 		r.master = false
 		r.incVer++
 		r.publish()
-		stop := r.seqStop
-		r.seqStop = nil
 		close(r.seqCh)
 		r.mu.Unlock()
-		if stop != nil {
-			close(stop)
-			<-r.seqStopped
-		}
 		r.failPending()
 		r.roleMu.Unlock()
 

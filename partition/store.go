@@ -226,7 +226,7 @@ type Store struct {
 	// logs syncs Badger's logs (DurabilityInterval's periodic sync, and
 	// the writes that must be durable at once).
 	logs *logSyncer
-	// batchBytes bounds the op bytes of one sequencer group commit;
+	// batchBytes bounds the op bytes of one commit round (committer.go);
 	// maxGroupBytes bounds the op bytes of one write group, whose record
 	// must fit in a value log file.
 	batchBytes, maxGroupBytes int
@@ -243,6 +243,9 @@ type Store struct {
 
 	// cache holds recent point-read answers; nil without one.
 	cache *readCache
+
+	// lanes are the committers' ready lists (committer.go).
+	lanes []*lane
 
 	gcWake chan struct{}
 	// vlogRewrites counts the value log files rewritten (gc.go).
@@ -331,6 +334,11 @@ func Open(o Options) (*Store, error) {
 	s.quit = s.group.Done()
 	s.batchBytes = int(min(s.txnBytes/4, 4<<20))
 	s.maxGroupBytes = int(bo.ValueLogFileSize / 3)
+	for range committerLanes() {
+		l := &lane{kick: make(chan struct{}, 1)}
+		s.lanes = append(s.lanes, l)
+		s.group.Go(func() { s.runCommitter(l) })
+	}
 	s.group.Go(s.runGC)
 	s.group.Go(s.runValueLogGC)
 	if o.Durability == DurabilityInterval {

@@ -12,9 +12,6 @@ import (
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-// maxBatchGroups bounds the write groups of one sequencer commit.
-const maxBatchGroups = 512
-
 // Request states.
 const (
 	reqQueued int32 = iota
@@ -22,12 +19,12 @@ const (
 	reqCancelled
 )
 
-// request is one write group waiting for the sequencer.
+// request is one write group waiting for its committer.
 type request struct {
 	ops   []wire.Op
 	size  int
 	state atomic.Int32
-	done  chan outcome // buffered: the sequencer never blocks on it
+	done  chan outcome // buffered: the committer never blocks on it
 }
 
 type outcome struct {
@@ -38,8 +35,8 @@ type outcome struct {
 	seq uint64
 }
 
-// Promote makes the replica a master that stamps new records with gen, and
-// starts its sequencer if it is not running. gen must be at least the
+// Promote makes the replica a master that stamps new records with gen: the
+// store's committer takes its writes from then on. gen must be at least the
 // generation of the replica's last record (else the error wraps
 // ErrStaleGen); a new generation enters the History at the first record
 // written under it. Promoting a master again changes the generation of the
@@ -62,30 +59,24 @@ func (r *Replica) Promote(gen uint64) error {
 	}
 	r.gen = gen
 	r.master = true
-	if r.seqStop == nil {
-		r.seqStop = make(chan struct{})
-		r.seqStopped = make(chan struct{})
-		go r.runSequencer(r.seqStop, r.seqStopped)
-	}
 	return nil
 }
 
 // Demote stops accepting writes: later Write calls fail with ErrNotMaster,
-// and so do queued groups the sequencer has not taken. It returns once the
-// group commit in progress, if any, has committed and the sequencer has
-// exited. Demoting a replica that is not a master does nothing.
+// and so do queued groups the committer has not taken. It returns once the
+// group commit in progress, if any, has committed. Demoting a replica that
+// is not a master does nothing.
 func (r *Replica) Demote() {
 	r.roleMu.Lock()
 	defer r.roleMu.Unlock()
 	r.mu.Lock()
 	r.master = false
-	stop := r.seqStop
-	r.seqStop = nil
 	r.mu.Unlock()
-	if stop != nil {
-		close(stop)
-		<-r.seqStopped
-	}
+	// The committer takes a replica's groups, and commits them, holding
+	// its writeMu, and takes none once master is false.
+	r.writeMu.Lock()
+	//lint:ignore SA2001 waiting for the holder is the point
+	r.writeMu.Unlock()
 	r.failPending()
 }
 
@@ -100,8 +91,8 @@ func (r *Replica) IsMaster() (gen uint64, ok bool) {
 // Write applies ops as one atomic group: either every op takes effect, in
 // order, or (when one fails) none does and the error is returned. A group
 // that changes anything gets the next seq and one binlog record, committed
-// in the same transaction as its data. The sequencer commits many
-// concurrent groups together.
+// in the same transaction as its data. The store's committer commits many
+// concurrent groups together, of this replica and of others.
 //
 // Relative TTLs are milliseconds and become absolute expiries (now+TTL) here;
 // a key is live when it exists and its expiry is after now. Per op:
@@ -126,7 +117,7 @@ func (r *Replica) IsMaster() (gen uint64, ok bool) {
 // ErrNotMaster when the replica is not promoted, ErrClosed after Close.
 //
 // If ctx ends while the group is still queued, Write returns ctx.Err() and
-// the group is not applied; if the sequencer has already taken it, the
+// the group is not applied; if the committer has already taken it, the
 // group is applied and Write returns ctx.Err() without its results.
 //
 // Write takes ownership of the byte slices in ops: the caller must not
@@ -150,14 +141,14 @@ func (r *Replica) WriteSeq(ctx context.Context, ops []wire.Op) ([]wire.OpResult,
 	return p.Wait(ctx)
 }
 
-// Pending is a write group Submit queued with the replica's sequencer.
+// Pending is a write group Submit queued for the store's committer.
 type Pending struct{ req *request }
 
 // Submit queues ops as one atomic group, as WriteSeq does, and returns
 // without waiting for the commit: Wait on the result does, and returns
 // what WriteSeq would have. A caller writing to several replicas submits
-// to each before waiting, so their sequencers commit in parallel without
-// a goroutine per group. Errors before the group is queued (invalid ops,
+// to each before waiting, so that one commit takes them all, without a
+// goroutine per group. Errors before the group is queued (invalid ops,
 // ctx already done, ErrNotMaster, ErrClosed) are returned here.
 func (r *Replica) Submit(ctx context.Context, ops []wire.Op) (Pending, error) {
 	size, err := r.validate(ops)
@@ -179,16 +170,13 @@ func (r *Replica) Submit(ctx context.Context, ops []wire.Op) (Pending, error) {
 	}
 	r.pending = append(r.pending, req)
 	r.mu.Unlock()
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	r.s.ready(r)
 	return Pending{req: req}, nil
 }
 
 // Wait waits for the group to be applied and returns its results and seq
 // as WriteSeq does. If ctx ends first, Wait returns ctx.Err(): a group
-// still queued then is never applied, one the sequencer has taken is
+// still queued then is never applied, one the committer has taken is
 // applied without its results. Call it once.
 func (p Pending) Wait(ctx context.Context) ([]wire.OpResult, uint64, error) {
 	req := p.req
@@ -262,66 +250,37 @@ func (r *Replica) failPending() {
 	}
 }
 
-// runSequencer is the replica's write sequencer: it takes the queued groups
-// in batches and commits each batch in one transaction.
-func (r *Replica) runSequencer(stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	for {
-		select {
-		case <-stop:
-			return
-		case <-r.kick:
-		}
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			batch, gen := r.take()
-			if len(batch) == 0 {
-				break
-			}
-			r.commitBatch(batch, gen)
-		}
-	}
-}
-
-// take removes and returns the next batch of queued groups, bounded in count
-// and bytes, skipping cancelled ones.
-func (r *Replica) take() ([]*request, uint64) {
+// take removes and returns the next queued groups, skipping cancelled ones:
+// at least one group when any is queued, then as many as fit in the
+// budget's bytes and ops. more reports groups left queued. The caller
+// holds writeMu.
+func (r *Replica) take(b *budget) (batch []*request, gen uint64, more bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.master || r.closed {
-		return nil, 0
+		return nil, 0, false
 	}
-	var batch []*request
-	bytes, i := 0, 0
-	for ; i < len(r.pending) && len(batch) < maxBatchGroups; i++ {
+	i := 0
+	for ; i < len(r.pending); i++ {
 		req := r.pending[i]
-		if len(batch) > 0 && bytes+req.size > r.s.batchBytes {
+		if len(batch) > 0 && !b.fits(req) {
 			break
 		}
 		if req.state.CompareAndSwap(reqQueued, reqTaken) {
 			batch = append(batch, req)
-			bytes += req.size
+			b.take(req)
 		}
 	}
 	n := copy(r.pending, r.pending[i:])
 	clear(r.pending[n:])
 	r.pending = r.pending[:n]
-	return batch, r.gen
+	return batch, r.gen, n > 0
 }
 
-// commitBatch commits batch in one transaction, or one group per
+// commitBatch commits batch alone, in one transaction, or one group per
 // transaction when together they exceed Badger's transaction limit, and
-// answers every group.
+// answers every group. The caller holds writeMu.
 func (r *Replica) commitBatch(batch []*request, gen uint64) {
-	if r.testHookCommit != nil {
-		r.testHookCommit()
-	}
-	r.writeMu.Lock()
-	defer r.writeMu.Unlock()
 	outs, err := r.commitGroups(batch, gen)
 	if errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1 {
 		outs = make([]outcome, len(batch))
@@ -335,9 +294,14 @@ func (r *Replica) commitBatch(batch []*request, gen uint64) {
 		}
 		err = nil
 	}
+	answer(batch, outs, r.commitError(err))
+}
+
+// answer sends each group its outcome, or err to all when it is not nil.
+func answer(batch []*request, outs []outcome, err error) {
 	for i, req := range batch {
 		if err != nil {
-			req.done <- outcome{err: r.commitError(err)}
+			req.done <- outcome{err: err}
 		} else {
 			req.done <- outs[i]
 		}
@@ -346,6 +310,8 @@ func (r *Replica) commitBatch(batch []*request, gen uint64) {
 
 func (r *Replica) commitError(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return wire.Errorf(wire.CodeInvalid, "write group exceeds the store's transaction limit (%d bytes, %d entries)", r.s.txnBytes, r.s.txnEntries)
 	case errors.Is(err, ErrClosed), errors.Is(err, ErrIncomplete), errors.Is(err, ErrStaleGen):
@@ -363,19 +329,43 @@ func (r *Replica) commitGroups(reqs []*request, gen uint64) ([]outcome, error) {
 		return nil, err
 	}
 	defer r.s.release()
-	ws, err := r.liveState(false)
+	ws, err := r.writableState(gen)
 	if err != nil {
 		return nil, err
 	}
-	if gen < ws.Gen {
-		return nil, fmt.Errorf("partition: %v: generation %d below its last record's %d: %w", r.id, gen, ws.Gen, ErrStaleGen)
-	}
-	now := r.s.now()
 	a := r.newAppender(ws)
 	defer a.discard()
+	outs, err := r.evalGroups(&a, reqs, gen, r.s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.commit(); err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// writableState returns the state a master's commit under generation gen
+// starts from, or why there can be none.
+func (r *Replica) writableState(gen uint64) (State, error) {
+	ws, err := r.liveState(false)
+	if err != nil {
+		return State{}, err
+	}
+	if gen < ws.Gen {
+		return State{}, fmt.Errorf("partition: %v: generation %d below its last record's %d: %w", r.id, gen, ws.Gen, ErrStaleGen)
+	}
+	return ws, nil
+}
+
+// evalGroups evaluates reqs in order into a, appending one record per
+// group that changed something, and returns each group's outcome. A group
+// that fails on its own terms (a *wire.Error) leaves no trace in a; any
+// other error means a must be discarded.
+func (r *Replica) evalGroups(a *appender, reqs []*request, gen uint64, now int64) ([]outcome, error) {
 	outs := make([]outcome, len(reqs))
 	for i, req := range reqs {
-		ev := evaluator{r: r, txn: a.txn, now: now, dp: r.dataPrefix(a.ws.DataInc), ip: r.indexPrefix(a.ws.DataInc), batch: &a}
+		ev := evaluator{r: r, txn: a.txn, now: now, dp: r.dataPrefix(a.ws.DataInc), ip: r.indexPrefix(a.ws.DataInc), batch: a}
 		res, err := ev.eval(req.ops)
 		if err != nil {
 			var we *wire.Error
@@ -392,9 +382,6 @@ func (r *Replica) commitGroups(reqs []*request, gen uint64) ([]outcome, error) {
 			}
 		}
 		outs[i] = outcome{res: res, seq: a.ws.Seq}
-	}
-	if err := a.commit(); err != nil {
-		return nil, err
 	}
 	return outs, nil
 }
