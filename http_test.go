@@ -182,12 +182,14 @@ func TestMetricsAndStatusEndpoint(t *testing.T) {
 	checkKeys(t, ctx, c.Client(0), "m", 300)
 	c.WaitConverged("m", 30*time.Second)
 
-	var writes, gets float64
+	var writes, gets, timedGets float64
 	for i := range c.Len() {
 		base := "http://" + c.Server(i).HTTPAddr()
 		body := get(t, base+"/metrics")
 		writes += metricValue(t, body, "zeppelin_node_requests_total", `kind="write"`, `table="m"`, `result="ok"`)
 		gets += metricValue(t, body, "zeppelin_node_requests_total", `kind="get"`, `table="m"`, `result="ok"`)
+		// A multi-key read times each of its keys.
+		timedGets += metricValue(t, body, "zeppelin_node_request_duration_seconds_count", `kind="get"`, `table="m"`)
 		if n := metricValue(t, body, "zeppelin_node_request_duration_seconds_count", `kind="write"`, `table="m"`); n == 0 {
 			t.Errorf("member %d: no write latency samples", i)
 		}
@@ -238,8 +240,8 @@ func TestMetricsAndStatusEndpoint(t *testing.T) {
 		metricValue(t, body, "zeppelin_store_read_cache_bytes")
 		metricValue(t, body, "zeppelin_store_vlog_rewrites_total")
 	}
-	if writes != 300 || gets != 300 {
-		t.Errorf("nodes counted %v writes and %v gets, want 300 each", writes, gets)
+	if writes != 300 || gets != 300 || timedGets != 300 {
+		t.Errorf("nodes counted %v writes, %v gets and %v get latencies, want 300 each", writes, gets, timedGets)
 	}
 	// Every slave connects (a slave that caught up by a full sync counts
 	// as connected once its first fetch returns).

@@ -82,6 +82,12 @@ func (s *Server) observe(kind string, table placement.TableID, start time.Time, 
 // observeTook records one request of kind on table that took took and
 // ended with err.
 func (s *Server) observeTook(kind string, table placement.TableID, took time.Duration, err *wire.Error) {
+	s.requestMetrics(kind, table).observe(s, kind, table, took, err)
+}
+
+// requestMetrics returns the latency histogram and success counter of
+// requests of kind on table, created on first use.
+func (s *Server) requestMetrics(kind string, table placement.TableID) *reqChildren {
 	m := s.metrics
 	k := childKey{kind, table}
 	v, ok := m.children.Load(k)
@@ -92,13 +98,18 @@ func (s *Server) observeTook(kind string, table placement.TableID, took time.Dur
 			ok:      m.requests.WithLabelValues(kind, name, "ok"),
 		})
 	}
-	c := v.(*reqChildren)
+	return v.(*reqChildren)
+}
+
+// observe records one request of kind on table, c's, that took took and
+// ended with err.
+func (c *reqChildren) observe(s *Server, kind string, table placement.TableID, took time.Duration, err *wire.Error) {
 	c.latency.Observe(took.Seconds())
 	if err == nil {
 		c.ok.Inc()
 		return
 	}
-	m.requests.WithLabelValues(kind, s.tableName(table), err.Code.String()).Inc()
+	s.metrics.requests.WithLabelValues(kind, s.tableName(table), err.Code.String()).Inc()
 }
 
 // countOps counts ops applied on table, through counters cached per
