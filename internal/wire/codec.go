@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 type encBuf struct {
@@ -25,7 +26,7 @@ func AppendMessage(dst []byte, kind Kind, id uint64, v any) ([]byte, error) {
 	e := encPool.Get().(*encBuf)
 	defer encPool.Put(e)
 	e.buf.Reset()
-	if err := e.enc.Encode(v); err != nil {
+	if err := encode(e.enc, v); err != nil {
 		return dst, fmt.Errorf("wire: encode %v: %w", kind, err)
 	}
 	dst = AppendHeader(dst, kind, id, e.buf.Len())
@@ -79,7 +80,7 @@ func UnmarshalLimited(b []byte, v any, maxElems int) (err error) {
 			err = fmt.Errorf("wire: decode %T: %v", v, r)
 		}
 	}()
-	if err := d.dec.Decode(v); err != nil {
+	if err := decode(d.dec, v); err != nil {
 		return fmt.Errorf("wire: decode %T: %w", v, err)
 	}
 	if d.r.Len() != 0 {
@@ -97,4 +98,25 @@ func Decode[T any](body []byte, maxElems int) (*T, error) {
 		return nil, Errorf(CodeBadRequest, "%v", err)
 	}
 	return &v, nil
+}
+
+// encode encodes v with e; a data-path message (datacodec.go) encodes
+// itself without msgpack's lookup of its type's encoder.
+func encode(e *msgpack.Encoder, v any) error {
+	if m, ok := v.(dataMessage); ok && !m.isNil() {
+		return m.EncodeMsgpack(e)
+	}
+	return e.Encode(v)
+}
+
+// decode decodes into v with d; a data-path message decodes itself
+// without msgpack's lookup of its type's decoder (a nil still decodes as
+// msgpack decodes it, to the zero message).
+func decode(d *msgpack.Decoder, v any) error {
+	if m, ok := v.(msgpack.CustomDecoder); ok {
+		if c, err := d.PeekCode(); err == nil && c != msgpcode.Nil {
+			return m.DecodeMsgpack(d)
+		}
+	}
+	return d.Decode(v)
 }
