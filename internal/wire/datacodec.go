@@ -101,6 +101,13 @@ func (w *encoder) value(k string, v msgpack.CustomEncoder) {
 	}
 }
 
+// encodeWith runs f on an encoder writing to enc and returns its error.
+func encodeWith(enc *msgpack.Encoder, f func(*encoder)) error {
+	w := encoder{e: enc}
+	f(&w)
+	return w.err
+}
+
 // count returns how many of the optional fields are present.
 func count(present ...bool) int {
 	n := 0
@@ -194,14 +201,47 @@ func decodeError(d *msgpack.Decoder) (*Error, error) {
 	return e, e.DecodeMsgpack(d)
 }
 
-func decodeUint32(d *msgpack.Decoder) (uint32, error) {
+// decodeUint reads an unsigned integer into *p, truncated to its width as
+// the reflective decoder does.
+func decodeUint[T ~uint8 | ~uint16 | ~uint32 | ~uint64](d *msgpack.Decoder, p *T) error {
 	n, err := d.DecodeUint64()
-	return uint32(n), err
+	*p = T(n)
+	return err
 }
 
-func decodeUint8(d *msgpack.Decoder) (uint8, error) {
-	n, err := d.DecodeUint64()
-	return uint8(n), err
+// decodeInt reads a signed integer into *p.
+func decodeInt[T ~int | ~int64](d *msgpack.Decoder, p *T) error {
+	n, err := d.DecodeInt64()
+	*p = T(n)
+	return err
+}
+
+// encodeReply writes a reply made of one list of results (under key) and
+// a lease.
+func encodeReply[T any](enc *msgpack.Encoder, key string, list []T, elem func(*encoder, *T), leaseMs int64) error {
+	w := encoder{e: enc}
+	w.mapLen(1 + count(leaseMs != 0))
+	encodeList(&w, key, list, elem)
+	if leaseMs != 0 {
+		w.int("lm", leaseMs)
+	}
+	return w.err
+}
+
+// decodeReply reads what encodeReply writes.
+func decodeReply[T any](d *msgpack.Decoder, key string, list *[]T, elem func(*T) error, leaseMs *int64) error {
+	return decodeFields(d, func(k []byte) (bool, error) {
+		var err error
+		switch string(k) {
+		case key:
+			*list, err = decodeList(d, elem)
+		case "lm":
+			err = decodeInt(d, leaseMs)
+		default:
+			return false, nil
+		}
+		return true, err
+	})
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
@@ -227,17 +267,13 @@ func (e *Error) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "c":
-			var n uint64
-			n, err = d.DecodeUint64()
-			e.Code = Code(n)
+			err = decodeUint(d, &e.Code)
 		case "m":
 			e.Msg, err = d.DecodeString()
 		case "a":
 			e.Addr, err = d.DecodeString()
 		case "e":
-			var n uint64
-			n, err = d.DecodeUint64()
-			e.Epoch = placement.Epoch(n)
+			err = decodeUint(d, &e.Epoch)
 		default:
 			return false, nil
 		}
@@ -246,11 +282,7 @@ func (e *Error) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (k KeyRef) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	k.encode(&w)
-	return w.err
-}
+func (k KeyRef) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, k.encode) }
 
 func (k *KeyRef) encode(w *encoder) {
 	w.mapLen(2)
@@ -264,9 +296,7 @@ func (k *KeyRef) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "p":
-			var n uint32
-			n, err = decodeUint32(d)
-			k.Partition = placement.PartitionID(n)
+			err = decodeUint(d, &k.Partition)
 		case "k":
 			k.Key, err = d.DecodeBytes()
 		default:
@@ -296,17 +326,11 @@ func (r *ReadRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "t":
-			var n uint32
-			n, err = decodeUint32(d)
-			r.Table = placement.TableID(n)
+			err = decodeUint(d, &r.Table)
 		case "e":
-			var n uint64
-			n, err = d.DecodeUint64()
-			r.Epoch = placement.Epoch(n)
+			err = decodeUint(d, &r.Epoch)
 		case "o":
-			var n uint8
-			n, err = decodeUint8(d)
-			r.Op = ReadOp(n)
+			err = decodeUint(d, &r.Op)
 		case "k":
 			r.Keys, err = decodeList(d, func(k *KeyRef) error { return k.DecodeMsgpack(d) })
 		case "as":
@@ -319,11 +343,7 @@ func (r *ReadRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (r ReadResult) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	r.encode(&w)
-	return w.err
-}
+func (r ReadResult) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, r.encode) }
 
 func (r *ReadResult) encode(w *encoder) {
 	w.mapLen(count(r.Err != nil, r.Found, len(r.Value) > 0, r.TTL != 0))
@@ -353,7 +373,7 @@ func (r *ReadResult) DecodeMsgpack(d *msgpack.Decoder) error {
 		case "v":
 			r.Value, err = d.DecodeBytes()
 		case "ttl":
-			r.TTL, err = d.DecodeInt64()
+			err = decodeInt(d, &r.TTL)
 		default:
 			return false, nil
 		}
@@ -363,37 +383,16 @@ func (r *ReadResult) DecodeMsgpack(d *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r ReadReply) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	w.mapLen(1 + count(r.LeaseMs != 0))
-	encodeList(&w, "r", r.Results, func(w *encoder, res *ReadResult) { res.encode(w) })
-	if r.LeaseMs != 0 {
-		w.int("lm", r.LeaseMs)
-	}
-	return w.err
+	return encodeReply(enc, "r", r.Results, func(w *encoder, res *ReadResult) { res.encode(w) }, r.LeaseMs)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
 func (r *ReadReply) DecodeMsgpack(d *msgpack.Decoder) error {
-	return decodeFields(d, func(key []byte) (bool, error) {
-		var err error
-		switch string(key) {
-		case "r":
-			r.Results, err = decodeList(d, func(res *ReadResult) error { return res.DecodeMsgpack(d) })
-		case "lm":
-			r.LeaseMs, err = d.DecodeInt64()
-		default:
-			return false, nil
-		}
-		return true, err
-	})
+	return decodeReply(d, "r", &r.Results, func(res *ReadResult) error { return res.DecodeMsgpack(d) }, &r.LeaseMs)
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (o Op) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	o.encode(&w)
-	return w.err
-}
+func (o Op) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, o.encode) }
 
 func (o *Op) encode(w *encoder) {
 	w.mapLen(2 + count(len(o.Value) > 0, o.TTL != 0, o.Cond != 0, o.KeepTTL, o.ReturnOld, o.Delta != 0))
@@ -425,25 +424,21 @@ func (o *Op) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "y":
-			var n uint8
-			n, err = decodeUint8(d)
-			o.Type = OpType(n)
+			err = decodeUint(d, &o.Type)
 		case "k":
 			o.Key, err = d.DecodeBytes()
 		case "v":
 			o.Value, err = d.DecodeBytes()
 		case "ttl":
-			o.TTL, err = d.DecodeInt64()
+			err = decodeInt(d, &o.TTL)
 		case "c":
-			var n uint8
-			n, err = decodeUint8(d)
-			o.Cond = Cond(n)
+			err = decodeUint(d, &o.Cond)
 		case "kt":
 			o.KeepTTL, err = d.DecodeBool()
 		case "ro":
 			o.ReturnOld, err = d.DecodeBool()
 		case "d":
-			o.Delta, err = d.DecodeInt64()
+			err = decodeInt(d, &o.Delta)
 		default:
 			return false, nil
 		}
@@ -452,11 +447,7 @@ func (o *Op) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (g WriteGroup) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	g.encode(&w)
-	return w.err
-}
+func (g WriteGroup) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, g.encode) }
 
 func (g *WriteGroup) encode(w *encoder) {
 	w.mapLen(2)
@@ -470,9 +461,7 @@ func (g *WriteGroup) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "p":
-			var n uint32
-			n, err = decodeUint32(d)
-			g.Partition = placement.PartitionID(n)
+			err = decodeUint(d, &g.Partition)
 		case "o":
 			g.Ops, err = decodeList(d, func(o *Op) error { return o.DecodeMsgpack(d) })
 		default:
@@ -498,13 +487,9 @@ func (r *WriteRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "t":
-			var n uint32
-			n, err = decodeUint32(d)
-			r.Table = placement.TableID(n)
+			err = decodeUint(d, &r.Table)
 		case "e":
-			var n uint64
-			n, err = d.DecodeUint64()
-			r.Epoch = placement.Epoch(n)
+			err = decodeUint(d, &r.Epoch)
 		case "g":
 			r.Groups, err = decodeList(d, func(g *WriteGroup) error { return g.DecodeMsgpack(d) })
 		default:
@@ -515,11 +500,7 @@ func (r *WriteRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (r OpResult) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	r.encode(&w)
-	return w.err
-}
+func (r OpResult) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, r.encode) }
 
 func (r *OpResult) encode(w *encoder) {
 	w.mapLen(count(r.Done, r.Found, len(r.Old) > 0, r.Int != 0))
@@ -549,7 +530,7 @@ func (r *OpResult) DecodeMsgpack(d *msgpack.Decoder) error {
 		case "o":
 			r.Old, err = d.DecodeBytes()
 		case "i":
-			r.Int, err = d.DecodeInt64()
+			err = decodeInt(d, &r.Int)
 		default:
 			return false, nil
 		}
@@ -558,11 +539,7 @@ func (r *OpResult) DecodeMsgpack(d *msgpack.Decoder) error {
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
-func (g GroupResult) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	g.encode(&w)
-	return w.err
-}
+func (g GroupResult) EncodeMsgpack(enc *msgpack.Encoder) error { return encodeWith(enc, g.encode) }
 
 func (g *GroupResult) encode(w *encoder) {
 	w.mapLen(count(g.Err != nil, len(g.Results) > 0, g.Seq != 0))
@@ -587,7 +564,7 @@ func (g *GroupResult) DecodeMsgpack(d *msgpack.Decoder) error {
 		case "r":
 			g.Results, err = decodeList(d, func(r *OpResult) error { return r.DecodeMsgpack(d) })
 		case "q":
-			g.Seq, err = d.DecodeUint64()
+			err = decodeUint(d, &g.Seq)
 		default:
 			return false, nil
 		}
@@ -597,29 +574,12 @@ func (g *GroupResult) DecodeMsgpack(d *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r WriteReply) EncodeMsgpack(enc *msgpack.Encoder) error {
-	w := encoder{e: enc}
-	w.mapLen(1 + count(r.LeaseMs != 0))
-	encodeList(&w, "g", r.Groups, func(w *encoder, g *GroupResult) { g.encode(w) })
-	if r.LeaseMs != 0 {
-		w.int("lm", r.LeaseMs)
-	}
-	return w.err
+	return encodeReply(enc, "g", r.Groups, func(w *encoder, g *GroupResult) { g.encode(w) }, r.LeaseMs)
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
 func (r *WriteReply) DecodeMsgpack(d *msgpack.Decoder) error {
-	return decodeFields(d, func(key []byte) (bool, error) {
-		var err error
-		switch string(key) {
-		case "g":
-			r.Groups, err = decodeList(d, func(g *GroupResult) error { return g.DecodeMsgpack(d) })
-		case "lm":
-			r.LeaseMs, err = d.DecodeInt64()
-		default:
-			return false, nil
-		}
-		return true, err
-	})
+	return decodeReply(d, "g", &r.Groups, func(g *GroupResult) error { return g.DecodeMsgpack(d) }, &r.LeaseMs)
 }
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
@@ -643,29 +603,23 @@ func (r *FetchRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 		var err error
 		switch string(key) {
 		case "t":
-			var n uint32
-			n, err = decodeUint32(d)
-			r.Table = placement.TableID(n)
+			err = decodeUint(d, &r.Table)
 		case "p":
-			var n uint32
-			n, err = decodeUint32(d)
-			r.Partition = placement.PartitionID(n)
+			err = decodeUint(d, &r.Partition)
 		case "n":
 			var s string
 			s, err = d.DecodeString()
 			r.Node = placement.NodeID(s)
 		case "mg":
-			r.MapGen, err = d.DecodeUint64()
+			err = decodeUint(d, &r.MapGen)
 		case "f":
-			r.From, err = d.DecodeUint64()
+			err = decodeUint(d, &r.From)
 		case "a":
-			r.Acked, err = d.DecodeUint64()
+			err = decodeUint(d, &r.Acked)
 		case "mb":
-			var n int64
-			n, err = d.DecodeInt64()
-			r.MaxBytes = int(n)
+			err = decodeInt(d, &r.MaxBytes)
 		case "w":
-			r.WaitMs, err = d.DecodeInt64()
+			err = decodeInt(d, &r.WaitMs)
 		default:
 			return false, nil
 		}
@@ -710,11 +664,11 @@ func (r *FetchReply) DecodeMsgpack(d *msgpack.Decoder) error {
 				return err
 			})
 		case "q":
-			r.Seq, err = d.DecodeUint64()
+			err = decodeUint(d, &r.Seq)
 		case "p":
 			r.Purged, err = d.DecodeBool()
 		case "tm":
-			r.TimeMs, err = d.DecodeInt64()
+			err = decodeInt(d, &r.TimeMs)
 		default:
 			return false, nil
 		}
