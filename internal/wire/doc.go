@@ -16,5 +16,8 @@
 //
 // Message bodies are msgpack maps with short field names, so fields can be
 // added without breaking older peers: unknown fields are skipped and missing
-// ones decode as zero values.
+// ones decode as zero values. Most messages are encoded by msgpack's
+// reflection over their struct tags; the data path's (reads, writes and a
+// slave's fetches) encode and decode themselves to the same bytes
+// (datacodec.go), since reflection was a third of a remote read's CPU.
 package wire
