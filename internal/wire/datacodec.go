@@ -7,11 +7,12 @@ import (
 	"github.com/zeppelin-kv/zeppelin/placement"
 )
 
-// The messages of the data path (reads and writes, their keys, operations,
-// results and errors, and a slave's fetches of binlog records) encode and decode themselves, field by field,
-// instead of through msgpack's reflection: on a remote read, reflection
-// (struct field caches behind a sync.Map, omitempty checks, per-field
-// decoders) took a third of the CPU of client and server together.
+// The messages of the data path (reads and writes, their keys,
+// operations, results and errors, and a slave's fetches of binlog
+// records) encode and decode themselves, field by field, instead of
+// through msgpack's reflection: on a remote read, reflection (struct field
+// caches behind a sync.Map, omitempty checks, per-field decoders) took a
+// third of the CPU of client and server together.
 //
 // The bytes are exactly those the reflective encoder writes (a map of the
 // non-omitted fields by their tags, in declaration order, integers as
