@@ -94,6 +94,13 @@ func (w *encoder) string(k string, s string) {
 	}
 }
 
+// elemBytes writes a byte string that is a list's element, not a field.
+func (w *encoder) elemBytes(b []byte) {
+	if w.err == nil {
+		w.err = w.e.EncodeBytes(b)
+	}
+}
+
 // value writes a field whose value encodes itself.
 func (w *encoder) value(k string, v msgpack.CustomEncoder) {
 	w.key(k)
@@ -632,17 +639,7 @@ func (r *FetchRequest) DecodeMsgpack(d *msgpack.Decoder) error {
 func (r FetchReply) EncodeMsgpack(enc *msgpack.Encoder) error {
 	w := encoder{e: enc}
 	w.mapLen(2 + count(r.Purged, r.TimeMs != 0))
-	w.key("r")
-	if r.Records == nil {
-		w.nil()
-	} else {
-		w.arrayLen(len(r.Records))
-		for _, rec := range r.Records {
-			if w.err == nil {
-				w.err = enc.EncodeBytes(rec)
-			}
-		}
-	}
+	encodeList(&w, "r", r.Records, func(w *encoder, rec *[]byte) { w.elemBytes(*rec) })
 	w.uint("q", r.Seq)
 	if r.Purged {
 		w.bool("p", true)
