@@ -83,3 +83,40 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGetMany reads 16 keys a call through GetMany, the read of a
+// pipelined run of GETs; the keys are in the read cache after the first
+// round.
+func BenchmarkGetMany(b *testing.B) {
+	s, r := newMaster(b, nil)
+	const keys = 10_000
+	value := bytes.Repeat([]byte("v"), 100)
+	ops := make([]wire.Op, 0, 500)
+	all := make([][]byte, keys)
+	for i := range keys {
+		all[i] = fmt.Appendf(nil, "key-%d", i)
+		ops = append(ops, wire.Op{Type: wire.OpSet, Key: all[i], Value: value})
+		if len(ops) == cap(ops) {
+			write(b, r, ops...)
+			ops = ops[:0]
+		}
+	}
+	reps := make([]*Replica, 16)
+	for i := range reps {
+		reps[i] = r
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for i := 0; pb.Next(); i += len(reps) {
+			lo := i % (keys - len(reps))
+			s.GetMany(reps, all[lo:lo+len(reps)], func(_ int, v []byte, _ int64, found bool, _ uint64, err error) bool {
+				if err != nil || !found || len(v) != len(value) {
+					b.Errorf("GetMany: %d bytes, %v, %v", len(v), found, err)
+					return false
+				}
+				return true
+			})
+		}
+	})
+}

@@ -135,11 +135,12 @@ func (c *readCache) locate(k []byte) (uint64, *cacheShard) {
 	return h, &c.shards[h%cacheShards]
 }
 
-// get returns the answer cached under k; its value is a copy.
-func (c *readCache) get(k []byte) (cacheAnswer, bool) {
+// get returns the answer cached under k; its value is a copy, taken from
+// arena (which may be nil).
+func (c *readCache) get(k []byte, arena *valueArena) (cacheAnswer, bool) {
 	h, sh := c.locate(k)
 	sh.mu.Lock()
-	a, ok := sh.lookup(h, k, true)
+	a, ok := sh.lookup(h, k, arena)
 	if ok {
 		sh.hits++
 	} else {
@@ -229,9 +230,9 @@ func (sh *cacheShard) find(h uint64, k []byte) (uint64, bool) {
 }
 
 // lookup returns the answer of the entry the index holds for hash h if its
-// key is k and it was not removed; with value set, a copy of its value
-// too.
-func (sh *cacheShard) lookup(h uint64, k []byte, value bool) (cacheAnswer, bool) {
+// key is k and it was not removed, with a copy of its value taken from
+// arena.
+func (sh *cacheShard) lookup(h uint64, k []byte, arena *valueArena) (cacheAnswer, bool) {
 	p, ok := sh.index[h]
 	if !ok || p < sh.tail {
 		return cacheAnswer{}, false
@@ -247,8 +248,8 @@ func (sh *cacheShard) lookup(h uint64, k []byte, value bool) (cacheAnswer, bool)
 		seq:   binary.LittleEndian.Uint64(hdr[24:]),
 		found: hdr[32] == entryFound,
 	}
-	if value && a.found {
-		a.value = make([]byte, binary.LittleEndian.Uint32(hdr[12:]))
+	if a.found {
+		a.value = arena.alloc(int(binary.LittleEndian.Uint32(hdr[12:])))
 		sh.read(a.value, p+cacheHeader+klen)
 	}
 	return a, true
@@ -315,7 +316,7 @@ type cacheTicket struct {
 // miss, when the store has no cache, or when the replica is closed or
 // incomplete (the caller's read reports that). seq is at least that of
 // the snapshot the answer came from and of the replica's last commit.
-func (r *Replica) cachedGet(key []byte, now int64) (value []byte, exp int64, found bool, seq uint64, ok bool) {
+func (r *Replica) cachedGet(key []byte, now int64, arena *valueArena) (value []byte, exp int64, found bool, seq uint64, ok bool) {
 	c := r.s.cache
 	if c == nil {
 		return nil, 0, false, 0, false
@@ -329,7 +330,7 @@ func (r *Replica) cachedGet(key []byte, now int64) (value []byte, exp int64, fou
 		return nil, 0, false, 0, false
 	}
 	var buf [96]byte
-	a, hit := c.get(cacheKey(buf[:0], tag, key))
+	a, hit := c.get(cacheKey(buf[:0], tag, key), arena)
 	if !hit {
 		return nil, 0, false, 0, false
 	}
@@ -338,6 +339,41 @@ func (r *Replica) cachedGet(key []byte, now int64) (value []byte, exp int64, fou
 		return nil, 0, false, max(a.seq, last), true
 	}
 	return a.value, a.exp, true, max(a.seq, last), true
+}
+
+// valueArena hands out the values one read copies out of the cache. A
+// multi-key read takes small values from shared chunks, one allocation
+// for several values instead of one each; a nil arena allocates each on
+// its own. Each value is a slice of its own bytes whose capacity ends
+// where it does, so appending to one copies it rather than overwrite the
+// next; a value kept keeps at most one chunk alive.
+type valueArena struct {
+	buf []byte
+	// left is how many values the read may still take, this one
+	// included: a chunk is sized for that many of the value asked for,
+	// up to arenaChunk, so that a run of same-size values fills its
+	// chunks exactly.
+	left int
+}
+
+const (
+	// arenaChunk bounds an arena's shared allocations.
+	arenaChunk = 1 << 10
+	// arenaMaxValue is the largest value an arena puts in a chunk.
+	arenaMaxValue = arenaChunk / 4
+)
+
+// alloc returns n bytes for a value (non-nil even when n is 0).
+func (a *valueArena) alloc(n int) []byte {
+	if a == nil || n == 0 || n > arenaMaxValue {
+		return make([]byte, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, min(n*max(a.left, 1), arenaChunk))
+	}
+	i := len(a.buf)
+	a.buf = a.buf[:i+n]
+	return a.buf[i : i+n : i+n]
 }
 
 // cacheFill caches the answer a read of key got from the snapshot t was

@@ -37,18 +37,18 @@ func TestReadCacheBounded(t *testing.T) {
 		t.Fatalf("after 20000 fills of a 256 KiB cache: %d entries, %d bytes", n, bytes)
 	}
 	last := cacheKey(nil, 1, []byte("k19999"))
-	if a, ok := c.get(last); !ok || a.seq != 19999 || len(a.value) != 100 {
+	if a, ok := c.get(last, nil); !ok || a.seq != 19999 || len(a.value) != 100 {
 		t.Fatalf("the last fill: %+v, %v", a, ok)
 	}
 	c.remove(last)
-	if _, ok := c.get(last); ok {
+	if _, ok := c.get(last, nil); ok {
 		t.Fatal("a removed entry still answers")
 	}
 	// A removed entry refilled with a value of its size is rewritten in
 	// place, and counts again.
 	_, _, n0, _ := c.stats()
 	c.fill(last, cacheAnswer{value: make([]byte, 100), found: true, seq: 20000}, always)
-	if a, ok := c.get(last); !ok || a.seq != 20000 {
+	if a, ok := c.get(last, nil); !ok || a.seq != 20000 {
 		t.Fatalf("the refilled entry: %+v, %v", a, ok)
 	}
 	if _, _, n1, _ := c.stats(); n1 != n0+1 {
@@ -58,26 +58,70 @@ func TestReadCacheBounded(t *testing.T) {
 	k := cacheKey(nil, 2, []byte("x"))
 	c.fill(k, cacheAnswer{value: []byte("a"), found: true}, always)
 	c.fill(k, cacheAnswer{found: false, seq: 7}, always)
-	if a, ok := c.get(k); !ok || a.found || a.seq != 7 {
+	if a, ok := c.get(k, nil); !ok || a.found || a.seq != 7 {
 		t.Fatalf("refilled entry: %+v, %v", a, ok)
 	}
 	// A refused fill and an oversized value leave nothing.
 	c.fill(cacheKey(nil, 2, []byte("no")), cacheAnswer{found: true}, func() bool { return false })
 	c.fill(cacheKey(nil, 2, []byte("big")), cacheAnswer{value: make([]byte, maxCachedValue+1), found: true}, always)
 	for _, k := range []string{"no", "big"} {
-		if _, ok := c.get(cacheKey(nil, 2, []byte(k))); ok {
+		if _, ok := c.get(cacheKey(nil, 2, []byte(k)), nil); ok {
 			t.Errorf("%s was cached", k)
 		}
 	}
 	// A hit's value is a copy.
 	c.fill(k, cacheAnswer{value: []byte("abc"), found: true}, always)
-	a, _ := c.get(k)
+	a, _ := c.get(k, nil)
 	a.value[0] = 'X'
-	if b, _ := c.get(k); string(b.value) != "abc" {
+	if b, _ := c.get(k, nil); string(b.value) != "abc" {
 		t.Fatalf("changing a hit's value changed the entry: %q", b.value)
 	}
 	if newReadCache(0) != nil || newReadCache(-1) != nil {
 		t.Fatal("a cache of no size exists")
+	}
+}
+
+// TestValueArena checks that the values an arena hands out are each
+// their own: writing or appending to one leaves the others as they were,
+// an empty value is not nil, and a large one gets its own allocation.
+func TestValueArena(t *testing.T) {
+	var a valueArena
+	var vals [][]byte
+	for i := range 40 { // several chunks' worth
+		v := a.alloc(37)
+		for j := range v {
+			v[j] = byte(i)
+		}
+		vals = append(vals, v)
+	}
+	for i, v := range vals {
+		if len(v) != 37 || cap(v) != 37 {
+			t.Fatalf("value %d: len %d, cap %d", i, len(v), cap(v))
+		}
+		_ = append(v, 0xff) // must copy, not write into the next value
+	}
+	for i, v := range vals {
+		for _, b := range v {
+			if b != byte(i) {
+				t.Fatalf("value %d was overwritten: %v", i, v)
+			}
+		}
+	}
+	if v := a.alloc(0); v == nil {
+		t.Error("an empty value is nil")
+	}
+	if v := a.alloc(arenaMaxValue + 1); len(v) != arenaMaxValue+1 || cap(v) != arenaMaxValue+1 {
+		t.Errorf("a large value: len %d, cap %d", len(v), cap(v))
+	}
+	// A chunk is sized for the values still to come.
+	b := valueArena{left: 3}
+	x, y, z := b.alloc(10), b.alloc(10), b.alloc(10)
+	if cap(b.buf) != 30 || &b.buf[0] != &x[0] || &b.buf[20] != &z[0] || len(y) != 10 {
+		t.Errorf("three values of 10 bytes took a chunk of %d bytes", cap(b.buf))
+	}
+	var none *valueArena
+	if v := none.alloc(5); len(v) != 5 {
+		t.Errorf("a nil arena's value: len %d", len(v))
 	}
 }
 
@@ -157,6 +201,20 @@ func TestReadCacheFollowsWrites(t *testing.T) {
 			t.Fatalf("round %d: %d answers", round, n)
 		}
 	}
+	// The values of one GetMany are the caller's, each on its own: the
+	// second round answered from the cache, values sharing allocations.
+	var got [][]byte
+	s.GetMany([]*Replica{m, m}, keys[:2], func(_ int, v []byte, _ int64, _ bool, _ uint64, _ error) bool {
+		got = append(got, v)
+		return true
+	})
+	got[0] = append(got[0], "-appended"...)
+	got[1][0] = 'X'
+	if string(got[0]) != "v1-appended" || string(got[1]) != "X2" {
+		t.Fatalf("changed GetMany values: %q, %q", got[0], got[1])
+	}
+	wantValue(t, m, "g1", "v1")
+	wantValue(t, m, "g2", "v2")
 }
 
 // TestReadCacheStaleFill holds a read between its Badger read and its fill
@@ -456,7 +514,7 @@ func TestReadCacheRingAgainstAModel(t *testing.T) {
 			c.remove(ck)
 			delete(model, k)
 		default:
-			got, ok := c.get(ck)
+			got, ok := c.get(ck, nil)
 			if !ok {
 				continue
 			}

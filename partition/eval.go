@@ -54,7 +54,7 @@ func (e *evaluator) get(key []byte) (cell, error) {
 	if e.batch.cacheable(key) {
 		// The cache answers as of the last commit, which is what txn
 		// sees for a key no group of this batch has written.
-		if v, exp, found, _, ok := e.r.cachedGet(key, e.now); ok {
+		if v, exp, found, _, ok := e.r.cachedGet(key, e.now, nil); ok {
 			if !found {
 				return cell{}, nil
 			}

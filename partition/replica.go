@@ -388,7 +388,7 @@ func (r *Replica) Get(key []byte) (value []byte, expireAt int64, found bool, err
 // seq.
 func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, seq uint64, err error) {
 	now := r.s.now()
-	if value, expireAt, found, seq, ok := r.cachedGet(key, now); ok {
+	if value, expireAt, found, seq, ok := r.cachedGet(key, now, nil); ok {
 		return value, expireAt, found, seq, nil
 	}
 	err = r.viewTicket(func(txn *badger.Txn, st *State, t cacheTicket) error {
@@ -415,8 +415,15 @@ func (r *Replica) GetSeq(key []byte) (value []byte, expireAt int64, found bool, 
 func (s *Store) GetMany(reps []*Replica, keys [][]byte, fn func(i int, value []byte, expireAt int64, found bool, seq uint64, err error) bool) {
 	now := s.now()
 	miss := make([]int, 0, len(keys)) // the keys the cache did not answer
+	var arena *valueArena
+	if len(keys) > 1 {
+		arena = new(valueArena)
+	}
 	for i, key := range keys {
-		if v, exp, found, seq, ok := reps[i].cachedGet(key, now); ok {
+		if arena != nil {
+			arena.left = len(keys) - i
+		}
+		if v, exp, found, seq, ok := reps[i].cachedGet(key, now, arena); ok {
 			if !fn(i, v, exp, found, seq, nil) {
 				return
 			}
