@@ -78,7 +78,7 @@ func mapWith(epoch placement.Epoch, fenced bool, parts ...placement.Partition) *
 	return m
 }
 
-func startNode(t *testing.T, dir string, meta MetaClient) *Server {
+func startNode(t testing.TB, dir string, meta MetaClient) *Server {
 	t.Helper()
 	store, err := partition.Open(partition.Options{Dir: dir, Small: true})
 	if err != nil {
@@ -124,7 +124,7 @@ func read(t *testing.T, s *Server, key string) (string, bool) {
 	return "", false
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	if err := poll.Until(10*time.Second, func() error {
 		if !cond() {
