@@ -36,14 +36,7 @@ func TestMultiKeyReadDecidesPerPartition(t *testing.T) {
 		return true
 	})
 
-	keyOf := make([][]byte, n) // a key of each partition
-	for i, left := 0, n; left > 0; i++ {
-		k := fmt.Appendf(nil, "k%d", i)
-		if p := placement.PartitionOf(k, n); keyOf[p] == nil {
-			keyOf[p] = k
-			left--
-		}
-	}
+	keyOf := keyPerPartition("k", n)
 	var w wire.WriteRequest
 	w.Table, w.Epoch = 1, s.Epoch()
 	for p, k := range keyOf {
@@ -101,10 +94,24 @@ func TestMultiKeyReadDecidesPerPartition(t *testing.T) {
 	}
 }
 
+// keyPerPartition returns a key of each of n partitions, keyOf[p] being
+// partition p's, each starting with prefix.
+func keyPerPartition(prefix string, n int) (keyOf [][]byte) {
+	keyOf = make([][]byte, n)
+	for i, left := 0, n; left > 0; i++ {
+		k := fmt.Appendf(nil, "%s%d", prefix, i)
+		if p := placement.PartitionOf(k, n); keyOf[p] == nil {
+			keyOf[p] = k
+			left--
+		}
+	}
+	return keyOf
+}
+
 // BenchmarkReadMany reads 16 cached keys a request, one in each of 16
 // partitions the node masters: the node's side of a pipelined run of GETs.
 func BenchmarkReadMany(b *testing.B) {
-	const n = 16
+	const n, sets = 16, 3
 	parts := make([]placement.Partition, n)
 	for i := range parts {
 		parts[i] = placement.Partition{ID: placement.PartitionID(i), Master: "a", Gen: 1}
@@ -112,13 +119,15 @@ func BenchmarkReadMany(b *testing.B) {
 	s := startNode(b, b.TempDir(), &fakeMeta{leader: mapWith(5, false, parts...)})
 	var req wire.ReadRequest
 	var w wire.WriteRequest
-	for i := 0; len(req.Keys) < 4*n; i++ {
-		k := fmt.Appendf(nil, "k%d", i)
-		p := placement.PartitionOf(k, n)
-		req.Keys = append(req.Keys, wire.KeyRef{Partition: p, Key: k})
-		w.Groups = append(w.Groups, wire.WriteGroup{Partition: p, Ops: []wire.Op{{Type: wire.OpSet, Key: k, Value: make([]byte, 100)}}})
+	for set := range sets {
+		for p, k := range keyPerPartition(fmt.Sprintf("k%d-", set), n) {
+			req.Keys = append(req.Keys, wire.KeyRef{Partition: placement.PartitionID(p), Key: k})
+			w.Groups = append(w.Groups, wire.WriteGroup{Partition: placement.PartitionID(p),
+				Ops: []wire.Op{{Type: wire.OpSet, Key: k, Value: make([]byte, 100)}}})
+		}
 	}
-	poll := func() bool {
+	// The writes succeed once the node masters every partition.
+	eventually(b, "writes to every partition", func() bool {
 		w.Table, w.Epoch = 1, s.Epoch()
 		var wr wire.WriteReply
 		if _, err := s.ServeLocal(context.Background(), wire.KindWrite, &w, &wr); err != nil {
@@ -130,14 +139,13 @@ func BenchmarkReadMany(b *testing.B) {
 			}
 		}
 		return true
-	}
-	eventually(b, "writes to every partition", poll)
+	})
 	req.Table, req.Epoch, req.Op = 1, s.Epoch(), wire.ReadGet
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r := req
-		lo := i % 3 * n // three sets of 16 keys, over the 16 partitions
+		lo := i % sets * n
 		r.Keys = req.Keys[lo : lo+n]
 		var reply wire.ReadReply
 		if _, err := s.ServeLocal(context.Background(), wire.KindRead, &r, &reply); err != nil {
